@@ -1,0 +1,116 @@
+"""Errors raised by commgrid's domain code, each carrying its HTTP status and Azure error code.
+
+The API layer renders every `CommgridError` as Azure's error body
+(`{"error": {"code", "message", "details": [...]}}`); routes never build error JSON themselves.
+
+    CommgridError
+    ├── BadRequest (400)
+    │   ├── InvalidInput         one or more validation problems, listed in `details`
+    │   └── SchemaMismatch       events in the wrong schema for the topic
+    ├── Unauthorized (401)
+    ├── Forbidden (403)
+    ├── NotFound (404)
+    ├── Conflict (409)
+    ├── PayloadTooLarge (413)
+    └── ServiceUnavailable (503)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """One item of an Azure error's `details` list."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class CommgridError(Exception):
+    """An internal error occurred."""
+
+    status: int = 500
+    code: str = "InternalServerError"
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, details: list[Detail] | None = None
+    ) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        if code:
+            self.code = code
+        self.details = details or []
+        super().__init__(self.message)
+
+    def to_body(self) -> dict:
+        """Render as Azure's error body."""
+        error: dict = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = [d.to_dict() for d in self.details]
+        return {"error": error}
+
+
+class BadRequest(CommgridError):
+    """The request is invalid."""
+
+    status = 400
+    code = "BadRequest"
+
+
+class InvalidInput(BadRequest):
+    """The request is invalid; see details."""
+
+    @classmethod
+    def from_problems(cls, problems: list[Detail], summary: str | None = None) -> InvalidInput:
+        message = summary or "; ".join(p.message for p in problems) or None
+        return cls(message, details=problems)
+
+
+class SchemaMismatch(BadRequest):
+    """The events do not match the topic's input schema."""
+
+
+class Unauthorized(CommgridError):
+    """The request did not contain valid credentials."""
+
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(CommgridError):
+    """The caller is not allowed to perform this operation."""
+
+    status = 403
+    code = "Forbidden"
+
+
+class NotFound(CommgridError):
+    """The requested resource was not found."""
+
+    status = 404
+    code = "NotFound"
+
+
+class Conflict(CommgridError):
+    """The resource already exists or was changed concurrently."""
+
+    status = 409
+    code = "Conflict"
+
+
+class PayloadTooLarge(CommgridError):
+    """The request or an event in it is too large."""
+
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class ServiceUnavailable(CommgridError):
+    """The service is shutting down or not ready."""
+
+    status = 503
+    code = "ServiceUnavailable"

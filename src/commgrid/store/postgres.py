@@ -1,0 +1,400 @@
+"""PostgreSQL backend: several commgrid nodes may share one database.
+
+Deliveries are claimed with `FOR UPDATE SKIP LOCKED` and a lease, so nodes never deliver the same row at
+once and a crashed node's leases expire. Migrations run under an advisory lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+import asyncpg
+import orjson
+
+from commgrid.errors import Conflict
+from commgrid.store import rows
+from commgrid.store.base import (
+    AlreadyExists,
+    Attempt,
+    DeadLetter,
+    Delivery,
+    Document,
+    Missing,
+    NewEvent,
+    Route,
+    Store,
+    StoredEvent,
+    StoreError,
+    StoreNotOpen,
+    Subscription,
+    Topic,
+)
+
+_MIGRATION_LOCK = 7_070_001
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE topics (
+        name TEXT PRIMARY KEY, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
+        kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
+    CREATE UNIQUE INDEX topics_lower_name ON topics (lower(name));
+    CREATE TABLE events (
+        seq BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+        subject TEXT NOT NULL, time TEXT NOT NULL, published_at DOUBLE PRECISION NOT NULL, body BYTEA NOT NULL);
+    CREATE INDEX events_topic_seq ON events (topic, seq);
+    CREATE INDEX events_topic_id ON events (topic, id);
+    CREATE TABLE subscriptions (
+        topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL, status TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (topic, name));
+    CREATE UNIQUE INDEX subscriptions_lower_name ON subscriptions (topic, lower(name));
+    CREATE TABLE deliveries (
+        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
+        lease_owner TEXT, lease_until DOUBLE PRECISION, last_outcome TEXT, last_status INTEGER,
+        last_attempt_at DOUBLE PRECISION);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at);
+    CREATE INDEX deliveries_subscription ON deliveries (topic, subscription);
+    CREATE TABLE dead_letters (
+        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+        reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
+        last_attempt_at DOUBLE PRECISION, dead_lettered_at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription);
+    CREATE TABLE documents (
+        collection TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, version INTEGER NOT NULL,
+        PRIMARY KEY (collection, key));
+    """,
+]
+
+_EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
+_DELIVERY_COLS = (
+    "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
+    " d.last_attempt_at, " + _EVENT_COLS
+)
+_DEAD_LETTER_COLS = (
+    "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
+    " x.dead_lettered_at, " + _EVENT_COLS
+)
+
+INSERT_EVENTS = """
+    INSERT INTO events (seq, topic, id, type, subject, time, published_at, body)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::float8[], $8::bytea[])"""
+INSERT_DELIVERIES = """
+    INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[])"""
+CLAIM_DELIVERIES = f"""
+    WITH due AS (
+        SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
+        WHERE d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3) AND s.status = 'Active'
+        ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED),
+    claimed AS (
+        UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
+    SELECT {_DELIVERY_COLS} FROM claimed d JOIN events e ON e.seq = d.event_seq ORDER BY d.next_attempt_at, d.id"""
+NEXT_DUE = """
+    SELECT min(d.next_attempt_at) FROM deliveries d
+    JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
+    WHERE s.status = 'Active' AND (d.lease_until IS NULL OR d.lease_until < $1)"""
+RESCHEDULE = """
+    UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
+    last_outcome = $2, last_status = $3, last_attempt_at = $4 WHERE id = ANY($5::bigint[])"""
+DEAD_LETTER_MOVE = """
+    WITH gone AS (DELETE FROM deliveries WHERE id = ANY($7::bigint[]) RETURNING *)
+    INSERT INTO dead_letters (topic, subscription, event_seq, reason, attempts, last_outcome, last_status,
+                              last_attempt_at, dead_lettered_at)
+    SELECT topic, subscription, event_seq, $1, attempts + $2, coalesce($3, last_outcome),
+           coalesce($4, last_status), coalesce($5, last_attempt_at), $6 FROM gone"""
+BUMP_VERSION = """
+    INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
+    ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"""
+
+
+@contextlib.contextmanager
+def _wrap_errors() -> Iterator[None]:
+    """Translate asyncpg errors into store errors: driver errors never leave the backend."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyExists(f"The record already exists ({exc.constraint_name}).") from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise StoreError(f"PostgreSQL error: {exc}") from exc
+
+
+class PostgresStore(Store):
+    """Store backed by a PostgreSQL database (`postgresql://user@host:port/db`)."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
+        self._sizes = (min_size, max_size)
+
+    async def open(self) -> None:
+        with _wrap_errors():
+            self._pool = await asyncpg.create_pool(self.url, min_size=self._sizes[0], max_size=self._sizes[1])
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+                for version, script in enumerate(MIGRATIONS, start=1):
+                    if version > current:
+                        await conn.execute(script)
+                        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def _conn(self, *, transaction: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise StoreNotOpen()
+        with _wrap_errors():
+            async with self._pool.acquire() as conn:
+                if transaction:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
+
+    async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        async with self._conn() as conn:
+            return await conn.fetch(sql, *args)
+
+    async def _fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
+        async with self._conn() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    # settings --------------------------------------------------------------------------------------------
+    async def get_setting(self, key: str) -> str | None:
+        row = await self._fetchrow("SELECT value FROM settings WHERE key = $1", key)
+        return row[0] if row else None
+
+    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False) -> str:
+        action = "NOTHING" if only_if_absent else "UPDATE SET value = EXCLUDED.value"
+        async with self._conn(transaction=True) as conn:
+            await conn.execute(f"INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO {action}", key, value)
+            return await conn.fetchval("SELECT value FROM settings WHERE key = $1", key)
+
+    # topics ----------------------------------------------------------------------------------------------
+    async def create_topic(self, topic: Topic) -> None:
+        async with self._conn(transaction=True) as conn:
+            await conn.execute(f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                               *rows.topic_values(topic))
+            await conn.execute(BUMP_VERSION)
+
+    async def update_topic(self, topic: Topic) -> None:
+        async with self._conn(transaction=True) as conn:
+            status = await conn.execute(
+                "UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5"
+                " WHERE lower(name) = lower($6)",
+                topic.arm_id, topic.input_schema, topic.kind, topic.key1, topic.key2, topic.name,
+            )
+            if status.endswith(" 0"):
+                raise Missing(f"Topic '{topic.name}' was not found.")
+            await conn.execute(BUMP_VERSION)
+
+    async def get_topic(self, name: str) -> Topic:
+        row = await self._fetchrow(f"SELECT {rows.TOPIC_COLS} FROM topics WHERE lower(name) = lower($1)", name)
+        if row is None:
+            raise Missing(f"Topic '{name}' was not found.")
+        return rows.topic_from_row(row)
+
+    async def list_topics(self) -> list[Topic]:
+        return [rows.topic_from_row(r) for r in await self._fetch(f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name")]
+
+    async def delete_topic(self, name: str) -> None:
+        topic = await self.get_topic(name)
+        async with self._conn(transaction=True) as conn:
+            for table in ("deliveries", "dead_letters", "subscriptions", "events", "topics"):
+                column = "name" if table == "topics" else "topic"
+                await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", topic.name)
+            await conn.execute(BUMP_VERSION)
+
+    # events ----------------------------------------------------------------------------------------------
+    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
+        if not events:
+            return
+        async with self._conn(transaction=True) as conn:
+            seqs = [r[0] for r in await conn.fetch(
+                "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)", len(events))]
+            await conn.execute(
+                INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
+                [e.subject for e in events], [e.time for e in events], [now] * len(events),
+                [e.body for e in events],
+            )
+            if routes:
+                await conn.execute(
+                    INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
+                    [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
+                )
+
+    async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
+        found = await self._fetch(
+            f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.seq < $2 ORDER BY e.seq DESC LIMIT $3",
+            topic, before_seq if before_seq is not None else 2**62, limit,
+        )
+        return [rows.event_from_row(r) for r in found]
+
+    async def get_event(self, topic: str, event_id: str) -> StoredEvent:
+        row = await self._fetchrow(
+            f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.id = $2 ORDER BY e.seq DESC LIMIT 1",
+            topic, event_id,
+        )
+        if row is None:
+            raise Missing(f"Event '{event_id}' was not found in topic '{topic}'.")
+        return rows.event_from_row(row)
+
+    async def count_events(self, topic: str | None = None) -> int:
+        if topic is None:
+            return (await self._fetchrow("SELECT count(*) FROM events"))[0]
+        return (await self._fetchrow("SELECT count(*) FROM events WHERE topic = $1", topic))[0]
+
+    # subscriptions ---------------------------------------------------------------------------------------
+    async def create_subscription(self, sub: Subscription) -> None:
+        async with self._conn(transaction=True) as conn:
+            await conn.execute(
+                f"INSERT INTO subscriptions ({rows.SUBSCRIPTION_COLS}) VALUES ($1,$2,$3,$4,$5,$6)",
+                *rows.subscription_values(sub),
+            )
+            await conn.execute(BUMP_VERSION)
+
+    async def update_subscription(self, sub: Subscription) -> None:
+        async with self._conn(transaction=True) as conn:
+            status = await conn.execute(
+                "UPDATE subscriptions SET properties = $1, status = $2, updated_at = $3"
+                " WHERE topic = $4 AND lower(name) = lower($5)",
+                orjson.dumps(sub.properties).decode(), sub.status, sub.updated_at, sub.topic, sub.name,
+            )
+            if status.endswith(" 0"):
+                raise Missing(f"Event subscription '{sub.name}' was not found.")
+            await conn.execute(BUMP_VERSION)
+
+    async def get_subscription(self, topic: str, name: str) -> Subscription:
+        row = await self._fetchrow(
+            f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = $1 AND lower(name) = lower($2)",
+            topic, name,
+        )
+        if row is None:
+            raise Missing(f"Event subscription '{name}' was not found.")
+        return rows.subscription_from_row(row)
+
+    async def list_subscriptions(self, topic: str | None = None) -> list[Subscription]:
+        sql = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions"
+        if topic is None:
+            found = await self._fetch(sql + " ORDER BY topic, name")
+        else:
+            found = await self._fetch(sql + " WHERE topic = $1 ORDER BY topic, name", topic)
+        return [rows.subscription_from_row(r) for r in found]
+
+    async def delete_subscription(self, topic: str, name: str) -> None:
+        async with self._conn(transaction=True) as conn:
+            deleted = await conn.fetchval(
+                "DELETE FROM subscriptions WHERE topic = $1 AND lower(name) = lower($2) RETURNING name", topic, name
+            )
+            if deleted is None:
+                raise Missing(f"Event subscription '{name}' was not found.")
+            await conn.execute("DELETE FROM deliveries WHERE topic = $1 AND subscription = $2", topic, deleted)
+            await conn.execute(BUMP_VERSION)
+
+    async def subscriptions_version(self) -> int:
+        return int(await self.get_setting("subscriptions_version") or 0)
+
+    # deliveries ------------------------------------------------------------------------------------------
+    async def claim_due_deliveries(self, owner: str, now: float, limit: int, lease: float) -> list[Delivery]:
+        async with self._conn(transaction=True) as conn:
+            found = await conn.fetch(CLAIM_DELIVERIES, owner, now + lease, now, limit)
+        return [rows.delivery_from_row(r) for r in found]
+
+    async def complete_deliveries(self, ids: Sequence[int]) -> None:
+        async with self._conn() as conn:
+            await conn.execute("DELETE FROM deliveries WHERE id = ANY($1::bigint[])", list(ids))
+
+    async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
+        async with self._conn() as conn:
+            await conn.execute(RESCHEDULE, next_attempt_at, attempt.outcome, attempt.status, attempt.at, list(ids))
+
+    async def dead_letter_deliveries(
+        self, ids: Sequence[int], reason: str, now: float, attempt: Attempt | None = None
+    ) -> None:
+        counted, outcome, status, at = rows.attempt_values(attempt)
+        async with self._conn() as conn:
+            await conn.execute(DEAD_LETTER_MOVE, reason, counted, outcome, status, at, now, list(ids))
+
+    async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
+        sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "$")
+        return (await self._fetchrow(sql, *args))[0]
+
+    async def next_due_at(self, now: float) -> float | None:
+        return (await self._fetchrow(NEXT_DUE, now))[0]
+
+    # dead letters ----------------------------------------------------------------------------------------
+    async def list_dead_letters(
+        self, topic: str | None = None, subscription: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        base = f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
+        sql, args = rows.filter_sql(base, topic, subscription, "$", prefix="x.")
+        found = await self._fetch(sql + f" ORDER BY x.id DESC LIMIT ${len(args) + 1}", *args, limit)
+        return [rows.dead_letter_from_row(r) for r in found]
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
+        row = await self._fetchrow(
+            f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = $1",
+            dead_letter_id,
+        )
+        if row is None:
+            raise Missing(f"Dead-letter record {dead_letter_id} was not found.")
+        return rows.dead_letter_from_row(row)
+
+    async def redeliver_dead_letters(self, ids: Sequence[int], now: float) -> int:
+        async with self._conn(transaction=True) as conn:
+            moved = await conn.fetch(
+                "WITH gone AS (DELETE FROM dead_letters WHERE id = ANY($1::bigint[]) RETURNING *)"
+                " INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)"
+                " SELECT topic, subscription, event_seq, $2 FROM gone RETURNING id",
+                list(ids), now,
+            )
+        return len(moved)
+
+    # documents -------------------------------------------------------------------------------------------
+    async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
+        async with self._conn(transaction=True) as conn:
+            current = await conn.fetchval(
+                "SELECT version FROM documents WHERE collection = $1 AND key = $2 FOR UPDATE",
+                doc.collection, doc.key,
+            ) or 0
+            if expect_version is not None and current != expect_version:
+                raise Conflict(f"Document '{doc.collection}/{doc.key}' changed (version {current}).")
+            await conn.execute(
+                "INSERT INTO documents (collection, key, value, version) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version",
+                doc.collection, doc.key, orjson.dumps(doc.value), current + 1,
+            )
+        return Document(doc.collection, doc.key, doc.value, current + 1)
+
+    async def get_document(self, collection: str, key: str) -> Document:
+        row = await self._fetchrow(
+            "SELECT collection, key, value, version FROM documents WHERE collection = $1 AND key = $2",
+            collection, key,
+        )
+        if row is None:
+            raise Missing(f"Document '{collection}/{key}' was not found.")
+        return rows.document_from_row(row)
+
+    async def list_documents(
+        self, collection: str, after_key: str | None = None, limit: int = 100
+    ) -> list[Document]:
+        found = await self._fetch(
+            "SELECT collection, key, value, version FROM documents"
+            ' WHERE collection = $1 AND key COLLATE "C" > $2'
+            " ORDER BY key COLLATE \"C\" LIMIT $3",
+            collection, after_key or "", limit,
+        )
+        return [rows.document_from_row(r) for r in found]
+
+    async def delete_document(self, collection: str, key: str) -> None:
+        async with self._conn() as conn:
+            status = await conn.execute("DELETE FROM documents WHERE collection = $1 AND key = $2", collection, key)
+        if status.endswith(" 0"):
+            raise Missing(f"Document '{collection}/{key}' was not found.")

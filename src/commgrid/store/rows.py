@@ -1,0 +1,78 @@
+"""Row ↔ record mapping shared by the SQL backends: each record is read from a row in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from commgrid.store.base import Attempt, DeadLetter, Delivery, Document, StoredEvent, Subscription, Topic
+
+TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at"
+SUBSCRIPTION_COLS = "topic, name, properties, status, created_at, updated_at"
+
+
+def topic_values(t: Topic) -> tuple:
+    return (t.name, t.arm_id, t.input_schema, t.kind, t.key1, t.key2, t.created_at)
+
+
+def topic_from_row(r: Sequence[Any]) -> Topic:
+    return Topic(name=r[0], arm_id=r[1], input_schema=r[2], kind=r[3], key1=r[4], key2=r[5], created_at=r[6])
+
+
+def subscription_values(s: Subscription) -> tuple:
+    return (s.topic, s.name, orjson.dumps(s.properties).decode(), s.status, s.created_at, s.updated_at)
+
+
+def subscription_from_row(r: Sequence[Any]) -> Subscription:
+    return Subscription(
+        topic=r[0], name=r[1], properties=orjson.loads(r[2]), status=r[3], created_at=r[4], updated_at=r[5]
+    )
+
+
+def event_from_row(r: Sequence[Any], offset: int = 0) -> StoredEvent:
+    o = offset
+    return StoredEvent(
+        seq=r[o], topic=r[o + 1], id=r[o + 2], type=r[o + 3], subject=r[o + 4], time=r[o + 5],
+        published_at=r[o + 6], body=bytes(r[o + 7]),
+    )
+
+
+def delivery_from_row(r: Sequence[Any]) -> Delivery:
+    return Delivery(
+        id=r[0], topic=r[1], subscription=r[2], attempts=r[3], next_attempt_at=r[4], last_outcome=r[5],
+        last_status=r[6], last_attempt_at=r[7], event=event_from_row(r, 8),
+    )
+
+
+def dead_letter_from_row(r: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(
+        id=r[0], topic=r[1], subscription=r[2], reason=r[3], attempts=r[4], last_outcome=r[5], last_status=r[6],
+        last_attempt_at=r[7], dead_lettered_at=r[8], event=event_from_row(r, 9),
+    )
+
+
+def document_from_row(r: Sequence[Any]) -> Document:
+    return Document(collection=r[0], key=r[1], value=orjson.loads(r[2]), version=r[3])
+
+
+def attempt_values(attempt: Attempt | None) -> tuple[int, str | None, int | None, float | None]:
+    """(attempts to add, outcome, status, time) for a dead-letter record."""
+    if attempt is None:
+        return 0, None, None, None
+    return 1, attempt.outcome, attempt.status, attempt.at
+
+
+def filter_sql(
+    base: str, topic: str | None, subscription: str | None, mark: str, prefix: str = ""
+) -> tuple[str, tuple]:
+    """Append `WHERE topic = … AND subscription = …` for the given filters, with `mark` placeholders."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (("topic", topic), ("subscription", subscription)):
+        if value is not None:
+            args.append(value)
+            placeholder = mark if mark == "?" else f"${len(args)}"
+            clauses.append(f"{prefix}{column} = {placeholder}")
+    return (f"{base} WHERE {' AND '.join(clauses)}" if clauses else base), tuple(args)

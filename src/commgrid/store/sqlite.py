@@ -1,0 +1,445 @@
+"""SQLite backend (the embedded default): one WAL database file, `synchronous=FULL`.
+
+One connection writes, under an asyncio lock so transactions never interleave; another reads.
+Several processes (a server and the CLI) may open the same file: writes take `BEGIN IMMEDIATE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import aiosqlite
+import orjson
+
+from commgrid.store import rows
+from commgrid.store.base import (
+    AlreadyExists,
+    Attempt,
+    DeadLetter,
+    Delivery,
+    Document,
+    Missing,
+    NewEvent,
+    Route,
+    StoredEvent,
+    Store,
+    StoreError,
+    StoreNotOpen,
+    Subscription,
+    Topic,
+)
+from commgrid.errors import Conflict
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE topics (
+        name TEXT PRIMARY KEY COLLATE NOCASE, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
+        kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at REAL NOT NULL);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+        subject TEXT NOT NULL, time TEXT NOT NULL, published_at REAL NOT NULL, body BLOB NOT NULL);
+    CREATE INDEX events_topic_seq ON events (topic, seq);
+    CREATE INDEX events_topic_id ON events (topic, id);
+    CREATE TABLE subscriptions (
+        topic TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE, properties TEXT NOT NULL,
+        status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        PRIMARY KEY (topic, name));
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+        lease_owner TEXT, lease_until REAL, last_outcome TEXT, last_status INTEGER, last_attempt_at REAL);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at);
+    CREATE INDEX deliveries_subscription ON deliveries (topic, subscription);
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
+        reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
+        last_attempt_at REAL, dead_lettered_at REAL NOT NULL);
+    CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription);
+    CREATE TABLE documents (
+        collection TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, version INTEGER NOT NULL,
+        PRIMARY KEY (collection, key));
+    """,
+]
+
+_EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
+_DELIVERY_COLS = (
+    "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
+    " d.last_attempt_at, " + _EVENT_COLS
+)
+_DEAD_LETTER_COLS = (
+    "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
+    " x.dead_lettered_at, " + _EVENT_COLS
+)
+
+INSERT_EVENT = (
+    "INSERT INTO events (seq, topic, id, type, subject, time, published_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_DELIVERY = (
+    "INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at) VALUES (?, ?, ?, ?)"
+)
+CLAIM_DELIVERIES = """
+    UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
+        SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
+        WHERE d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?) AND s.status = 'Active'
+        ORDER BY d.next_attempt_at LIMIT ?)
+    RETURNING id"""
+SELECT_CLAIMED = f"""
+    SELECT {_DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    WHERE d.lease_owner = ? AND d.lease_until = ? ORDER BY d.next_attempt_at, d.id"""
+NEXT_DUE = """
+    SELECT min(d.next_attempt_at) FROM deliveries d
+    JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
+    WHERE s.status = 'Active' AND (d.lease_until IS NULL OR d.lease_until < ?)"""
+RESCHEDULE = """
+    UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+    last_outcome = ?, last_status = ?, last_attempt_at = ? WHERE id = ?"""
+DEAD_LETTER_INSERT = """
+    INSERT INTO dead_letters (topic, subscription, event_seq, reason, attempts, last_outcome, last_status,
+                              last_attempt_at, dead_lettered_at)
+    SELECT topic, subscription, event_seq, ?, attempts + ?, coalesce(?, last_outcome), coalesce(?, last_status),
+           coalesce(?, last_attempt_at), ? FROM deliveries WHERE id = ?"""
+
+
+@contextlib.contextmanager
+def _wrap_errors() -> Iterator[None]:
+    """Translate sqlite3 errors into store errors: driver errors never leave the backend."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise AlreadyExists(f"The record already exists ({exc}).") from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite error: {exc}") from exc
+
+
+class SQLiteStore(Store):
+    """Store backed by one SQLite file (created with its parent directory if absent)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    # lifecycle -------------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _wrap_errors():
+            self._writer = await self._connect()
+            await self._migrate(self._writer)
+            self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.execute("PRAGMA foreign_keys=OFF")
+        return conn
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await (await conn.execute("SELECT max(version) FROM schema_version")).fetchone()
+            current = (row[0] if row else None) or 0
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version > current:
+                    for statement in filter(str.strip, script.split(";")):
+                        await conn.execute(statement)
+                    await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    await conn.close()
+            self._reader = self._writer = None
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreNotOpen()
+        return self._reader
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction on the writer connection, one at a time."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreNotOpen()
+            with _wrap_errors():
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+
+    async def _one(self, sql: str, args: Sequence = ()) -> sqlite3.Row | tuple | None:
+        with _wrap_errors():
+            return await (await self._r.execute(sql, args)).fetchone()
+
+    async def _all(self, sql: str, args: Sequence = ()) -> list:
+        with _wrap_errors():
+            return list(await (await self._r.execute(sql, args)).fetchall())
+
+    # settings --------------------------------------------------------------------------------------------
+    async def get_setting(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM settings WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False) -> str:
+        verb = "INSERT OR IGNORE" if only_if_absent else "INSERT OR REPLACE"
+        async with self._transaction() as conn:
+            await conn.execute(f"{verb} INTO settings (key, value) VALUES (?, ?)", (key, value))
+            row = await (await conn.execute("SELECT value FROM settings WHERE key = ?", (key,))).fetchone()
+        return row[0]
+
+    async def _bump_version(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1') ON CONFLICT (key)"
+            " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    # topics ----------------------------------------------------------------------------------------------
+    async def create_topic(self, topic: Topic) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO topics (name, arm_id, input_schema, kind, key1, key2, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows.topic_values(topic),
+            )
+            await self._bump_version(conn)
+
+    async def update_topic(self, topic: Topic) -> None:
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ? WHERE name = ?",
+                (topic.arm_id, topic.input_schema, topic.kind, topic.key1, topic.key2, topic.name),
+            )
+            if cur.rowcount == 0:
+                raise Missing(f"Topic '{topic.name}' was not found.")
+            await self._bump_version(conn)
+
+    async def get_topic(self, name: str) -> Topic:
+        row = await self._one(f"SELECT {rows.TOPIC_COLS} FROM topics WHERE name = ?", (name,))
+        if row is None:
+            raise Missing(f"Topic '{name}' was not found.")
+        return rows.topic_from_row(row)
+
+    async def list_topics(self) -> list[Topic]:
+        return [rows.topic_from_row(r) for r in await self._all(f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name")]
+
+    async def delete_topic(self, name: str) -> None:
+        topic = await self.get_topic(name)
+        async with self._transaction() as conn:
+            for table in ("deliveries", "dead_letters", "subscriptions", "events", "topics"):
+                column = "name" if table == "topics" else "topic"
+                await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (topic.name,))
+            await self._bump_version(conn)
+
+    # events ----------------------------------------------------------------------------------------------
+    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
+        if not events:
+            return
+        async with self._transaction() as conn:
+            row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM events")).fetchone()
+            first = row[0] + 1
+            await conn.executemany(
+                INSERT_EVENT,
+                [(first + i, e.topic, e.id, e.type, e.subject, e.time, now, e.body) for i, e in enumerate(events)],
+            )
+            if routes:
+                await conn.executemany(
+                    INSERT_DELIVERY,
+                    [(events[r.event_index].topic, r.subscription, first + r.event_index, now) for r in routes],
+                )
+
+    async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
+        sql = f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
+        found = await self._all(sql, (topic, before_seq if before_seq is not None else 2**62, limit))
+        return [rows.event_from_row(r) for r in found]
+
+    async def get_event(self, topic: str, event_id: str) -> StoredEvent:
+        sql = f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = ? AND e.id = ? ORDER BY e.seq DESC LIMIT 1"
+        row = await self._one(sql, (topic, event_id))
+        if row is None:
+            raise Missing(f"Event '{event_id}' was not found in topic '{topic}'.")
+        return rows.event_from_row(row)
+
+    async def count_events(self, topic: str | None = None) -> int:
+        if topic is None:
+            row = await self._one("SELECT count(*) FROM events")
+        else:
+            row = await self._one("SELECT count(*) FROM events WHERE topic = ?", (topic,))
+        return row[0]
+
+    # subscriptions ---------------------------------------------------------------------------------------
+    async def create_subscription(self, sub: Subscription) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO subscriptions (topic, name, properties, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows.subscription_values(sub),
+            )
+            await self._bump_version(conn)
+
+    async def update_subscription(self, sub: Subscription) -> None:
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE subscriptions SET properties = ?, status = ?, updated_at = ? WHERE topic = ? AND name = ?",
+                (orjson.dumps(sub.properties).decode(), sub.status, sub.updated_at, sub.topic, sub.name),
+            )
+            if cur.rowcount == 0:
+                raise Missing(f"Event subscription '{sub.name}' was not found.")
+            await self._bump_version(conn)
+
+    async def get_subscription(self, topic: str, name: str) -> Subscription:
+        row = await self._one(
+            f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = ? AND name = ?", (topic, name)
+        )
+        if row is None:
+            raise Missing(f"Event subscription '{name}' was not found.")
+        return rows.subscription_from_row(row)
+
+    async def list_subscriptions(self, topic: str | None = None) -> list[Subscription]:
+        sql = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions"
+        args: tuple = ()
+        if topic is not None:
+            sql += " WHERE topic = ?"
+            args = (topic,)
+        return [rows.subscription_from_row(r) for r in await self._all(sql + " ORDER BY topic, name", args)]
+
+    async def delete_subscription(self, topic: str, name: str) -> None:
+        async with self._transaction() as conn:
+            cur = await conn.execute("DELETE FROM subscriptions WHERE topic = ? AND name = ?", (topic, name))
+            if cur.rowcount == 0:
+                raise Missing(f"Event subscription '{name}' was not found.")
+            await conn.execute("DELETE FROM deliveries WHERE topic = ? AND subscription = ?", (topic, name))
+            await self._bump_version(conn)
+
+    async def subscriptions_version(self) -> int:
+        return int(await self.get_setting("subscriptions_version") or 0)
+
+    # deliveries ------------------------------------------------------------------------------------------
+    async def claim_due_deliveries(self, owner: str, now: float, limit: int, lease: float) -> list[Delivery]:
+        until = now + lease
+        async with self._transaction() as conn:
+            claimed = await (await conn.execute(CLAIM_DELIVERIES, (owner, until, now, now, limit))).fetchall()
+            if not claimed:
+                return []
+            found = await (await conn.execute(SELECT_CLAIMED, (owner, until))).fetchall()
+        return [rows.delivery_from_row(r) for r in found]
+
+    async def complete_deliveries(self, ids: Sequence[int]) -> None:
+        async with self._transaction() as conn:
+            await conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids])
+
+    async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
+        async with self._transaction() as conn:
+            await conn.executemany(
+                RESCHEDULE, [(next_attempt_at, attempt.outcome, attempt.status, attempt.at, i) for i in ids]
+            )
+
+    async def dead_letter_deliveries(
+        self, ids: Sequence[int], reason: str, now: float, attempt: Attempt | None = None
+    ) -> None:
+        counted, outcome, status, at = rows.attempt_values(attempt)
+        async with self._transaction() as conn:
+            await conn.executemany(
+                DEAD_LETTER_INSERT, [(reason, counted, outcome, status, at, now, i) for i in ids]
+            )
+            await conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids])
+
+    async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
+        sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "?")
+        row = await self._one(sql, args)
+        return row[0]
+
+    async def next_due_at(self, now: float) -> float | None:
+        row = await self._one(NEXT_DUE, (now,))
+        return row[0] if row else None
+
+    # dead letters ----------------------------------------------------------------------------------------
+    async def list_dead_letters(
+        self, topic: str | None = None, subscription: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        base = f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
+        sql, args = rows.filter_sql(base, topic, subscription, "?", prefix="x.")
+        found = await self._all(sql + " ORDER BY x.id DESC LIMIT ?", (*args, limit))
+        return [rows.dead_letter_from_row(r) for r in found]
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
+        sql = f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = ?"
+        row = await self._one(sql, (dead_letter_id,))
+        if row is None:
+            raise Missing(f"Dead-letter record {dead_letter_id} was not found.")
+        return rows.dead_letter_from_row(row)
+
+    async def redeliver_dead_letters(self, ids: Sequence[int], now: float) -> int:
+        moved = 0
+        async with self._transaction() as conn:
+            for i in ids:
+                cur = await conn.execute(
+                    "INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)"
+                    " SELECT topic, subscription, event_seq, ? FROM dead_letters WHERE id = ?",
+                    (now, i),
+                )
+                moved += cur.rowcount
+                await conn.execute("DELETE FROM dead_letters WHERE id = ?", (i,))
+        return moved
+
+    # documents -------------------------------------------------------------------------------------------
+    async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
+        async with self._transaction() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT version FROM documents WHERE collection = ? AND key = ?", (doc.collection, doc.key)
+                )
+            ).fetchone()
+            current = row[0] if row else 0
+            if expect_version is not None and current != expect_version:
+                raise Conflict(f"Document '{doc.collection}/{doc.key}' changed (version {current}).")
+            await conn.execute(
+                "INSERT OR REPLACE INTO documents (collection, key, value, version) VALUES (?, ?, ?, ?)",
+                (doc.collection, doc.key, orjson.dumps(doc.value), current + 1),
+            )
+        return Document(doc.collection, doc.key, doc.value, current + 1)
+
+    async def get_document(self, collection: str, key: str) -> Document:
+        row = await self._one(
+            "SELECT collection, key, value, version FROM documents WHERE collection = ? AND key = ?",
+            (collection, key),
+        )
+        if row is None:
+            raise Missing(f"Document '{collection}/{key}' was not found.")
+        return rows.document_from_row(row)
+
+    async def list_documents(
+        self, collection: str, after_key: str | None = None, limit: int = 100
+    ) -> list[Document]:
+        found = await self._all(
+            "SELECT collection, key, value, version FROM documents WHERE collection = ? AND key > ?"
+            " ORDER BY key LIMIT ?",
+            (collection, after_key or "", limit),
+        )
+        return [rows.document_from_row(r) for r in found]
+
+    async def delete_document(self, collection: str, key: str) -> None:
+        async with self._transaction() as conn:
+            cur = await conn.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
+            if cur.rowcount == 0:
+                raise Missing(f"Document '{collection}/{key}' was not found.")
+

@@ -1,0 +1,234 @@
+"""The contract every Store backend honours; runs against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from commgrid.errors import Conflict
+from commgrid.store import Store, store_from_url
+from commgrid.store.base import (
+    AlreadyExists,
+    Attempt,
+    Document,
+    Missing,
+    NewEvent,
+    Route,
+    StoreNotOpen,
+    Subscription,
+    Topic,
+)
+
+NOW = 1_700_000_000.0
+
+
+def topic(name: str = "orders") -> Topic:
+    return Topic(name=name, arm_id=f"/subscriptions/x/resourceGroups/rg/providers/Microsoft.EventGrid/topics/{name}",
+                 key1="k1", key2="k2", created_at=NOW)
+
+
+def event(i: int, topic_name: str = "orders") -> NewEvent:
+    return NewEvent(topic=topic_name, id=f"id-{i}", type="Order.Created", subject=f"/orders/{i}",
+                    time="2024-01-01T00:00:00Z", body=b'{"id":"id-%d"}' % i)
+
+
+async def with_subscription(store: Store, name: str = "sub", status: str = "Active") -> None:
+    await store.create_subscription(Subscription(topic="orders", name=name, properties={"destination": {}},
+                                                 status=status, created_at=NOW, updated_at=NOW))
+
+
+async def test_settings_roundtrip(store: Store) -> None:
+    assert await store.get_setting("a") is None
+    assert await store.set_setting("a", "1") == "1"
+    assert await store.set_setting("a", "2", only_if_absent=True) == "1"
+    assert await store.set_setting("a", "3") == "3"
+    assert await store.get_setting("a") == "3"
+
+
+async def test_topics_crud_case_insensitive(store: Store) -> None:
+    await store.create_topic(topic("Orders"))
+    with pytest.raises(AlreadyExists):
+        await store.create_topic(topic("orders"))
+    got = await store.get_topic("ORDERS")
+    assert got.name == "Orders" and got.key1 == "k1"
+    got.key1 = "new"
+    await store.update_topic(got)
+    assert (await store.get_topic("orders")).key1 == "new"
+    assert [t.name for t in await store.list_topics()] == ["Orders"]
+    await store.delete_topic("orders")
+    with pytest.raises(Missing):
+        await store.get_topic("Orders")
+    with pytest.raises(Missing):
+        await store.delete_topic("Orders")
+
+
+async def test_append_and_list_events(store: Store) -> None:
+    await store.create_topic(topic())
+    await store.append_events([event(i) for i in range(5)], [], NOW)
+    await store.append_events([event(5)], [], NOW + 1)
+    listed = await store.list_events("orders", limit=3)
+    assert [e.id for e in listed] == ["id-5", "id-4", "id-3"]
+    older = await store.list_events("orders", limit=10, before_seq=listed[-1].seq)
+    assert [e.id for e in older] == ["id-2", "id-1", "id-0"]
+    got = await store.get_event("orders", "id-5")
+    assert got.body == b'{"id":"id-5"}' and got.published_at == NOW + 1 and got.subject == "/orders/5"
+    assert await store.count_events("orders") == 6
+    assert await store.count_events() == 6
+    with pytest.raises(Missing):
+        await store.get_event("orders", "nope")
+
+
+async def test_concurrent_appends_all_land_with_distinct_seqs(store: Store) -> None:
+    await store.create_topic(topic())
+    await asyncio.gather(*(store.append_events([event(i * 10 + j) for j in range(10)], [], NOW) for i in range(20)))
+    events = await store.list_events("orders", limit=1000)
+    assert len(events) == 200
+    assert len({e.seq for e in events}) == 200
+
+
+async def test_subscriptions_crud_and_version(store: Store) -> None:
+    await store.create_topic(topic())
+    v0 = await store.subscriptions_version()
+    await with_subscription(store, "Sub1")
+    assert await store.subscriptions_version() > v0
+    with pytest.raises(AlreadyExists):
+        await with_subscription(store, "Sub1")
+    sub = await store.get_subscription("orders", "Sub1")
+    sub.properties = {"labels": ["a"]}
+    sub.status = "AwaitingManualAction"
+    await store.update_subscription(sub)
+    again = await store.get_subscription("orders", "Sub1")
+    assert again.properties == {"labels": ["a"]} and again.status == "AwaitingManualAction"
+    assert [s.name for s in await store.list_subscriptions("orders")] == ["Sub1"]
+    assert [s.name for s in await store.list_subscriptions()] == ["Sub1"]
+    await store.delete_subscription("orders", "Sub1")
+    with pytest.raises(Missing):
+        await store.get_subscription("orders", "Sub1")
+
+
+async def test_routes_create_deliveries_that_are_claimed_once(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store, "a")
+    await with_subscription(store, "b")
+    routes = [Route(0, "a"), Route(0, "b"), Route(1, "a")]
+    await store.append_events([event(0), event(1)], routes, NOW)
+    assert await store.count_pending_deliveries() == 3
+    assert await store.next_due_at(NOW) == NOW
+    first = await store.claim_due_deliveries("node1", NOW, 2, lease=30)
+    second = await store.claim_due_deliveries("node2", NOW, 10, lease=30)
+    assert len(first) == 2 and len(second) == 1
+    assert {d.id for d in first}.isdisjoint({d.id for d in second})
+    claimed = first + second
+    assert sorted((d.subscription, d.event.id) for d in claimed) == [("a", "id-0"), ("a", "id-1"), ("b", "id-0")]
+    assert await store.claim_due_deliveries("node3", NOW, 10, lease=30) == []
+    # an expired lease makes the delivery claimable again
+    again = await store.claim_due_deliveries("node3", NOW + 31, 10, lease=30)
+    assert len(again) == 3
+    await store.complete_deliveries([d.id for d in again])
+    assert await store.count_pending_deliveries() == 0
+
+
+async def test_parallel_claimers_never_share_a_delivery(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    await store.append_events([event(i) for i in range(60)], [Route(i, "sub") for i in range(60)], NOW)
+    batches = await asyncio.gather(*(store.claim_due_deliveries(f"n{i}", NOW, 7, 30) for i in range(12)))
+    ids = [d.id for batch in batches for d in batch]
+    assert len(ids) == len(set(ids)) == 60
+
+
+async def test_inactive_subscription_holds_its_deliveries(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store, "held", status="AwaitingManualAction")
+    await store.append_events([event(0)], [Route(0, "held")], NOW)
+    assert await store.claim_due_deliveries("n", NOW, 10, 30) == []
+    assert await store.next_due_at(NOW) is None
+    sub = await store.get_subscription("orders", "held")
+    sub.status = "Active"
+    await store.update_subscription(sub)
+    assert len(await store.claim_due_deliveries("n", NOW, 10, 30)) == 1
+
+
+async def test_reschedule_records_the_attempt(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    await store.append_events([event(0)], [Route(0, "sub")], NOW)
+    (d,) = await store.claim_due_deliveries("n", NOW, 10, 30)
+    await store.reschedule_deliveries([d.id], Attempt("Busy", 503, NOW + 1), NOW + 10)
+    assert await store.claim_due_deliveries("n", NOW + 5, 10, 30) == []
+    assert await store.next_due_at(NOW + 5) == NOW + 10
+    (d2,) = await store.claim_due_deliveries("n", NOW + 10, 10, 30)
+    assert (d2.attempts, d2.last_outcome, d2.last_status, d2.last_attempt_at) == (1, "Busy", 503, NOW + 1)
+
+
+async def test_dead_letter_and_redeliver(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    await store.append_events([event(0), event(1)], [Route(0, "sub"), Route(1, "sub")], NOW)
+    d0, d1 = await store.claim_due_deliveries("n", NOW, 10, 30)
+    await store.dead_letter_deliveries([d0.id], "UndeliverableDueToClientError", NOW + 2, Attempt("BadRequest", 400, NOW + 1))
+    await store.dead_letter_deliveries([d1.id], "TimeToLiveExceeded", NOW + 3)
+    assert await store.count_pending_deliveries() == 0
+    letters = await store.list_dead_letters("orders", "sub")
+    assert [x.reason for x in letters] == ["TimeToLiveExceeded", "UndeliverableDueToClientError"]
+    bad = letters[1]
+    assert (bad.attempts, bad.last_outcome, bad.last_status, bad.last_attempt_at) == (1, "BadRequest", 400, NOW + 1)
+    assert bad.dead_lettered_at == NOW + 2 and bad.event.id == "id-0"
+    assert letters[0].attempts == 0 and letters[0].last_status is None
+    assert (await store.get_dead_letter(bad.id)).event.body == b'{"id":"id-0"}'
+    assert await store.redeliver_dead_letters([bad.id], NOW + 5) == 1
+    assert [x.id for x in await store.list_dead_letters()] == [letters[0].id]
+    (again,) = await store.claim_due_deliveries("n", NOW + 5, 10, 30)
+    assert again.event.id == "id-0" and again.attempts == 0
+    with pytest.raises(Missing):
+        await store.get_dead_letter(bad.id)
+
+
+async def test_deleting_subscription_drops_its_deliveries(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store, "a")
+    await with_subscription(store, "b")
+    await store.append_events([event(0)], [Route(0, "a"), Route(0, "b")], NOW)
+    await store.delete_subscription("orders", "a")
+    assert await store.count_pending_deliveries("orders", "a") == 0
+    assert await store.count_pending_deliveries("orders", "b") == 1
+
+
+async def test_documents_with_optimistic_versions(store: Store) -> None:
+    doc = await store.put_document(Document("threads", "t1", {"topic": "hi"}), expect_version=0)
+    assert doc.version == 1
+    with pytest.raises(Conflict):
+        await store.put_document(Document("threads", "t1", {"topic": "x"}), expect_version=0)
+    doc2 = await store.put_document(Document("threads", "t1", {"topic": "bye"}), expect_version=1)
+    assert doc2.version == 2
+    assert (await store.get_document("threads", "t1")).value == {"topic": "bye"}
+    for k in ("b", "a", "c", "B"):
+        await store.put_document(Document("col", k, {"k": k}))
+    assert [d.key for d in await store.list_documents("col")] == ["B", "a", "b", "c"]
+    assert [d.key for d in await store.list_documents("col", after_key="a", limit=1)] == ["b"]
+    await store.delete_document("col", "a")
+    with pytest.raises(Missing):
+        await store.get_document("col", "a")
+    with pytest.raises(Missing):
+        await store.delete_document("col", "a")
+
+
+async def test_reopen_keeps_data_and_migrations_are_idempotent(store_url: str) -> None:
+    first = store_from_url(store_url)
+    await first.open()
+    await first.create_topic(topic())
+    await first.append_events([event(0)], [], NOW)
+    await first.close()
+    second = store_from_url(store_url)
+    await second.open()
+    try:
+        assert (await second.get_event("orders", "id-0")).id == "id-0"
+    finally:
+        await second.close()
+
+
+async def test_use_before_open_fails_clearly(store_url: str) -> None:
+    s = store_from_url(store_url)
+    with pytest.raises(StoreNotOpen):
+        await s.get_topic("x")
