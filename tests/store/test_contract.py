@@ -167,7 +167,8 @@ async def test_dead_letter_and_redeliver(store: Store) -> None:
     await with_subscription(store)
     await store.append_events([event(0), event(1)], [Route(0, "sub"), Route(1, "sub")], NOW)
     d0, d1 = await store.claim_due_deliveries("n", NOW, 10, 30)
-    await store.dead_letter_deliveries([d0.id], "UndeliverableDueToClientError", NOW + 2, Attempt("BadRequest", 400, NOW + 1))
+    failed = Attempt("BadRequest", 400, NOW + 1)
+    await store.dead_letter_deliveries([d0.id], "UndeliverableDueToClientError", NOW + 2, failed)
     await store.dead_letter_deliveries([d1.id], "TimeToLiveExceeded", NOW + 3)
     assert await store.count_pending_deliveries() == 0
     letters = await store.list_dead_letters("orders", "sub")

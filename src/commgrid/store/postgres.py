@@ -202,7 +202,8 @@ class PostgresStore(Store):
         return rows.topic_from_row(row)
 
     async def list_topics(self) -> list[Topic]:
-        return [rows.topic_from_row(r) for r in await self._fetch(f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name")]
+        found = await self._fetch(f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name")
+        return [rows.topic_from_row(r) for r in found]
 
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiosqlite
 import orjson
 
+from commgrid.errors import Conflict
 from commgrid.store import rows
 from commgrid.store.base import (
     AlreadyExists,
@@ -25,14 +26,13 @@ from commgrid.store.base import (
     Missing,
     NewEvent,
     Route,
-    StoredEvent,
     Store,
+    StoredEvent,
     StoreError,
     StoreNotOpen,
     Subscription,
     Topic,
 )
-from commgrid.errors import Conflict
 
 MIGRATIONS: list[str] = [
     """

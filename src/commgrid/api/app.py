@@ -1,0 +1,37 @@
+"""The ASGI application: every surface's routes and one error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from commgrid.api import health, publish
+from commgrid.api.errors import HANDLERS
+from commgrid.config import Settings
+from commgrid.runtime import Runtime
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    """The commgrid app.
+
+    Given a `runtime`, the caller opens and closes it (as `commgrid serve` does, for two listeners);
+    otherwise the app's lifespan opens a new one with its background workers.
+    """
+    lifespan = None
+    if runtime is None:
+        runtime = Runtime(settings)
+        owned = runtime
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            await owned.open(workers=True)
+            try:
+                yield
+            finally:
+                await owned.close()
+
+    app = Starlette(routes=[*health.routes, *publish.routes], exception_handlers=HANDLERS, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app

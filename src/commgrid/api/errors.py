@@ -1,0 +1,27 @@
+"""One place that turns exceptions into Azure's error JSON."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from commgrid.errors import CommgridError
+from commgrid.jsonresponse import json_response
+
+log = logging.getLogger("commgrid.api")
+
+
+async def commgrid_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CommgridError)
+    return json_response(exc.to_body(), status=exc.status)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"action": "request_failed", "path": request.url.path})
+    body = {"error": {"code": "InternalServerError", "message": "An internal error occurred."}}
+    return json_response(body, status=500)
+
+
+HANDLERS = {CommgridError: commgrid_error, Exception: unexpected_error}

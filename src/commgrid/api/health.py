@@ -1,0 +1,18 @@
+"""`GET /healthz`: 200 once the node accepts events."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from commgrid import __version__
+from commgrid.jsonresponse import json_response
+
+
+async def healthz(request: Request) -> Response:
+    runtime = request.app.state.runtime
+    return json_response({"status": "ok", "version": __version__, "resource": runtime.deployment.resource_name})
+
+
+routes = [Route("/healthz", healthz, methods=["GET"])]

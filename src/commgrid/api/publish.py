@@ -1,0 +1,27 @@
+"""Publishing to custom topics: `POST /topics/{topic}/api/events` (eventgrid-facts.md §2)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from commgrid.errors import PayloadTooLarge
+from commgrid.events.envelope import MAX_REQUEST_BYTES, parse_json_array
+
+
+async def publish_events(request: Request) -> Response:
+    grid = request.app.state.runtime.grid
+    topic = await grid.authorize_publish(
+        request.path_params["topic"], str(request.url), request.headers, request.query_params
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"The request body ({declared} bytes) exceeds the maximum of {MAX_REQUEST_BYTES} bytes.",
+                              code="RequestEntityTooLarge")
+    events = parse_json_array(await request.body(), request.headers.get("content-type", "application/json"))
+    await grid.publish(topic, events)
+    return Response(status_code=200)
+
+
+routes = [Route("/topics/{topic}/api/events", publish_events, methods=["POST"])]

@@ -1,0 +1,66 @@
+"""Settings: one frozen object built by the CLI from flags and `COMMGRID_*` variables, passed down in pieces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 7070
+DEFAULT_TLS_PORT = 7443
+RUNTIME_FILE = "commgrid.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a commgrid process needs to know; no module below `cli.py` reads the environment."""
+
+    data_dir: Path = Path(".commgrid")
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    tls_port: int = DEFAULT_TLS_PORT
+    store_url: str | None = None
+    resource_name: str = "commgrid"
+    subscription_id: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "commgrid"
+    location: str = "local"
+    #: Divides every delivery delay (retry ladder, TTL, validation expiry): 60 turns minutes into seconds.
+    time_scale: float = 1.0
+    event_profile: str = "seed"
+    #: How long a delivery worker leases the deliveries it claims, in (unscaled) seconds.
+    delivery_lease: float = 60.0
+    delivery_concurrency: int = 256
+    node_id: str = ""
+
+    @property
+    def effective_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'commgrid.db'}"
+
+    @property
+    def http_base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def https_base(self) -> str:
+        return f"https://{self.host}:{self.tls_port}"
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    # The runtime file lets `commgrid info` and other commands find a data dir's store and ports.
+    def write_runtime_file(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fields = {k: v for k, v in asdict(self).items() if k not in ("data_dir",)}
+        (self.data_dir / RUNTIME_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n")
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, **overrides: Any) -> Settings:
+        """Settings as last written by `commgrid serve` into `data_dir`, with non-None overrides applied."""
+        saved: dict[str, Any] = {}
+        path = data_dir / RUNTIME_FILE
+        if path.exists():
+            known = set(cls.__dataclass_fields__)
+            saved = {k: v for k, v in json.loads(path.read_text()).items() if k in known}
+        saved.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(data_dir=data_dir, **saved)

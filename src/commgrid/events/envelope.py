@@ -1,0 +1,190 @@
+"""Event envelopes: parse and validate published events, and convert between the two schemas.
+
+Every envelope commgrid reads or writes goes through here (eventgrid-facts.md §1, §2). Events stay plain
+dicts in their own schema; validation collects every problem and raises once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from commgrid.errors import BadRequest, Detail, InvalidInput, PayloadTooLarge
+
+EVENTGRID = "EventGridSchema"
+CLOUDEVENTS = "CloudEventSchemaV1_0"
+SCHEMAS = (EVENTGRID, CLOUDEVENTS)
+
+MAX_REQUEST_BYTES = 1024 * 1024
+MAX_EVENT_BYTES = 1024 * 1024
+MAX_EVENTS_PER_REQUEST = 5000
+
+_EG_REQUIRED = (("id", "Id"), ("subject", "Subject"), ("eventType", "EventType"), ("eventTime", "EventTime"))
+_CE_REQUIRED = ("id", "source", "type", "specversion")
+
+
+def schema_from_cli(value: str) -> str:
+    """Accept `eventgridschema` / `cloudeventschemav1_0` in any case, as the az CLI does."""
+    for schema in SCHEMAS:
+        if value.lower() == schema.lower():
+            return schema
+    raise BadRequest(f"Unknown schema '{value}'; expected one of {', '.join(SCHEMAS)}.")
+
+
+def _invalid(message: str, code: str = "InputJsonInvalid") -> InvalidInput:
+    return InvalidInput(message, details=[Detail(code, message)])
+
+
+def parse_json_array(body: bytes, content_type: str) -> list[dict[str, Any]]:
+    """The events of a publish request body: a JSON array, or one structured CloudEvent."""
+    if len(body) > MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(
+            f"The size of the request body ({len(body)} bytes) exceeds the maximum of {MAX_REQUEST_BYTES} bytes.",
+            code="RequestEntityTooLarge",
+        )
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _invalid(f"The request body is not valid JSON: {exc}.") from exc
+    if isinstance(parsed, dict) and content_type.startswith("application/cloudevents+json"):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        raise _invalid("The request body must be a JSON array of events.")
+    if not parsed:
+        raise _invalid("The request body must contain at least one event.")
+    if len(parsed) > MAX_EVENTS_PER_REQUEST:
+        raise _invalid(f"A request may contain at most {MAX_EVENTS_PER_REQUEST} events; it has {len(parsed)}.")
+    if not all(isinstance(e, dict) for e in parsed):
+        raise _invalid("Every element of the request array must be a JSON object.")
+    return parsed
+
+
+def looks_like_cloudevent(event: dict[str, Any]) -> bool:
+    return "specversion" in event
+
+
+def _valid_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def eventgrid_problems(event: dict[str, Any], index: int, topic_arm_id: str) -> list[Detail]:
+    """What is wrong with one Event Grid schema event (§1.1), as Azure words it; stamps defaults in place."""
+    problems = [
+        Detail("InputJsonInvalid", f"Required property '{label}' was not set (event {index}).")
+        for key, label in _EG_REQUIRED
+        if not isinstance(event.get(key), str) or (key != "subject" and not event[key])
+    ]
+    if "data" not in event:
+        problems.append(Detail("InputJsonInvalid", f"Required property 'Data' was not set (event {index})."))
+    if isinstance(event.get("eventTime"), str) and not _valid_time(event["eventTime"]):
+        problems.append(Detail(
+            "InputJsonInvalid", f"The event time property 'EventTime' was not a valid date/time (event {index})."))
+    metadata = event.get("metadataVersion")
+    if metadata not in (None, "1"):
+        message = (f"Property 'MetadataVersion' was found to be set to '{metadata}', but was expected to either"
+                   f" be null or be set to 1 (event {index}).")
+        problems.append(Detail("InputJsonInvalid", message))
+    topic = event.get("topic")
+    if topic not in (None, "") and (not isinstance(topic, str) or topic.lower() != topic_arm_id.lower()):
+        problems.append(Detail("InputJsonInvalid", f"Property 'Topic' was set to '{topic}', which does not match"
+                                                   f" the topic '{topic_arm_id}' it was published to (event {index})."))
+    if not problems:
+        event["topic"] = topic_arm_id
+        event["metadataVersion"] = "1"
+        event.setdefault("dataVersion", "")
+    return problems
+
+
+def cloudevent_problems(event: dict[str, Any], index: int, _topic_arm_id: str = "") -> list[Detail]:
+    """What is wrong with one CloudEvents 1.0 event (§1.2)."""
+    problems = [
+        Detail("InputJsonInvalid", f"Required attribute '{key}' was not set (event {index}).")
+        for key in _CE_REQUIRED
+        if not isinstance(event.get(key), str) or not event[key]
+    ]
+    if isinstance(event.get("specversion"), str) and event["specversion"] != "1.0":
+        problems.append(Detail("InputJsonInvalid", f"Attribute 'specversion' must be '1.0' (event {index})."))
+    if "time" in event and not _valid_time(event["time"]):
+        problems.append(Detail("InputJsonInvalid", f"Attribute 'time' is not a valid RFC 3339 time (event {index})."))
+    if "data" in event and "data_base64" in event:
+        problems.append(Detail("InputJsonInvalid", f"Only one of 'data' and 'data_base64' may be set (event {index})."))
+    return problems
+
+
+_PROBLEMS: dict[str, Callable[[dict[str, Any], int, str], list[Detail]]] = {
+    EVENTGRID: eventgrid_problems,
+    CLOUDEVENTS: cloudevent_problems,
+}
+
+
+def validate_events(events: list[dict[str, Any]], schema: str, topic_arm_id: str) -> None:
+    """Check every event against the topic's input schema; raise once with all problems."""
+    wrong = [i for i, e in enumerate(events) if looks_like_cloudevent(e) != (schema == CLOUDEVENTS)]
+    if wrong:
+        expected = "CloudEvents 1.0" if schema == CLOUDEVENTS else "Event Grid"
+        message = (f"This topic accepts events in the {expected} schema ({schema}); event {wrong[0]} is not."
+                   " Publish with the matching schema or create the topic with the other input schema.")
+        raise _invalid(message, code="InputSchemaMismatch")
+    check = _PROBLEMS[schema]
+    problems = [p for i, e in enumerate(events) for p in check(e, i, topic_arm_id)]
+    if problems:
+        raise InvalidInput.from_problems(problems[:50], summary=problems[0].message)
+
+
+def identity(event: dict[str, Any], schema: str) -> tuple[str, str, str, str]:
+    """(id, type, subject, time) of an event in its schema."""
+    if schema == CLOUDEVENTS:
+        return event["id"], event["type"], event.get("subject") or "", event.get("time") or ""
+    return event["id"], event["eventType"], event["subject"], event["eventTime"]
+
+
+def encode_event(event: dict[str, Any], index: int) -> bytes:
+    """The stored JSON of one event, checking the per-event size limit (§2.4)."""
+    body = orjson.dumps(event)
+    if len(body) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge(
+            f"Event {index} is {len(body)} bytes; an event may be at most {MAX_EVENT_BYTES} bytes.",
+            code="RequestEntityTooLarge",
+        )
+    return body
+
+
+# conversions (§1.4) ----------------------------------------------------------------------------------------
+def eventgrid_to_cloudevent(event: dict[str, Any]) -> dict[str, Any]:
+    """Map an Event Grid event to CloudEvents 1.0 as Event Grid does on delivery."""
+    out: dict[str, Any] = {
+        "id": event["id"],
+        "source": event.get("topic", ""),
+        "type": event["eventType"],
+        "specversion": "1.0",
+    }
+    if event.get("subject"):
+        out["subject"] = event["subject"]
+    out["time"] = event["eventTime"]
+    if event.get("dataVersion"):
+        out["dataversion"] = event["dataVersion"]
+    out["datacontenttype"] = "application/json"
+    out["data"] = event.get("data")
+    return out
+
+
+def convert(event: dict[str, Any], from_schema: str, to_schema: str) -> dict[str, Any]:
+    """Convert an event for delivery; only the conversions Event Grid allows (§1.4) exist."""
+    if from_schema == to_schema:
+        return event
+    if from_schema == EVENTGRID and to_schema == CLOUDEVENTS:
+        return eventgrid_to_cloudevent(event)
+    raise BadRequest(f"Events published in {from_schema} cannot be delivered in {to_schema}.")
+
+
+def can_convert(from_schema: str, to_schema: str) -> bool:
+    return from_schema == to_schema or (from_schema, to_schema) == (EVENTGRID, CLOUDEVENTS)

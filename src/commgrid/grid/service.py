@@ -1,0 +1,125 @@
+"""The Grid: topics and the publish path (validate → persist with routes → acknowledge).
+
+The HTTP API, the CLI and the Communication Services APIs all publish through `Grid.publish`, so every
+event takes the same path into the store, whatever produced it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from commgrid.deployment import Deployment, new_key
+from commgrid.errors import BadRequest, Conflict, NotFound
+from commgrid.events.envelope import EVENTGRID, SCHEMAS, encode_event, identity, validate_events
+from commgrid.grid.auth import authenticate
+from commgrid.grid.committer import GroupCommitter
+from commgrid.grid.routing import Catalog
+from commgrid.store import Store
+from commgrid.store.base import AlreadyExists, Missing, NewEvent, StoredEvent, Topic
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
+
+
+class Grid:
+    """Topics, publishing and event history of one deployment."""
+
+    def __init__(self, store: Store, deployment: Deployment, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.deployment = deployment
+        self.clock = clock
+        self.catalog = Catalog(store, clock=clock)
+        self.committer = GroupCommitter(store, clock=clock)
+
+    async def start(self) -> None:
+        """Make sure the Communication Services system topic exists."""
+        d = self.deployment
+        with contextlib.suppress(AlreadyExists):
+            await self.store.create_topic(Topic(name=d.system_topic_name, arm_id=d.acs_arm_id, kind="system",
+                                                input_schema=EVENTGRID, created_at=self.clock()))
+        self.catalog.invalidate()
+
+    # topics ----------------------------------------------------------------------------------------------
+    async def create_topic(self, name: str, input_schema: str = EVENTGRID) -> Topic:
+        if not _TOPIC_NAME.match(name):
+            raise BadRequest(f"Topic name '{name}' is invalid: use 3-50 letters, digits and '-'.",
+                             code="InvalidTopicName")
+        if input_schema not in SCHEMAS:
+            raise BadRequest(f"Input schema '{input_schema}' is not supported; use one of {', '.join(SCHEMAS)}.")
+        topic = Topic(name=name, arm_id=self.deployment.topic_arm_id(name), input_schema=input_schema,
+                      key1=new_key(), key2=new_key(), created_at=self.clock())
+        try:
+            await self.store.create_topic(topic)
+        except AlreadyExists:
+            raise Conflict(f"Topic '{name}' already exists.", code="ResourceAlreadyExists") from None
+        self.catalog.invalidate()
+        return topic
+
+    async def get_topic(self, name: str) -> Topic:
+        try:
+            return await self.store.get_topic(name)
+        except Missing:
+            raise NotFound(f"Topic '{name}' was not found.", code="ResourceNotFound") from None
+
+    async def list_topics(self) -> list[Topic]:
+        return await self.store.list_topics()
+
+    async def delete_topic(self, name: str) -> None:
+        topic = await self.get_topic(name)
+        if topic.kind == "system":
+            raise BadRequest(f"'{name}' is the Communication Services system topic; it cannot be deleted.")
+        await self.store.delete_topic(topic.name)
+        self.catalog.invalidate()
+
+    async def regenerate_key(self, name: str, key_name: str) -> Topic:
+        topic = await self.get_topic(name)
+        if key_name not in ("key1", "key2"):
+            raise BadRequest(f"Key name '{key_name}' is invalid; use key1 or key2.")
+        setattr(topic, key_name, new_key())
+        await self.store.update_topic(topic)
+        self.catalog.invalidate()
+        return topic
+
+    # publishing ------------------------------------------------------------------------------------------
+    async def authorize_publish(
+        self, topic_name: str, url: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> Topic:
+        """The topic a publisher may post to with these credentials (401 / 404 otherwise)."""
+        topic = await self._published_topic(topic_name)
+        authenticate(url, headers, query, (topic.key1, topic.key2), datetime.now(UTC))
+        return topic
+
+    async def _published_topic(self, name: str) -> Topic:
+        try:
+            topic = await self.catalog.topic(name)
+        except Missing:
+            raise NotFound(f"The topic '{name}' was not found.", code="NotFound") from None
+        if topic.kind == "system":
+            raise NotFound(f"'{name}' is a system topic: its events come from Communication Services and it has"
+                           " no publishing endpoint.", code="NotFound")
+        return topic
+
+    async def publish(self, topic: Topic | str, events: list[dict[str, Any]]) -> None:
+        """Validate, persist and route `events`; returns once they are durable."""
+        if isinstance(topic, str):
+            topic = await self.catalog.topic(topic)
+        validate_events(events, topic.input_schema, topic.arm_id)
+        schema = topic.input_schema
+        new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i)) for i, e in enumerate(events)]
+        await self.committer.commit(new, self.catalog.routes(topic, events))
+
+    # history ---------------------------------------------------------------------------------------------
+    async def list_events(self, topic_name: str, limit: int = 50) -> list[StoredEvent]:
+        topic = await self.get_topic(topic_name)
+        return await self.store.list_events(topic.name, limit=limit)
+
+    async def get_event(self, topic_name: str, event_id: str) -> StoredEvent:
+        topic = await self.get_topic(topic_name)
+        try:
+            return await self.store.get_event(topic.name, event_id)
+        except Missing:
+            raise NotFound(f"Event '{event_id}' was not found in topic '{topic.name}'.") from None

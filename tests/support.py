@@ -1,0 +1,111 @@
+"""Test helpers: a real `commgrid serve` in a subprocess, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMGRID_")}
+    env.update(extra)
+    return env
+
+
+def cli(data_dir: Path, *args: str, check: bool = True, store: str | None = None) -> subprocess.CompletedProcess:
+    """Run `commgrid ARGS --data-dir DATA_DIR` and return the finished process."""
+    command = [sys.executable, "-m", "commgrid.cli", *args, "--data-dir", str(data_dir)]
+    if store:
+        command += ["--store", store]
+    done = subprocess.run(command, capture_output=True, text=True, env=clean_env(), timeout=60)
+    if check and done.returncode != 0:
+        raise AssertionError(f"commgrid {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@dataclass
+class ServerProcess:
+    """`commgrid serve` on free loopback ports, over a data dir that outlives restarts."""
+
+    data_dir: Path
+    store: str | None = None
+    extra_args: tuple[str, ...] = ()
+    port: int = field(default_factory=free_port)
+    tls_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        args = [sys.executable, "-m", "commgrid.cli", "serve", "--data-dir", str(self.data_dir),
+                "--port", str(self.port), "--tls-port", str(self.tls_port), *self.extra_args]
+        if self.store:
+            args += ["--store", self.store]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=clean_env())
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise AssertionError(f"commgrid serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"commgrid serve did not become healthy in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca(self) -> str:
+        return str(self.data_dir / "tls" / "ca.pem")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return cli(self.data_dir, *args, check=check, store=self.store)
+
+    def info(self) -> dict[str, Any]:
+        return json.loads(self.cli("info", "--json").stdout)
+
+    def create_topic(self, name: str, schema: str = "eventgridschema") -> dict[str, Any]:
+        return json.loads(self.cli("topic", "create", name, "--input-schema", schema, "--json").stdout)
