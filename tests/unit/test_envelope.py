@@ -1,0 +1,92 @@
+"""Envelope validation and schema conversion (eventgrid-facts.md §1)."""
+
+from __future__ import annotations
+
+import pytest
+from azure.eventgrid import EventGridEvent
+from cloudevents.http import from_dict
+
+from commgrid.errors import InvalidInput, PayloadTooLarge
+from commgrid.events.envelope import (
+    CLOUDEVENTS,
+    EVENTGRID,
+    can_convert,
+    convert,
+    encode_event,
+    parse_json_array,
+    validate_events,
+)
+
+ARM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventGrid/topics/t"
+
+
+def eg(**kw) -> dict:
+    event = {"id": "1", "subject": "/a", "eventType": "T", "eventTime": "2024-01-01T00:00:00.1234567Z",
+             "data": {"x": 1}, "dataVersion": "2.0"}
+    event.update(kw)
+    return event
+
+
+def test_eventgrid_defaults_are_stamped() -> None:
+    events = [eg(dataVersion=None)]
+    del events[0]["dataVersion"]
+    validate_events(events, EVENTGRID, ARM)
+    assert events[0]["topic"] == ARM and events[0]["metadataVersion"] == "1" and events[0]["dataVersion"] == ""
+    EventGridEvent.from_dict(events[0])  # the SDK reads what commgrid stores
+
+
+def test_empty_subject_is_allowed_but_missing_is_not() -> None:
+    validate_events([eg(subject="")], EVENTGRID, ARM)
+    event = eg()
+    del event["subject"]
+    with pytest.raises(InvalidInput, match="Subject"):
+        validate_events([event], EVENTGRID, ARM)
+
+
+def test_all_problems_are_collected() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        validate_events([eg(id=""), eg(eventTime="x"), eg(metadataVersion="9")], EVENTGRID, ARM)
+    assert len(raised.value.details) == 3
+    assert "(event 1)" in raised.value.details[1].message
+
+
+def test_cloudevent_rules() -> None:
+    ok = {"id": "1", "source": "/s", "type": "T", "specversion": "1.0", "time": "2024-01-01T00:00:00Z"}
+    validate_events([dict(ok)], CLOUDEVENTS, ARM)
+    for broken in ({**ok, "specversion": "0.3"}, {**ok, "time": "noon"}, {**ok, "data": 1, "data_base64": "AA=="},
+                   {k: v for k, v in ok.items() if k != "source"}):
+        with pytest.raises(InvalidInput):
+            validate_events([broken], CLOUDEVENTS, ARM)
+
+
+def test_schema_mismatch_is_reported_once() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        validate_events([eg()], CLOUDEVENTS, ARM)
+    assert raised.value.details[0].code == "InputSchemaMismatch"
+
+
+def test_structured_cloudevent_body_is_accepted() -> None:
+    assert parse_json_array(b'{"id":"1"}', "application/cloudevents+json; charset=utf-8") == [{"id": "1"}]
+    with pytest.raises(InvalidInput):
+        parse_json_array(b'{"id":"1"}', "application/json")
+
+
+def test_event_size_limit() -> None:
+    with pytest.raises(PayloadTooLarge):
+        encode_event(eg(data="x" * (1024 * 1024)), 0)
+
+
+def test_eventgrid_to_cloudevent_mapping_reads_back_with_the_cloudevents_sdk() -> None:
+    event = eg()
+    validate_events([event], EVENTGRID, ARM)
+    ce = convert(event, EVENTGRID, CLOUDEVENTS)
+    assert ce == {"id": "1", "source": ARM, "type": "T", "specversion": "1.0", "subject": "/a",
+                  "time": "2024-01-01T00:00:00.1234567Z", "dataversion": "2.0",
+                  "datacontenttype": "application/json", "data": {"x": 1}}
+    parsed = from_dict(ce)
+    assert parsed["source"] == ARM and parsed.data == {"x": 1}
+
+
+def test_only_event_grid_conversions_exist() -> None:
+    assert can_convert(EVENTGRID, CLOUDEVENTS) and can_convert(CLOUDEVENTS, CLOUDEVENTS)
+    assert not can_convert(CLOUDEVENTS, EVENTGRID)
