@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from commgrid.config import Settings
@@ -27,6 +28,8 @@ class Deployment:
     access_key: str
     secondary_key: str
     token_secret: str
+    #: The resource's immutable id: part of every user id (`8:acs:{immutable_id}_{guid}`) and token.
+    immutable_id: str
 
     @property
     def acs_arm_id(self) -> str:
@@ -64,4 +67,5 @@ async def load_deployment(store: Store, settings: Settings) -> Deployment:
         access_key=await keep("access_key", new_key()),
         secondary_key=await keep("secondary_key", new_key()),
         token_secret=await keep("token_secret", new_key()),
+        immutable_id=await keep("immutable_id", str(uuid.uuid4())),
     )

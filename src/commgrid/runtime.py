@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
+from commgrid.acs.resource import CommunicationResource
 from commgrid.config import Settings
 from commgrid.deployment import Deployment, load_deployment
 from commgrid.grid.service import Grid
@@ -25,6 +26,7 @@ class Runtime:
         self._stack = AsyncExitStack()
         self.deployment: Deployment
         self.grid: Grid
+        self.acs: CommunicationResource
 
     async def open(self, *, workers: bool = False) -> None:
         """Open the store and services; with `workers`, also start background delivery."""
@@ -33,6 +35,8 @@ class Runtime:
         self.deployment = await load_deployment(self.store, self.settings)
         self.grid = Grid(self.store, self.deployment)
         await self.grid.start()
+        self.acs = CommunicationResource(self.grid, self.deployment, event_profile=self.settings.event_profile,
+                                         time_scale=self.settings.time_scale)
         if workers:
             await self._start_workers()
 

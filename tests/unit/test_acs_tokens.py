@@ -55,9 +55,15 @@ def test_claims_follow_the_real_service(issuer: TokenIssuer) -> None:
         "acsScope": "chat,voip",
         "resourceId": RESOURCE,
         "iat": iat,
+        "gen": 0,
     }
     assert expires_on == NOW + timedelta(hours=2)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
+
+
+def test_generation_round_trips_for_revocation(issuer: TokenIssuer) -> None:
+    token, _ = issuer.issue(_user(), ["chat"], now=NOW, generation=3)
+    assert issuer.verify(token, NOW).generation == 3
 
 
 def test_resource_location_is_added_when_configured() -> None:

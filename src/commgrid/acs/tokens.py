@@ -85,14 +85,15 @@ _NOT_ALLOWED = "User is not allowed to perform specified action."  # the Chat sp
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What a verified token says about its bearer. Revocation is the caller's check: compare `issued_at` with
-    the user's revoked-before time."""
+    """What a verified token says about its bearer. Revocation is the caller's check: a token is revoked when
+    its `generation` is older than the user's current one (revoking bumps it)."""
 
     user_id: str
     scopes: tuple[Scope, ...]
     issued_at: datetime
     expires_on: datetime
     resource_id: str
+    generation: int = 0
 
     def allows(self, permission: Permission) -> bool:
         return allows(self.scopes, permission)
@@ -143,12 +144,13 @@ class TokenIssuer:
         expires_in: timedelta = DEFAULT_EXPIRES_IN,
         *,
         now: datetime | None = None,
+        generation: int = 0,
     ) -> tuple[str, datetime]:
-        """Mint a token for `user_id` (a raw `8:acs:...` id); return it and its expiry."""
+        """Mint a token for `user_id` (a raw `8:acs:...` id) at the user's token `generation`."""
         issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
         expires_on = issued_at + expires_in
         token = jwt.encode(
-            self._claims(user_id, parse_scopes(scopes), issued_at, expires_on),
+            self._claims(user_id, parse_scopes(scopes), issued_at, expires_on) | {"gen": generation},
             self._secret,
             algorithm=ALGORITHM,
             headers={"kid": "commgrid"},
@@ -201,6 +203,7 @@ class TokenIssuer:
                 issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
                 expires_on=datetime.fromtimestamp(int(claims["exp"]), UTC),
                 resource_id=self.resource_id,
+                generation=int(claims.get("gen", 0)),
             )
         except (InvalidInput, ValueError, TypeError, OverflowError):
             raise _unauthorized("InvalidToken", "The token's claims are malformed.") from None

@@ -1,0 +1,7 @@
+"""Communication Services REST APIs, served on the same listeners as Event Grid (the SDKs need HTTPS)."""
+
+from __future__ import annotations
+
+from commgrid.api.acs import chat, identity, sms
+
+routes = [*identity.routes, *sms.routes, *chat.routes]

@@ -1,0 +1,7 @@
+"""Communication Services identity REST API."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

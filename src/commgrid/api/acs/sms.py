@@ -1,0 +1,7 @@
+"""Communication Services sms REST API."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
