@@ -1,0 +1,835 @@
+"""Event subscription filters: validated and compiled once, then matched against many events.
+
+Semantics follow `eventgrid-facts.md` §3.3 (Filter) and the event-filtering article it cites [D4].
+A filter passes an event when every part passes, checked in this order (also the order `explain` uses):
+
+1. `includedEventTypes`: any of them, case-insensitive; absent, null, `[]` or any `"All"` entry = all;
+2. `subjectBeginsWith` / `subjectEndsWith`: literal, case-insensitive unless `isSubjectCaseSensitive`;
+3. each of `advancedFilters`: AND across filters, OR across one filter's values.
+
+Choices made where the reference is silent (each also noted at the code that implements it):
+
+- A key whose value is JSON `null` is treated like a missing key by every operator, as `IsNullOrUndefined`
+  does.
+- A value of the wrong type (a string for a Number operator, `"5"` or `true` for NumberIn, `1` for
+  BoolEquals, an object for anything) never satisfies the positive predicate: positive operators do not
+  match, negated ones do. This is the reference's "elements whose type differs are ignored" rule applied
+  to a single value.
+- Without `enableAdvancedFilteringOnArrays` an array is such a foreign value: positive operators do not
+  match, negated ones match; `IsNotNull` / `IsNullOrUndefined` only look at presence. With the flag, an
+  array holding an object or a nested array fails every operator ("arrays of objects cannot be filtered").
+- In CloudEvents, top-level context attributes compared by a String operator use their canonical string
+  form (`5` → `"5"`, `true` → `"true"`), so the docs' own example (StringBeginsWith `["5", "1"]` on the
+  integer extension `comexampleothervalue`) matches. Values under `data` are never converted.
+- Case-insensitive subject comparisons fold case with `str.casefold` (so `ß` matches `SS`): it works
+  character by character, unlike `str.lower`, which lets `SubscriptionIndex` keep case-sensitive and
+  case-insensitive prefixes in one tree.
+- `values` must be a non-empty list and `value` a single scalar, as each operator takes; numbers must be
+  JSON numbers (not numeric strings or booleans) and BoolEquals needs `true` or `false`.
+- Limits count one value per `value`, per entry of `values` and per `[low, high]` pair.
+- Field names inside the filter (`operatorType`, `Key`, `Values` ...) are read case-insensitively, as ARM
+  does.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
+
+from commgrid.errors import Detail, InvalidInput
+
+__all__ = [
+    "MAX_ADVANCED_FILTERS",
+    "MAX_FILTER_VALUES",
+    "MAX_STRING_VALUE_LENGTH",
+    "SCHEMAS",
+    "CompiledFilter",
+    "FilterError",
+    "SubscriptionIndex",
+    "compile_filter",
+]
+
+K = TypeVar("K")
+
+MAX_ADVANCED_FILTERS = 25  # §3.3 Limits
+MAX_FILTER_VALUES = 25  # in total across all advanced filters of one subscription
+MAX_STRING_VALUE_LENGTH = 512
+
+# The attribute holding the event type, per schema (§1.1, §1.2).
+_TYPE_KEYS = {"EventGridSchema": "eventType", "CloudEventSchemaV1_0": "type"}
+SCHEMAS = tuple(_TYPE_KEYS)
+
+# Event Grid schema attribute names, by lower-cased filter key (§3.3 Keys: `ID`, `Topic`, `EventType` ...).
+_EG_ATTRIBUTES = {
+    name.lower(): name
+    for name in ("id", "topic", "subject", "eventType", "eventTime", "dataVersion", "metadataVersion", "data")
+}
+
+
+def _type_key(schema: str) -> str:
+    if schema not in _TYPE_KEYS:
+        raise ValueError(f"unsupported event schema {schema!r}; expected one of {', '.join(SCHEMAS)}")
+    return _TYPE_KEYS[schema]
+
+
+class FilterError(InvalidInput):
+    """The event subscription filter is invalid; see details."""
+
+
+class _Missing:
+    """The value of a key the event does not have."""
+
+    def __repr__(self) -> str:
+        return "undefined"
+
+
+_MISSING: Any = _Missing()
+Getter = Callable[[dict], Any]
+Test = Callable[[dict], bool]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Operators
+
+
+def _is_number(x: object) -> bool:
+    # bools are ints in Python, but never numbers in a filter
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _is_string(x: object) -> bool:
+    return isinstance(x, str)
+
+
+def _is_bool(x: object) -> bool:
+    return isinstance(x, bool)
+
+
+def _contains_any(needles: tuple[str, ...]) -> Callable[[str], bool]:
+    def test(x: str) -> bool:
+        folded = x.lower()
+        return any(needle in folded for needle in needles)
+
+    return test
+
+
+def _in_ranges(ranges: tuple[tuple[float, float], ...]) -> Callable[[float], bool]:
+    return lambda x: any(low <= x <= high for low, high in ranges)
+
+
+# Builds an operator's positive predicate from its normalized filter values (strings lower-cased).
+_PREDICATES: dict[str, Callable[[tuple], Callable[[Any], bool]]] = {
+    "NumberIn": lambda vs: frozenset(vs).__contains__,
+    "NumberLessThan": lambda vs: lambda x: x < vs[0],
+    "NumberGreaterThan": lambda vs: lambda x: x > vs[0],
+    "NumberLessThanOrEquals": lambda vs: lambda x: x <= vs[0],
+    "NumberGreaterThanOrEquals": lambda vs: lambda x: x >= vs[0],
+    "NumberInRange": _in_ranges,
+    "BoolEquals": lambda vs: lambda x: x is vs[0],
+    "StringIn": lambda vs: lambda x, folded=frozenset(vs): x.lower() in folded,
+    "StringBeginsWith": lambda vs: lambda x: x.lower().startswith(vs),
+    "StringEndsWith": lambda vs: lambda x: x.lower().endswith(vs),
+    "StringContains": _contains_any,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Operator:
+    """One `operatorType`: how its value is given and checked, and how a failure reads."""
+
+    name: str
+    accepts: Callable[[object], bool] | None  # the event value type it compares; None for presence checks
+    arity: str  # "value", "values", "ranges" or "none"
+    relation: Callable[[Any, Any], bool]  # event value vs one filter value, positive form (for explain)
+    phrase: str  # "value 3 {phrase} 5" when the relation holds
+    failed_phrase: str  # "value 3 {failed_phrase} [5, 1]" when a positive operator fails
+    positive: str = ""  # the operator whose predicate this one uses: itself, or the one it negates
+    negated: bool = False
+    missing_matches: bool = False
+
+
+def _within(x: float, bounds: tuple[float, float]) -> bool:
+    return bounds[0] <= x <= bounds[1]
+
+
+def _begins(x: str, v: str) -> bool:
+    return x.startswith(v)
+
+
+def _ends(x: str, v: str) -> bool:
+    return x.endswith(v)
+
+
+def _contains(x: str, v: str) -> bool:
+    return v in x
+
+
+_num, _str = _is_number, _is_string
+_POSITIVE_OPERATORS = (
+    _Operator("NumberIn", _num, "values", operator.eq, "equals", "is not in"),
+    _Operator("NumberLessThan", _num, "value", operator.lt, "", "is not less than"),
+    _Operator("NumberGreaterThan", _num, "value", operator.gt, "", "is not greater than"),
+    _Operator("NumberLessThanOrEquals", _num, "value", operator.le, "", "is not less than or equal to"),
+    _Operator("NumberGreaterThanOrEquals", _num, "value", operator.ge, "", "is not greater than or equal to"),
+    _Operator("NumberInRange", _num, "ranges", _within, "is in range", "is not in any of the ranges"),
+    _Operator("BoolEquals", _is_bool, "value", operator.eq, "", "is not"),
+    _Operator("StringIn", _str, "values", operator.eq, "equals", "is not in"),
+    _Operator("StringBeginsWith", _str, "values", _begins, "begins with", "does not begin with any of"),
+    _Operator("StringEndsWith", _str, "values", _ends, "ends with", "does not end with any of"),
+    _Operator("StringContains", _str, "values", _contains, "contains", "does not contain any of"),
+    _Operator("IsNullOrUndefined", None, "none", operator.eq, "", ""),
+    _Operator("IsNotNull", None, "none", operator.eq, "", ""),
+)
+# Negated operators: (the operator negated, whether a missing key matches). §3.3: a missing key matches
+# NumberNotIn and StringNotIn but not the StringNot{BeginsWith,EndsWith,Contains} family; NumberNotInRange is
+# not listed, so it follows NumberNotIn.
+_NEGATIONS = {
+    "NumberNotIn": ("NumberIn", True),
+    "NumberNotInRange": ("NumberInRange", True),
+    "StringNotIn": ("StringIn", True),
+    "StringNotBeginsWith": ("StringBeginsWith", False),
+    "StringNotEndsWith": ("StringEndsWith", False),
+    "StringNotContains": ("StringContains", False),
+}
+
+
+def _operators() -> dict[str, _Operator]:
+    """Every operator by lower-cased name (ARM discriminators are case-insensitive)."""
+    ops = {op.name: replace(op, positive=op.name) for op in _POSITIVE_OPERATORS}
+    for name, (base, missing_matches) in _NEGATIONS.items():
+        ops[name] = replace(ops[base], name=name, failed_phrase="", negated=True, missing_matches=missing_matches)
+    return {name.lower(): op for name, op in ops.items()}
+
+
+_OPERATORS = _operators()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Keys
+
+
+def _child(node: Any, name: str, folded: str) -> Any:
+    """`node[name]`, else the first property whose name matches case-insensitively (§3.3 Keys)."""
+    if not isinstance(node, dict):
+        return _MISSING
+    value = node.get(name, _MISSING)
+    if value is _MISSING:
+        for prop, candidate in node.items():
+            if isinstance(prop, str) and prop.lower() == folded:
+                return candidate
+    return value
+
+
+def _make_getter(segments: tuple[str, ...]) -> Getter:
+    path = tuple((name, name.lower()) for name in segments)
+
+    def get(event: dict) -> Any:
+        node: Any = event
+        for name, folded in path:
+            node = _child(node, name, folded)
+            if node is _MISSING:
+                break
+        return node
+
+    return get
+
+
+def _ce_attribute_as_string(get: Getter) -> Getter:
+    """CloudEvents context attributes have a canonical string form; String operators compare it [D4]."""
+
+    def coerced(event: dict) -> Any:
+        value = get(event)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value) if _is_number(value) else value
+
+    return coerced
+
+
+def _parse_key(key: str, schema: str) -> tuple[str, ...]:
+    """Split `data.a.b` into segments, the first spelt as the schema does (`Data` → `data`, `ID` → `id`)."""
+    segments = key.split(".")
+    first = segments[0].lower()
+    if first == "data" or schema == "CloudEventSchemaV1_0":
+        segments[0] = first  # CloudEvents attribute names are lower-case by spec (§1.2)
+    else:
+        segments[0] = _EG_ATTRIBUTES.get(first, segments[0])
+    return tuple(segments)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Values shown in messages
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + (value if len(value) <= 80 else value[:77] + "...") + "'"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        shown = ", ".join(_fmt(item) for item in value[:10])
+        return f"[{shown}{', ...' if len(value) > 10 else ''}]"
+    if isinstance(value, dict):
+        return "{...}"
+    return repr(value)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if _is_number(value):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Advanced filters
+
+
+@dataclass(frozen=True, slots=True)
+class _Clause:
+    """One compiled advanced filter."""
+
+    index: int
+    op: _Operator
+    key: str
+    get: Getter
+    values: tuple  # normalized: strings lower-cased, ranges as (low, high)
+    shown: Any  # the filter's `value` or `values` as given, for messages
+    arrays: bool
+    test: Test
+
+    def explain(self, event: dict) -> str | None:
+        """Why this clause rejects `event`, or None if it passes."""
+        if self.test(event):
+            return None
+        return f"advancedFilters[{self.index}] {self.op.name} on {self.key}: {self._reason(self.get(event))}"
+
+    def _reason(self, x: Any) -> str:
+        op = self.op
+        if x is _MISSING or x is None:
+            return f"{self.key} is {'missing' if x is _MISSING else 'null'}"
+        if op.accepts is None:  # IsNullOrUndefined on a present value
+            return f"value {_fmt(x)} is not null"
+        if isinstance(x, list):
+            return self._array_reason(x)
+        if not op.accepts(x):
+            return f"value {_fmt(x)} is a {_type_name(x)}, not a {_type_name_of(op)}"
+        if op.negated:
+            return self._hit(x, "value")
+        return f"value {_fmt(x)} {op.failed_phrase} {_fmt(self.shown)}"
+
+    def _array_reason(self, x: list) -> str:
+        if not self.arrays:
+            return f"value {_fmt(x)} is an array and enableAdvancedFilteringOnArrays is not set"
+        if any(isinstance(item, dict | list) for item in x):
+            return f"value {_fmt(x)} is an array of objects or arrays, which cannot be filtered"
+        if self.op.negated:
+            return next(self._hit(item, "element") for item in x if self._satisfies(item))
+        return f"no {_type_name_of(self.op)} element of {_fmt(x)} satisfies {self.op.name} {_fmt(self.shown)}"
+
+    def _satisfies(self, x: Any) -> bool:
+        return bool(self.op.accepts and self.op.accepts(x)) and any(self._relations(x))
+
+    def _relations(self, x: Any) -> Iterable[bool]:
+        folded = x.lower() if isinstance(x, str) else x
+        return (self.op.relation(folded, v) for v in self.values)
+
+    def _hit(self, x: Any, what: str) -> str:
+        shown = self.shown if isinstance(self.shown, list) else [self.shown]
+        witness = next(s for s, hit in zip(shown, self._relations(x), strict=True) if hit)
+        return f"{what} {_fmt(x)} {self.op.phrase} {_fmt(witness)}"
+
+
+def _type_name_of(op: _Operator) -> str:
+    return {_is_number: "number", _is_string: "string", _is_bool: "boolean"}.get(op.accepts, "value")
+
+
+def _make_test(op: _Operator, get: Getter, values: tuple, arrays: bool) -> Test:
+    """Choose the event check for one advanced filter, so matching never looks at operator names."""
+    if op.accepts is None:  # IsNullOrUndefined / IsNotNull look at presence only (§3.3)
+        absent_matches = op.name == "IsNullOrUndefined"
+        return lambda event: ((x := get(event)) is _MISSING or x is None) is absent_matches
+    accepts = op.accepts
+    positive = _PREDICATES[op.positive](values)
+    negated, on_missing = op.negated, op.missing_matches
+
+    def test(event: dict) -> bool:
+        x = get(event)
+        if x is _MISSING or x is None:
+            return on_missing
+        if accepts(x):
+            return positive(x) is not negated
+        if isinstance(x, list):
+            return _array_passes(x, accepts, positive, negated, arrays)
+        return negated  # a value of another type never satisfies the positive predicate (module docstring)
+
+    return test
+
+
+def _array_passes(
+    x: list, accepts: Callable[[object], bool], positive: Callable[[Any], bool], negated: bool, arrays: bool
+) -> bool:
+    """§3.3 Arrays: a satisfying (element, value) pair passes positive ops, fails negated ones."""
+    if not arrays:
+        return negated
+    if any(isinstance(item, dict | list) for item in x):
+        return False  # "arrays of objects cannot be filtered", whatever the operator
+    hit = any(positive(item) for item in x if accepts(item))
+    return hit is not negated
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Validation
+
+
+class _Problems:
+    """Collects every problem in a filter, so one FilterError can list them all (style guide E)."""
+
+    def __init__(self) -> None:
+        self.details: list[Detail] = []
+
+    def add(self, code: str, message: str) -> None:
+        self.details.append(Detail(code, message))
+
+
+def _fields(raw: dict) -> dict[str, Any]:
+    """A filter object's fields by lower-cased name: ARM reads `Key`, `key` and `KEY` alike."""
+    return {name.lower(): value for name, value in raw.items() if isinstance(name, str)}
+
+
+def _count_values(entry: dict[str, Any]) -> int:
+    values = entry.get("values")
+    if isinstance(values, list):
+        return len(values)
+    return 1 if "value" in entry or values is not None else 0
+
+
+def _check_string(value: Any, where: str, problems: _Problems) -> str | None:
+    if not isinstance(value, str):
+        problems.add("InvalidAdvancedFilter", f"{where} must be a string, got {_type_name(value)} {_fmt(value)}.")
+        return None
+    if len(value) > MAX_STRING_VALUE_LENGTH:
+        problems.add(
+            "AdvancedFilterLimitExceeded",
+            f"{where} is {len(value)} characters long; string values are "
+            f"limited to {MAX_STRING_VALUE_LENGTH} characters.",
+        )
+        return None
+    return value.lower()
+
+
+def _check_number(value: Any, where: str, problems: _Problems) -> float | None:
+    if not _is_number(value):
+        problems.add("InvalidAdvancedFilter", f"{where} must be a number, got {_type_name(value)} {_fmt(value)}.")
+        return None
+    return value
+
+
+def _check_range(value: Any, where: str, problems: _Problems) -> tuple[float, float] | None:
+    if not isinstance(value, list) or len(value) != 2 or not all(map(_is_number, value)) or value[0] > value[1]:
+        problems.add(
+            "InvalidAdvancedFilter",
+            f"{where} must be a [low, high] pair of numbers with low <= high, got {_fmt(value)}.",
+        )
+        return None
+    return (value[0], value[1])
+
+
+def _single_value(op: _Operator, entry: dict[str, Any], where: str, problems: _Problems) -> tuple | None:
+    if "value" not in entry:
+        hint = f"; {op.name} takes a single 'value', not 'values'" if "values" in entry else ""
+        problems.add("InvalidAdvancedFilter", f"{where}: 'value' is required{hint}.")
+        return None
+    value = entry["value"]
+    if op.accepts is _is_bool:
+        if not isinstance(value, bool):
+            problems.add(
+                "InvalidAdvancedFilter",
+                f"{where}.value must be true or false, got {_type_name(value)} {_fmt(value)}.",
+            )
+            return None
+        return (value,)
+    number = _check_number(value, f"{where}.value", problems)
+    return None if number is None else (number,)
+
+
+def _many_values(op: _Operator, entry: dict[str, Any], where: str, problems: _Problems) -> tuple | None:
+    values = entry.get("values")
+    if not isinstance(values, list) or not values:
+        hint = f"; {op.name} takes a list of 'values', not a single 'value'" if "value" in entry else ""
+        problem = "is required" if values is None else "must be a non-empty list"
+        problems.add("InvalidAdvancedFilter", f"{where}: 'values' {problem}{hint}.")
+        return None
+    check = {"ranges": _check_range, "values": _check_string if op.accepts is _is_string else _check_number}
+    normalized = [check[op.arity](value, f"{where}.values[{i}]", problems) for i, value in enumerate(values)]
+    return None if any(v is None for v in normalized) else tuple(normalized)
+
+
+def _compile_clause(index: int, raw: Any, schema: str, arrays: bool, problems: _Problems) -> _Clause | None:
+    where = f"advancedFilters[{index}]"
+    if not isinstance(raw, dict):
+        problems.add("InvalidAdvancedFilter", f"{where} must be an object, got {_type_name(raw)}.")
+        return None
+    entry = _fields(raw)
+    name, key = entry.get("operatortype"), entry.get("key")
+    op = _OPERATORS.get(name.lower()) if isinstance(name, str) else None
+    if name is None:
+        problems.add("InvalidAdvancedFilter", f"{where}: 'operatorType' is required.")
+    elif op is None:
+        problems.add(
+            "InvalidAdvancedFilter",
+            f"{where}: operatorType {_fmt(name)} is not supported; use one of "
+            f"{', '.join(sorted(o.name for o in _OPERATORS.values()))}.",
+        )
+    if not isinstance(key, str) or not key or "" in key.split("."):
+        problems.add(
+            "InvalidAdvancedFilter",
+            f"{where}: 'key' must be a property path such as 'data.key1' or 'subject', got {_fmt(key)}.",
+        )
+        key = None
+    if op is None:
+        return None
+    where = f"{where} ({op.name})"
+    values: tuple | None = ()
+    if op.arity == "value":
+        values = _single_value(op, entry, where, problems)
+    elif op.arity != "none":
+        values = _many_values(op, entry, where, problems)
+    if values is None or key is None:
+        return None
+    get = _make_getter(_parse_key(key, schema))
+    if op.accepts is _is_string and schema == "CloudEventSchemaV1_0" and "." not in key and key.lower() != "data":
+        get = _ce_attribute_as_string(get)
+    shown = entry.get("value") if op.arity == "value" else entry.get("values")
+    return _Clause(index, op, key, get, values, shown, arrays, _make_test(op, get, values, arrays))
+
+
+def _compile_clauses(raw: Any, schema: str, arrays: bool, problems: _Problems) -> tuple[_Clause, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.add("InvalidFilter", f"advancedFilters must be a list, got {_type_name(raw)}.")
+        return ()
+    if len(raw) > MAX_ADVANCED_FILTERS:
+        problems.add(
+            "AdvancedFilterLimitExceeded",
+            f"{len(raw)} advanced filters given; at most {MAX_ADVANCED_FILTERS} are allowed per event subscription.",
+        )
+    total = sum(_count_values(_fields(entry)) for entry in raw if isinstance(entry, dict))
+    if total > MAX_FILTER_VALUES:
+        problems.add(
+            "AdvancedFilterLimitExceeded",
+            f"{total} advanced filter values given across all filters; at "
+            f"most {MAX_FILTER_VALUES} are allowed per event subscription.",
+        )
+    clauses = [_compile_clause(i, entry, schema, arrays, problems) for i, entry in enumerate(raw)]
+    return tuple(c for c in clauses if c is not None)
+
+
+def _event_types(raw: Any, problems: _Problems) -> tuple[str, ...] | None:
+    """The listed types, or None for all: absent, null, `[]` or any `"All"` entry ([D4] "specify All")."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        problems.add("InvalidFilter", f"includedEventTypes must be a list of strings, got {_type_name(raw)}.")
+        return None
+    for i, item in enumerate(raw):
+        if not isinstance(item, str):
+            problems.add(
+                "InvalidFilter",
+                f"includedEventTypes[{i}] must be a string, got {_type_name(item)} {_fmt(item)}.",
+            )
+    types = tuple(item for item in raw if isinstance(item, str))
+    return None if not types or any(t.lower() == "all" for t in types) else types
+
+
+def _optional(fields: dict[str, Any], name: str, kind: type, default: Any, problems: _Problems) -> Any:
+    value = fields.get(name.lower())
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        problems.add("InvalidFilter", f"{name} must be a {_type_name(default)}, got {_type_name(value)}.")
+        return default
+    return value
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Compiled filter
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledFilter:
+    """A validated subscription filter, ready to match events of one schema.
+
+    `SubscriptionIndex` keys on `included_event_types` (lower-cased, None for all) and `index_prefix`
+    (`subjectBeginsWith` case-folded, whatever `is_subject_case_sensitive` says).
+    """
+
+    schema: str
+    included_event_types: frozenset[str] | None
+    event_types_given: tuple[str, ...] | None
+    subject_begins_with: str
+    subject_ends_with: str
+    is_subject_case_sensitive: bool
+    enable_advanced_filtering_on_arrays: bool
+    index_prefix: str
+    subject_prefix: str  # as compared: case-folded unless case-sensitive
+    subject_suffix: str
+    clauses: tuple[_Clause, ...]
+
+    def matches(self, event: dict) -> bool:
+        """Whether `event` (a dict in this filter's schema) passes the filter."""
+        types = self.included_event_types
+        if types is not None:
+            event_type = event.get(_TYPE_KEYS[self.schema])
+            if not isinstance(event_type, str) or event_type.lower() not in types:
+                return False
+        subject = _subject_of(event)
+        folded = subject.casefold()
+        return folded.startswith(self.index_prefix) and self.passes_rest(event, subject, folded)
+
+    def passes_rest(self, event: dict, subject: str, folded: str) -> bool:
+        """The checks left once event type and `index_prefix` are known to pass; `folded` = subject case-folded."""
+        if self.is_subject_case_sensitive:
+            if not subject.startswith(self.subject_prefix):
+                return False
+        else:
+            subject = folded
+        if self.subject_suffix and not subject.endswith(self.subject_suffix):
+            return False
+        for clause in self.clauses:  # noqa: SIM110 - a loop is cheaper than all(generator) on this hot path
+            if not clause.test(event):
+                return False
+        return True
+
+    def explain(self, event: dict) -> str | None:
+        """None if `event` matches, else a sentence naming the first part of the filter that rejects it."""
+        reason = self._explain_type(event) or self._explain_subject(event)
+        if reason:
+            return reason
+        return next((r for c in self.clauses if (r := c.explain(event)) is not None), None)
+
+    def _explain_type(self, event: dict) -> str | None:
+        if self.included_event_types is None:
+            return None
+        type_key, types = _TYPE_KEYS[self.schema], _fmt(self.event_types_given)
+        event_type = event.get(type_key)
+        if not isinstance(event_type, str):
+            return f"includedEventTypes {types} does not match: the event has no {type_key}"
+        if event_type.lower() in self.included_event_types:
+            return None
+        return f"includedEventTypes {types} does not include event type {_fmt(event_type)}"
+
+    def _explain_subject(self, event: dict) -> str | None:
+        subject = _subject_of(event)
+        compared = subject if self.is_subject_case_sensitive else subject.casefold()
+        shown = _fmt(subject) if isinstance(event.get("subject"), str) else "(none)"
+        case = " (case-sensitive)" if self.is_subject_case_sensitive else ""
+        if not compared.startswith(self.subject_prefix):
+            return f"subjectBeginsWith {_fmt(self.subject_begins_with)} does not match subject {shown}{case}"
+        if not compared.endswith(self.subject_suffix):
+            return f"subjectEndsWith {_fmt(self.subject_ends_with)} does not match subject {shown}{case}"
+        return None
+
+
+def _subject_of(event: dict) -> str:
+    subject = event.get("subject")
+    return subject if isinstance(subject, str) else ""  # CloudEvents subject is optional (§1.2)
+
+
+def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
+    """Validate an ARM `filter` object (§3.3) and compile it for events in `schema`.
+
+    Parameters
+    ----------
+    filter
+        The subscription's `filter`, camelCase as in ARM JSON; None means no filter.
+    schema
+        The schema of the events it will see: "EventGridSchema" or "CloudEventSchemaV1_0".
+
+    Raises
+    ------
+    FilterError
+        Listing every problem found (unknown operators, missing or mistyped values, limits).
+    """
+    _type_key(schema)
+    problems = _Problems()
+    if filter is not None and not isinstance(filter, dict):
+        problems.add("InvalidFilter", f"filter must be an object, got {_type_name(filter)}.")
+    fields = _fields(filter) if isinstance(filter, dict) else {}
+    types = _event_types(fields.get("includedeventtypes"), problems)
+    begins = _optional(fields, "subjectBeginsWith", str, "", problems)
+    ends = _optional(fields, "subjectEndsWith", str, "", problems)
+    case_sensitive = _optional(fields, "isSubjectCaseSensitive", bool, False, problems)
+    arrays = _optional(fields, "enableAdvancedFilteringOnArrays", bool, False, problems)
+    clauses = _compile_clauses(fields.get("advancedfilters"), schema, arrays, problems)
+    if problems.details:
+        messages = " ".join(detail.message for detail in problems.details)
+        raise FilterError.from_problems(problems.details, f"Invalid event subscription filter: {messages}")
+    return CompiledFilter(
+        schema=schema,
+        included_event_types=None if types is None else frozenset(t.lower() for t in types),
+        event_types_given=types,
+        subject_begins_with=begins,
+        subject_ends_with=ends,
+        is_subject_case_sensitive=case_sensitive,
+        enable_advanced_filtering_on_arrays=arrays,
+        index_prefix=begins.casefold(),
+        subject_prefix=begins if case_sensitive else begins.casefold(),
+        subject_suffix=ends if case_sensitive else ends.casefold(),
+        clauses=clauses,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Index
+
+
+class _PrefixTree(Generic[K]):
+    """A compressed trie on case-folded subject prefixes; each node groups its filters by event type.
+
+    Walking it with a subject visits only the nodes whose prefix the subject starts with, so the cost grows
+    with the number of registered prefixes branching along that subject, not with the number of filters;
+    at each node the event's type picks its group (plus the group of filters taking every type, key None).
+    """
+
+    __slots__ = ("children", "groups", "label")
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label  # this node's prefix is its parent's plus `label`
+        # Children by the first character of their label; None for a leaf, so the walk stops without
+        # touching an empty dict (with thousands of filters, memory touched per event is the cost).
+        self.children: dict[str, _PrefixTree[K]] | None = None
+        self.groups: dict[str | None, dict[K, CompiledFilter]] | None = None
+
+    def node(self, prefix: str) -> _PrefixTree[K]:
+        """The node for `prefix`, created (splitting an edge if needed) when absent."""
+        node, i = self, 0
+        while i < len(prefix):
+            if node.children is None:
+                node.children = {}
+            child = node.children.get(prefix[i])
+            if child is None:
+                child = node.children[prefix[i]] = _PrefixTree(prefix[i:])
+                return child
+            shared = _shared_length(child.label, prefix, i)
+            if shared < len(child.label):
+                middle: _PrefixTree[K] = _PrefixTree(child.label[:shared])
+                child.label = child.label[shared:]
+                middle.children = {child.label[0]: child}
+                node.children[prefix[i]] = child = middle
+            node, i = child, i + shared
+        return node
+
+    def discard(self, prefix: str, event_type: str | None, key: K) -> None:
+        """Remove `key` from a group of the node for `prefix`, then prune nodes left empty or pass-through."""
+        path: list[_PrefixTree[K]] = []
+        node, i = self, 0
+        while i < len(prefix):
+            path.append(node)
+            assert node.children is not None
+            node = node.children[prefix[i]]
+            i += len(node.label)
+        groups = node.groups
+        assert groups is not None
+        del groups[event_type][key]
+        if not groups[event_type]:
+            del groups[event_type]
+        node.groups = groups or None
+        while path and node.groups is None and len(node.children or ()) <= 1:
+            parent = path.pop()
+            assert parent.children is not None
+            if node.children:  # one child left: splice it into this node's place
+                (child,) = node.children.values()
+                child.label = node.label + child.label
+                parent.children[node.label[0]] = child
+                return
+            del parent.children[node.label[0]]
+            parent.children = parent.children or None
+            node = parent
+
+    def walk(self, folded: str) -> list[dict[str | None, dict[K, CompiledFilter]]]:
+        """The type groups of every registered prefix that `folded` starts with."""
+        found = []
+        node, i, end = self, 0, len(folded)
+        while True:
+            if node.groups is not None:
+                found.append(node.groups)
+            if i == end or node.children is None:
+                return found
+            child = node.children.get(folded[i])
+            if child is None:
+                return found
+            label = child.label  # its first character is known to match
+            if len(label) > 1 and not folded.startswith(label, i):
+                return found
+            node, i = child, i + len(label)
+
+
+def _shared_length(label: str, text: str, start: int) -> int:
+    n, limit = 0, min(len(label), len(text) - start)
+    while n < limit and label[n] == text[start + n]:
+        n += 1
+    return n
+
+
+class SubscriptionIndex(Generic[K]):
+    """The filters of one topic's subscriptions, indexed so matching an event looks at few of them.
+
+    Filters live in a prefix tree on their case-folded `subjectBeginsWith`, grouped at each node by
+    lower-cased event type (group None: filters taking every type). Matching walks the event's subject down
+    the tree and runs the remaining checks only on the event type's groups met on the way. Case-sensitive
+    prefixes share the tree: case folding works character by character, so a subject that starts with a
+    prefix also does once both are folded, and `CompiledFilter.passes_rest` then checks the exact prefix.
+    All filters must be compiled for the schema of the events given to `match`.
+    """
+
+    def __init__(self) -> None:
+        self._filters: dict[K, CompiledFilter] = {}
+        self._tree: _PrefixTree[K] = _PrefixTree()
+
+    def __len__(self) -> int:
+        return len(self._filters)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._filters
+
+    def add(self, key: K, compiled: CompiledFilter) -> None:
+        """Register `compiled` under `key`, replacing any filter already registered under it."""
+        self.remove(key)
+        self._filters[key] = compiled
+        node = self._tree.node(compiled.index_prefix)
+        if node.groups is None:
+            node.groups = {}
+        for event_type in compiled.included_event_types or (None,):
+            node.groups.setdefault(event_type, {})[key] = compiled
+
+    def remove(self, key: K) -> None:
+        """Forget the filter registered under `key`; no-op if there is none."""
+        compiled = self._filters.pop(key, None)
+        if compiled is not None:
+            for event_type in compiled.included_event_types or (None,):
+                self._tree.discard(compiled.index_prefix, event_type, key)
+
+    def match(self, event: dict, schema: str) -> list[K]:
+        """The keys of every filter that `event` (a dict in `schema`) passes, in no particular order."""
+        event_type = event.get(_type_key(schema))
+        event_type = event_type.lower() if isinstance(event_type, str) else _NO_TYPE
+        subject = _subject_of(event)
+        folded = subject.casefold()
+        matched: list[K] = []
+        for groups in self._tree.walk(folded):
+            for group in (groups.get(event_type), groups.get(None)):
+                if group:
+                    matched.extend(key for key, f in group.items() if f.passes_rest(event, subject, folded))
+        return matched
+
+
+_NO_TYPE = object()  # the type of an event without one: it only meets the filters taking every type
