@@ -8,16 +8,18 @@ PostgreSQL database agree within that interval without a store read on every pub
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from commgrid.grid.filters import SubscriptionIndex, compile_filter
+from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
 from commgrid.store import Store
 from commgrid.store.base import Missing, Route, Subscription, Topic
 
 ACTIVE = "Active"
+log = logging.getLogger("commgrid.grid")
 
 
 def is_routable(sub: Subscription, now: float) -> bool:
@@ -73,8 +75,14 @@ class Catalog:
             topic = topics.get(sub.topic.lower())
             if topic is None or not is_routable(sub, now):
                 continue
-            index = indexes.setdefault(topic.name.lower(), SubscriptionIndex())
-            index.add(sub.name, compile_filter(sub.properties.get("filter"), topic.input_schema))
+            try:
+                compiled = compile_filter(sub.properties.get("filter"), topic.input_schema)
+            except FilterError as exc:  # validated on create; a stored filter that no longer compiles is skipped
+                log.error("subscription filter does not compile", extra={
+                    "action": "subscription_skipped", "topic": topic.name, "subscription": sub.name,
+                    "error": exc.message})
+                continue
+            indexes.setdefault(topic.name.lower(), SubscriptionIndex()).add(sub.name, compiled)
             if sub.properties.get("expirationTimeUtc"):
                 expiring.append(datetime.fromisoformat(sub.properties["expirationTimeUtc"]).timestamp())
         self._topics, self._indexes, self._expiring = topics, indexes, sorted(expiring)
