@@ -20,8 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from commgrid import __version__
+from commgrid.acs.phone_numbers import number_kind
+from commgrid.commands.phone_numbers import phone_number_app
+from commgrid.commands.sms import sms_app
+from commgrid.commands.subscriptions import deadletter_app, subscription_app
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
+from commgrid.events.acs import profile_by_name
 from commgrid.events.envelope import parse_json_array, schema_from_cli
 from commgrid.runtime import Runtime
 from commgrid.store.base import StoredEvent, Topic
@@ -33,6 +38,10 @@ topic_app = typer.Typer(help="Custom topics.", no_args_is_help=True)
 events_app = typer.Typer(help="Events stored in a topic (newest first).", no_args_is_help=True)
 app.add_typer(topic_app, name="topic")
 app.add_typer(events_app, name="events")
+app.add_typer(subscription_app, name="subscription")
+app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(phone_number_app, name="phone-number")
+app.add_typer(sms_app, name="sms")
 
 console = Console()
 err = Console(stderr=True)
@@ -80,12 +89,26 @@ def serve(
     ] = "commgrid",
     time_scale: Annotated[float, typer.Option(envvar="COMMGRID_TIME_SCALE",
                                               help="Divide every delivery delay by this factor.")] = 1.0,
+    event_profile: Annotated[str | None, typer.Option(
+        envvar="COMMGRID_EVENT_PROFILE",
+        help="Communication Services event shapes: seed (the seed documents) or current (Azure today); "
+             "recorded for the resource. Default: the recorded choice, else seed.")] = None,
+    phone_number: Annotated[list[str] | None, typer.Option(
+        "--phone-number", envvar="COMMGRID_PHONE_NUMBERS",
+        help="A phone number (E.164) or short code the resource owns (repeat; env: space-separated).")] = None,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.server import serve as run_server
 
+    try:
+        profile = profile_by_name(event_profile).name if event_profile else None
+        numbers = tuple(n for n in phone_number or () if number_kind(n))
+    except (ValueError, CommgridError) as exc:
+        err.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
+        raise typer.Exit(2) from None
     settings = Settings(data_dir=data_dir, host=host, port=port, tls_port=tls_port, store_url=store,
-                        resource_name=resource_name, time_scale=time_scale)
+                        resource_name=resource_name, time_scale=time_scale, event_profile=profile,
+                        phone_numbers=numbers)
 
     def announce(runtime: Runtime, tls: Any) -> None:
         console.print(f"commgrid {__version__} ready", highlight=False)
@@ -136,6 +159,7 @@ def info_json(runtime: Runtime, topics: list[Topic]) -> dict[str, Any]:
             "endpoint": s.https_base + "/",
             "accessKey": d.access_key,
             "connectionString": d.connection_string(s.https_base),
+            "eventProfile": runtime.acs.profile.name,
             "systemTopic": {"name": d.system_topic_name, "armId": d.system_topic_arm_id, "source": d.acs_arm_id},
         },
         "topics": [topic_json(t, s) for t in topics if t.kind == "custom"],
@@ -162,6 +186,7 @@ def info(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonF
     console.print(f"{'connection str':>16}: {acs['connectionString']}", highlight=False, soft_wrap=True)
     console.print(f"{'ACS resource':>16}: {acs['armId']}", highlight=False, soft_wrap=True)
     console.print(f"{'system topic':>16}: {acs['systemTopic']['armId']}", highlight=False, soft_wrap=True)
+    console.print(f"{'event profile':>16}: {acs['eventProfile']}", highlight=False)
     for t in data["topics"]:
         console.print(f"{'topic':>16}: {t['name']}  {t['endpoint']}  ({t['inputSchema']})", highlight=False)
         console.print(f"{'':>16}  key1={t['key1']}  key2={t['key2']}", highlight=False, soft_wrap=True)

@@ -27,7 +27,10 @@ class Settings:
     location: str = "local"
     #: Divides every delivery delay (retry ladder, TTL, validation expiry): 60 turns minutes into seconds.
     time_scale: float = 1.0
-    event_profile: str = "seed"
+    #: ACS event shapes, `seed` or `current`; None: the choice recorded for the resource (`acs/config.py`).
+    event_profile: str | None = None
+    #: Phone numbers the Communication Services resource owns from this start on (`--phone-number`).
+    phone_numbers: tuple[str, ...] = ()
     #: How long a delivery worker leases the deliveries it claims, in (unscaled) seconds.
     delivery_lease: float = 60.0
     delivery_concurrency: int = 256

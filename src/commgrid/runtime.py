@@ -8,10 +8,16 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
+from commgrid.acs.chat import ChatService
+from commgrid.acs.config import own_configured_numbers, resolve_event_profile
+from commgrid.acs.identity import IdentityService
 from commgrid.acs.resource import CommunicationResource
+from commgrid.acs.sms import SmsService, SmsWorker
 from commgrid.config import Settings
 from commgrid.deployment import Deployment, load_deployment
+from commgrid.grid.delivery import DeliveryWorker
 from commgrid.grid.service import Grid
+from commgrid.grid.subscriptions import Subscriptions
 from commgrid.store import Store, store_from_url
 
 log = logging.getLogger("commgrid")
@@ -26,7 +32,12 @@ class Runtime:
         self._stack = AsyncExitStack()
         self.deployment: Deployment
         self.grid: Grid
+        self.subscriptions: Subscriptions
+        self.delivery: DeliveryWorker | None = None
         self.acs: CommunicationResource
+        self.identities: IdentityService
+        self.sms: SmsService
+        self.chat: ChatService
 
     async def open(self, *, workers: bool = False) -> None:
         """Open the store and services; with `workers`, also start background delivery."""
@@ -35,13 +46,28 @@ class Runtime:
         self.deployment = await load_deployment(self.store, self.settings)
         self.grid = Grid(self.store, self.deployment)
         await self.grid.start()
-        self.acs = CommunicationResource(self.grid, self.deployment, event_profile=self.settings.event_profile,
+        self.subscriptions = Subscriptions(self.store, self.grid, self.settings)
+        profile = await resolve_event_profile(self.store, self.settings.event_profile)
+        self.acs = CommunicationResource(self.grid, self.deployment, event_profile=profile,
                                          time_scale=self.settings.time_scale)
+        self.identities = IdentityService(self.acs)
+        self.sms = SmsService(self.acs)
+        self.chat = ChatService(self.acs)
         if workers:
             await self._start_workers()
 
     async def _start_workers(self) -> None:
         """Background work of a serving node (delivery); extended as services are added."""
+        self.delivery = DeliveryWorker(self.store, self.settings)
+        await self.delivery.start()
+        self._stack.push_async_callback(self.delivery.stop)  # stops before the store closes
+        self.grid.committer.listeners.append(self.delivery.wake)
+        await own_configured_numbers(self.store, self.settings.phone_numbers, self.acs.now().isoformat())
+        sms_worker = SmsWorker(self.sms)  # emits delivery reports when due
+        await sms_worker.start()
+        self._stack.push_async_callback(sms_worker.stop)
+        await self.chat.start()  # carries out chat changes a crash interrupted
+        self._stack.push_async_callback(self.chat.stop)
 
     async def close(self) -> None:
         await self._stack.aclose()

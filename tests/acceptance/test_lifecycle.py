@@ -8,7 +8,7 @@ import ssl
 
 import httpx
 
-from tests.support import ServerProcess, cli
+from tests.support import ServerProcess, cli, free_port
 
 
 def test_first_start_creates_resource_and_restart_reuses_it(tmp_path) -> None:
@@ -34,6 +34,8 @@ def test_first_start_creates_resource_and_restart_reuses_it(tmp_path) -> None:
 
 
 def test_info_without_a_running_server(tmp_path) -> None:
+    port, tls_port = free_port(), free_port()  # not the defaults, which a developer's own server may hold
+    (tmp_path / "commgrid.json").write_text(json.dumps({"port": port, "tls_port": tls_port}))
     created = json.loads(cli(tmp_path, "topic", "create", "offline", "--json").stdout)
     info = json.loads(cli(tmp_path, "info", "--json").stdout)
     assert info["running"] is False
@@ -41,7 +43,7 @@ def test_info_without_a_running_server(tmp_path) -> None:
                          "communicationServices", "topics"}
     (topic,) = info["topics"]
     assert topic == created
-    assert topic["endpoint"] == "https://127.0.0.1:7443/topics/offline/api/events"
+    assert topic["endpoint"] == f"https://127.0.0.1:{tls_port}/topics/offline/api/events"
 
 
 def test_topic_commands(tmp_path) -> None:

@@ -138,6 +138,17 @@ async def test_parallel_claimers_never_share_a_delivery(store: Store) -> None:
     assert len(ids) == len(set(ids)) == 60
 
 
+async def test_claim_skips_the_given_subscriptions(store: Store) -> None:
+    await store.create_topic(topic())
+    for name in ("busy", "calm", "other"):
+        await with_subscription(store, name)
+    await store.append_events([event(0)], [Route(0, "busy"), Route(0, "calm"), Route(0, "other")], NOW)
+    claimed = await store.claim_due_deliveries("n", NOW, 10, 30, skip=[("orders", "busy"), ("orders", "other")])
+    assert [d.subscription for d in claimed] == ["calm"]
+    rest = await store.claim_due_deliveries("n", NOW, 10, 30, skip=[("elsewhere", "busy")])
+    assert sorted(d.subscription for d in rest) == ["busy", "other"]
+
+
 async def test_inactive_subscription_holds_its_deliveries(store: Store) -> None:
     await store.create_topic(topic())
     await with_subscription(store, "held", status="AwaitingManualAction")
@@ -213,6 +224,19 @@ async def test_documents_with_optimistic_versions(store: Store) -> None:
         await store.get_document("col", "a")
     with pytest.raises(Missing):
         await store.delete_document("col", "a")
+
+
+async def test_concurrent_creates_of_one_document_let_exactly_one_win(store: Store) -> None:
+    async def create(i: int) -> bool:
+        try:
+            await store.put_document(Document("race", "k", {"i": i}), expect_version=0)
+        except Conflict:
+            return False
+        return True
+
+    assert sum(await asyncio.gather(*(create(i) for i in range(8)))) == 1
+    with pytest.raises(Conflict):
+        await store.put_document(Document("race", "absent", {}), expect_version=3)
 
 
 async def test_reopen_keeps_data_and_migrations_are_idempotent(store_url: str) -> None:

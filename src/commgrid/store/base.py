@@ -8,7 +8,7 @@ Times are POSIX seconds (float) so that both backends compare them the same way.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,11 +226,15 @@ class Store(abc.ABC):
 
     # deliveries ------------------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def claim_due_deliveries(self, owner: str, now: float, limit: int, lease: float) -> list[Delivery]:
+    async def claim_due_deliveries(
+        self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
+    ) -> list[Delivery]:
         """Lease up to `limit` deliveries due at `now` whose subscription is Active, oldest due first.
 
         A claimed delivery is invisible to other claimers until `now + lease` or until it is completed,
         rescheduled or dead-lettered. Several nodes may claim concurrently without sharing a row.
+        Deliveries of the `(topic, subscription)` pairs in `skip` are left alone (a worker skips endpoints
+        that are busy or on probation, so they never crowd out healthy ones).
         """
 
     @abc.abstractmethod

@@ -7,7 +7,7 @@ once and a crashed node's leases expire. Migrations run under an advisory lock.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 
 import asyncpg
 import orjson
@@ -88,6 +88,7 @@ CLAIM_DELIVERIES = f"""
     WITH due AS (
         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
         WHERE d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3) AND s.status = 'Active'
+          AND (d.topic, d.subscription) NOT IN (SELECT * FROM unnest($5::text[], $6::text[]))
         ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED),
     claimed AS (
         UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
@@ -105,6 +106,16 @@ DEAD_LETTER_MOVE = """
                               last_attempt_at, dead_lettered_at)
     SELECT topic, subscription, event_seq, $1, attempts + $2, coalesce($3, last_outcome),
            coalesce($4, last_status), coalesce($5, last_attempt_at), $6 FROM gone"""
+UPSERT_DOCUMENT = """
+    INSERT INTO documents (collection, key, value, version) VALUES ($1, $2, $3, 1)
+    ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value, version = documents.version + 1
+    RETURNING version"""
+INSERT_DOCUMENT = """
+    INSERT INTO documents (collection, key, value, version) VALUES ($1, $2, $3, 1)
+    ON CONFLICT (collection, key) DO NOTHING RETURNING version"""
+UPDATE_DOCUMENT = """
+    UPDATE documents SET value = $3, version = version + 1
+    WHERE collection = $1 AND key = $2 AND version = $4 RETURNING version"""
 BUMP_VERSION = """
     INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
     ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"""
@@ -303,9 +314,12 @@ class PostgresStore(Store):
         return int(await self.get_setting("subscriptions_version") or 0)
 
     # deliveries ------------------------------------------------------------------------------------------
-    async def claim_due_deliveries(self, owner: str, now: float, limit: int, lease: float) -> list[Delivery]:
+    async def claim_due_deliveries(
+        self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
+    ) -> list[Delivery]:
+        topics, subscriptions = [t for t, _ in skip], [s for _, s in skip]
         async with self._conn(transaction=True) as conn:
-            found = await conn.fetch(CLAIM_DELIVERIES, owner, now + lease, now, limit)
+            found = await conn.fetch(CLAIM_DELIVERIES, owner, now + lease, now, limit, topics, subscriptions)
         return [rows.delivery_from_row(r) for r in found]
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
@@ -360,19 +374,18 @@ class PostgresStore(Store):
 
     # documents -------------------------------------------------------------------------------------------
     async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
-        async with self._conn(transaction=True) as conn:
-            current = await conn.fetchval(
-                "SELECT version FROM documents WHERE collection = $1 AND key = $2 FOR UPDATE",
-                doc.collection, doc.key,
-            ) or 0
-            if expect_version is not None and current != expect_version:
-                raise Conflict(f"Document '{doc.collection}/{doc.key}' changed (version {current}).")
-            await conn.execute(
-                "INSERT INTO documents (collection, key, value, version) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version",
-                doc.collection, doc.key, orjson.dumps(doc.value), current + 1,
-            )
-        return Document(doc.collection, doc.key, doc.value, current + 1)
+        # One statement per case, so concurrent writers cannot both pass the version check.
+        value = orjson.dumps(doc.value)
+        async with self._conn() as conn:
+            if expect_version is None:
+                version = await conn.fetchval(UPSERT_DOCUMENT, doc.collection, doc.key, value)
+            elif expect_version == 0:
+                version = await conn.fetchval(INSERT_DOCUMENT, doc.collection, doc.key, value)
+            else:
+                version = await conn.fetchval(UPDATE_DOCUMENT, doc.collection, doc.key, value, expect_version)
+        if version is None:
+            raise Conflict(f"Document '{doc.collection}/{doc.key}' is not at version {expect_version}.")
+        return Document(doc.collection, doc.key, doc.value, version)
 
     async def get_document(self, collection: str, key: str) -> Document:
         row = await self._fetchrow(

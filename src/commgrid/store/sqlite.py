@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -86,11 +86,12 @@ CLAIM_DELIVERIES = """
     UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
         WHERE d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?) AND s.status = 'Active'
-        ORDER BY d.next_attempt_at LIMIT ?)
+        {skip} ORDER BY d.next_attempt_at LIMIT ?)
     RETURNING id"""
+CLAIM_SKIP = "AND (d.topic, d.subscription) NOT IN (VALUES {pairs})"
 SELECT_CLAIMED = f"""
     SELECT {_DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
-    WHERE d.lease_owner = ? AND d.lease_until = ? ORDER BY d.next_attempt_at, d.id"""
+    WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id"""
 NEXT_DUE = """
     SELECT min(d.next_attempt_at) FROM deliveries d
     JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
@@ -334,13 +335,19 @@ class SQLiteStore(Store):
         return int(await self.get_setting("subscriptions_version") or 0)
 
     # deliveries ------------------------------------------------------------------------------------------
-    async def claim_due_deliveries(self, owner: str, now: float, limit: int, lease: float) -> list[Delivery]:
+    async def claim_due_deliveries(
+        self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
+    ) -> list[Delivery]:
         until = now + lease
+        pairs = [value for pair in skip for value in pair]
+        skipped = CLAIM_SKIP.format(pairs=", ".join(["(?, ?)"] * len(skip))) if skip else ""
+        sql = CLAIM_DELIVERIES.format(skip=skipped)
         async with self._transaction() as conn:
-            claimed = await (await conn.execute(CLAIM_DELIVERIES, (owner, until, now, now, limit))).fetchall()
+            claimed = await (await conn.execute(sql, (owner, until, now, now, *pairs, limit))).fetchall()
             if not claimed:
                 return []
-            found = await (await conn.execute(SELECT_CLAIMED, (owner, until))).fetchall()
+            ids = orjson.dumps([row[0] for row in claimed]).decode()  # this claim's rows, not older ones
+            found = await (await conn.execute(SELECT_CLAIMED, (ids,))).fetchall()
         return [rows.delivery_from_row(r) for r in found]
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:

@@ -1,0 +1,490 @@
+"""Push delivery to webhooks, as Event Grid does it (eventgrid-facts.md §4).
+
+How one delivery flows:
+
+1. `Grid.publish` stores each event with one delivery row per matching Active subscription, in the same
+   transaction; the commit wakes this worker (a `GroupCommitter` listener). Otherwise it sleeps until the
+   store's next due delivery, at most `POLL` seconds (other processes and nodes add deliveries too).
+2. The worker claims due deliveries under a lease (`Timing.lease`), skipping subscriptions whose endpoint
+   already has `ENDPOINT_BACKLOG` deliveries in hand or is on probation, so a slow or failing endpoint never
+   crowds out healthy ones.
+3. Claimed deliveries are grouped per subscription and attempt count and cut into batches that honour
+   `maxEventsPerBatch` and `preferredBatchSizeInKilobytes` (measured on the stored events; an event larger
+   than the preferred size goes alone). A batch succeeds or fails as a whole.
+4. A delivery whose TTL has passed is dead-lettered without a try (the TTL is checked when an attempt is
+   due). The rest is converted to the delivery schema and POSTed through one shared `ClientSession`, at most
+   `ENDPOINT_CONCURRENCY` requests at once per endpoint, each given the (scaled) 30 s timeout. A batch that
+   could not start early enough to finish inside its lease is left for the lease to expire, never sent twice
+   at once.
+5. 200-204 completes the deliveries (written in bulk); anything else goes through `retry.decide`: rescheduled
+   on the ladder or dead-lettered (store record, plus a file for a LocalDirectory destination). Ten failures
+   in a row put an endpoint on probation (`retry.EndpointHealth`); deliveries claimed for it meanwhile count
+   a `Probation` attempt and wait for the probation to end.
+
+A crash loses nothing: unfinished deliveries stay in the store and are claimed again once their lease
+expires (at-least-once; a receiver may see an event twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from commgrid import __version__
+from commgrid.config import Settings
+from commgrid.events.envelope import CLOUDEVENTS, convert
+from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
+from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, base_url
+from commgrid.grid.retry import (
+    TTL_EXCEEDED,
+    EndpointHealth,
+    Outcome,
+    decide,
+    expired,
+    outcome_of_error,
+    outcome_of_status,
+)
+from commgrid.grid.timing import Timing
+from commgrid.store import Store
+from commgrid.store.base import Attempt, Delivery, Subscription, Topic
+
+log = logging.getLogger("commgrid.delivery")
+
+CLOUDEVENT_BATCH_JSON = "application/cloudevents-batch+json; charset=utf-8"
+ENDPOINT_CONCURRENCY = 64  # requests in flight per endpoint (capped by Settings.delivery_concurrency)
+ENDPOINT_BACKLOG = 512  # deliveries claimed per endpoint before its subscriptions are skipped
+CLAIM_LIMIT = 500
+POLL = 0.25  # longest idle sleep: deliveries may come from other processes
+RECHECK = 0.5  # how often the subscription cache checks the store's change counter
+LEASE_MARGIN = 1.0
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# What to send
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One subscription as the worker needs it."""
+
+    topic: str
+    name: str
+    url: str
+    endpoint: str  # the URL without its query: the unit of concurrency and probation
+    input_schema: str
+    schema: str
+    max_events: int
+    preferred_bytes: int
+    static_headers: tuple[tuple[str, str], ...]
+    dynamic_headers: tuple[tuple[str, tuple[str, ...]], ...]
+    max_attempts: int
+    ttl_minutes: int
+    dead_letter_dir: Path | None
+
+    @classmethod
+    def of(cls, sub: Subscription, topic: Topic) -> Target:
+        props = sub.properties
+        dest = props["destination"]["properties"]
+        mappings = dest.get("deliveryAttributeMappings", [])
+        return cls(
+            topic=sub.topic, name=sub.name, url=dest["endpointUrl"], endpoint=base_url(dest["endpointUrl"]),
+            input_schema=topic.input_schema, schema=props.get("eventDeliverySchema", topic.input_schema),
+            max_events=dest.get("maxEventsPerBatch", 1),
+            preferred_bytes=dest.get("preferredBatchSizeInKilobytes", 64) * 1024,
+            static_headers=tuple((m["name"], m["properties"]["value"]) for m in mappings if m["type"] == "Static"),
+            dynamic_headers=tuple((m["name"], tuple(m["properties"]["sourceField"].split(".")))
+                                  for m in mappings if m["type"] == "Dynamic"),
+            max_attempts=props["retryPolicy"]["maxDeliveryAttempts"],
+            ttl_minutes=props["retryPolicy"]["eventTimeToLiveInMinutes"],
+            dead_letter_dir=local_directory(props.get("deadLetterDestination")),
+        )
+
+    @property
+    def batched(self) -> bool:
+        return self.max_events > 1
+
+    def delivered_form(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An event (parsed, in the topic's schema) as this subscription receives it."""
+        return convert(event, self.input_schema, self.schema)
+
+
+def plan_batches(items: Sequence[T], sizes: Sequence[int], max_events: int, preferred_bytes: int) -> list[list[T]]:
+    """Cut `items` (in order) into batches of at most `max_events` and about `preferred_bytes` (§4.5).
+
+    The byte size is a target: a batch is closed before an item that would take it past the target, and an
+    item larger than the target travels alone.
+    """
+    batches: list[list[T]] = []
+    current: list[T] = []
+    used = 0
+    for item, size in zip(items, sizes, strict=True):
+        if current and (len(current) >= max_events or used + size > preferred_bytes):
+            batches.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _lookup(event: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = event
+    for name in path:
+        if not isinstance(node, dict):
+            return None
+        value = node.get(name)
+        if value is None:  # property names are matched case-insensitively, as in filters
+            value = next((v for k, v in node.items() if k.lower() == name.lower()), None)
+        node = value
+    return node
+
+
+def _header_value(value: Any) -> str | None:
+    """Dynamic delivery attributes take strings, numbers and booleans only (§3.2)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one delivery request (§4.3)."""
+    events = [orjson.loads(d.event.body) for d in deliveries]
+    first = events[0]
+    if target.schema == target.input_schema:
+        bodies = [d.event.body for d in deliveries]  # stored JSON goes out as it is
+    else:
+        bodies = [orjson.dumps(target.delivered_form(e)) for e in events]
+    headers = {"aeg-event-type": "Notification", "aeg-subscription-name": target.name.upper(),
+               "aeg-delivery-count": str(deliveries[0].attempts)}
+    if target.schema == CLOUDEVENTS:
+        headers["aeg-metadata-version"] = "1.0"  # the CloudEvents spec version (§4.3)
+        if target.batched:
+            body, headers["Content-Type"] = b"[" + b",".join(bodies) + b"]", CLOUDEVENT_BATCH_JSON
+        else:
+            body, headers["Content-Type"] = bodies[0], CLOUDEVENT_JSON
+    else:
+        body, headers["Content-Type"] = b"[" + b",".join(bodies) + b"]", EVENTGRID_JSON
+        headers["aeg-metadata-version"] = "1"
+        headers["aeg-data-version"] = str(first.get("dataVersion") or "")
+    headers.update(target.static_headers)
+    for name, path in target.dynamic_headers:
+        value = _header_value(_lookup(first, path))
+        if value is not None:
+            headers[name] = value
+    return body, headers
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The worker
+
+
+class _BulkWriter:
+    """Calls `write(items)` with everything added while the previous write ran (group commit)."""
+
+    def __init__(self, write: Callable[[list[int]], Awaitable[None]], what: str) -> None:
+        self._write = write
+        self._what = what
+        self._items: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, items: Sequence[int]) -> None:
+        self._items.extend(items)
+        if self._task is None:
+            self._task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._items:
+                items, self._items = self._items, []
+                try:
+                    await self._write(items)
+                except Exception:  # the leases expire and the deliveries are tried again: at-least-once
+                    log.exception("could not record deliveries", extra={"action": f"{self._what}_failed",
+                                                                         "count": len(items)})
+        finally:
+            self._task = None
+
+    async def drain(self) -> None:
+        while self._task is not None:
+            await asyncio.shield(self._task)
+
+
+class _Endpoint:
+    __slots__ = ("held", "semaphore")
+
+    def __init__(self, concurrency: int) -> None:
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.held = 0
+
+
+class DeliveryWorker:
+    """Claims due deliveries and pushes them to their webhooks; one per serving process."""
+
+    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
+        self.store = store
+        self.timing = Timing(settings.time_scale, settings.delivery_lease)
+        self.owner = settings.node_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.health = EndpointHealth(settings.time_scale)
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._per_endpoint = max(1, min(ENDPOINT_CONCURRENCY, settings.delivery_concurrency))
+        self._max_held = max(16 * settings.delivery_concurrency, 4 * CLAIM_LIMIT)
+        self._held = 0
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._saturated: set[str] = set()
+        self._targets: dict[tuple[str, str], Target] = {}
+        self._version = -1
+        self._checked_at = 0.0
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._completed = _BulkWriter(store.complete_deliveries, "complete")
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.Task[None] | None = None
+
+    # life cycle ------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # per-endpoint semaphores limit instead
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timing.response_timeout),
+            headers={"User-Agent": f"commgrid/{__version__} (Event Grid delivery)"},
+        )
+        self._loop = asyncio.create_task(self._run())
+        log.info("delivery worker started", extra={"action": "delivery_worker_started", "owner": self.owner,
+                                                   "time_scale": self.timing.scale})
+
+    def wake(self) -> None:
+        """Look for due deliveries now (called after a commit that created some)."""
+        self._wakeup.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming, let requests in flight finish (up to `grace` seconds), record their outcomes."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._loop is not None:
+            await self._loop
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._completed.drain()
+        if self._session is not None:
+            await self._session.close()
+        log.info("delivery worker stopped", extra={"action": "delivery_worker_stopped", "owner": self.owner})
+
+    # the loop --------------------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                claimed = await self._claim()
+            except Exception:
+                log.exception("claiming deliveries failed", extra={"action": "delivery_claim_failed"})
+                claimed = 0
+                await asyncio.sleep(POLL)
+            if claimed < CLAIM_LIMIT and not self._stopping:
+                await self._idle()
+
+    async def _claim(self) -> int:
+        now = self._clock()
+        await self._refresh(now)
+        free = self._max_held - self._held
+        if free <= 0:
+            return 0
+        lease = self.timing.lease
+        deliveries = await self.store.claim_due_deliveries(
+            self.owner, now, min(CLAIM_LIMIT, free), lease, skip=self._skipped(now))
+        if deliveries:
+            log.debug("deliveries claimed", extra={"action": "deliveries_claimed", "count": len(deliveries)})
+            await self._dispatch(deliveries, now + lease)
+        return len(deliveries)
+
+    async def _idle(self) -> None:
+        now = self._clock()
+        timeout = POLL
+        due = await self.store.next_due_at(now)
+        if due is not None and due > now:
+            timeout = min(timeout, due - now)
+        probation = self.health.on_probation(now)
+        if probation:
+            timeout = min(timeout, max(min(probation.values()) - now, 0.0))
+        if not self._wakeup.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def _skipped(self, now: float) -> list[tuple[str, str]]:
+        """Subscriptions not to claim for: their endpoint's backlog is full or it is on probation."""
+        blocked = self._saturated | set(self.health.on_probation(now))
+        if not blocked:
+            return []
+        return [key for key, target in self._targets.items() if target.endpoint in blocked]
+
+    async def _refresh(self, now: float, *, force: bool = False) -> None:
+        """Reload subscriptions when the store's change counter moved (checked every RECHECK seconds)."""
+        if not force and now - self._checked_at < RECHECK:
+            return
+        self._checked_at = now
+        version = await self.store.subscriptions_version()
+        if version == self._version and not force:
+            return
+        topics = {t.name: t for t in await self.store.list_topics()}
+        targets = {}
+        for sub in await self.store.list_subscriptions():
+            topic = topics.get(sub.topic)
+            if topic is None:
+                continue
+            try:
+                targets[(sub.topic, sub.name)] = Target.of(sub, topic)
+            except (KeyError, TypeError):
+                log.warning("subscription has unusable properties", extra={
+                    "action": "subscription_unusable", "topic": sub.topic, "subscription": sub.name})
+        self._targets, self._version = targets, version
+
+    async def _dispatch(self, deliveries: list[Delivery], lease_until: float) -> None:
+        groups: dict[tuple[str, str, int], list[Delivery]] = {}
+        for d in deliveries:
+            groups.setdefault((d.topic, d.subscription, d.attempts), []).append(d)
+        if any((topic, name) not in self._targets for topic, name, _ in groups):
+            await self._refresh(self._clock(), force=True)
+        for (topic, name, _), group in groups.items():
+            target = self._targets.get((topic, name))
+            if target is None:  # deleted meanwhile (its deliveries went with it), or unusable: let the lease lapse
+                continue
+            endpoint = self._endpoint(target.endpoint)
+            endpoint.held += len(group)
+            self._held += len(group)
+            if endpoint.held >= ENDPOINT_BACKLOG:
+                self._saturated.add(target.endpoint)
+            for batch in plan_batches(group, [len(d.event.body) for d in group], target.max_events,
+                                      target.preferred_bytes):
+                task = asyncio.create_task(self._deliver(target, batch, lease_until))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _endpoint(self, key: str) -> _Endpoint:
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = self._endpoints[key] = _Endpoint(self._per_endpoint)
+        return endpoint
+
+    def _release(self, target: Target, count: int) -> None:
+        endpoint = self._endpoints[target.endpoint]
+        endpoint.held -= count
+        self._held -= count
+        if target.endpoint in self._saturated and endpoint.held < ENDPOINT_BACKLOG // 2:
+            self._saturated.discard(target.endpoint)
+            self._wakeup.set()
+
+    # one batch -------------------------------------------------------------------------------------------
+    async def _deliver(self, target: Target, batch: list[Delivery], lease_until: float) -> None:
+        try:
+            now = self._clock()
+            scale = self.timing.scale
+            stale = [d for d in batch if expired(d.event.published_at, target.ttl_minutes, now, scale)]
+            live = [d for d in batch if d not in stale] if stale else batch
+            if stale:
+                await self._dead_letter(target, stale, TTL_EXCEEDED, None)
+            if not live:
+                return
+            probation = self.health.probation_until(target.endpoint, now)
+            if probation is not None:
+                await self._failed(target, live, Outcome("Probation", None, "endpoint on probation"), probation)
+                return
+            async with self._endpoints[target.endpoint].semaphore:
+                if self._clock() + self.timing.response_timeout + LEASE_MARGIN > lease_until:
+                    log.info("lease too short to send; left for the next claim", extra={
+                        "action": "delivery_abandoned", "subscription": target.name, "count": len(live)})
+                    return
+                body, headers = render(target, live)
+                outcome = await self._post(target.url, body, headers)
+            if outcome.succeeded:
+                self.health.succeeded(target.endpoint)
+                self._completed.add([d.id for d in live])
+                log.debug("delivered", extra={"action": "delivery_succeeded", "subscription": target.name,
+                                              "count": len(live), "status": outcome.status})
+            else:
+                await self._failed(target, live, outcome, None)
+        except Exception:
+            log.exception("delivery failed unexpectedly; the lease will expire and it will be retried",
+                          extra={"action": "delivery_error", "subscription": target.name})
+        finally:
+            self._release(target, len(batch))
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        assert self._session is not None
+        try:
+            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+                await response.read()
+                return outcome_of_status(response.status)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return outcome_of_error(exc)
+
+    async def _failed(self, target: Target, batch: list[Delivery], outcome: Outcome, not_before: float | None) -> None:
+        now = self._clock()
+        if outcome.name != "Probation":
+            probation = self.health.failed(target.endpoint, outcome, now)
+            if probation is not None:
+                log.warning("endpoint on probation", extra={
+                    "action": "endpoint_probation", "endpoint": target.endpoint, "outcome": outcome.name,
+                    "seconds": round(probation - now, 3)})
+        attempts = batch[0].attempts + 1
+        decision = decide(attempts, outcome, target.max_attempts, self._rng)
+        attempt = Attempt(outcome.name, outcome.status, now)
+        log.info("delivery attempt failed", extra={
+            "action": "delivery_failed", "subscription": target.name, "count": len(batch), "attempt": attempts,
+            "outcome": outcome.name, "status": outcome.status, "detail": outcome.detail})
+        if decision.dead_letter_reason:
+            await self._dead_letter(target, batch, decision.dead_letter_reason, attempt)
+            return
+        next_at = now + self.timing.scaled(decision.delay)
+        if not_before is not None:
+            next_at = max(next_at, not_before)
+        await self.store.reschedule_deliveries([d.id for d in batch], attempt, next_at)
+        if next_at - now < POLL:  # sooner than the idle loop would look again
+            asyncio.get_running_loop().call_later(max(next_at - self._clock(), 0.0), self.wake)
+        log.info("delivery rescheduled", extra={"action": "delivery_rescheduled", "subscription": target.name,
+                                                "count": len(batch), "in_seconds": round(next_at - now, 3)})
+
+    async def _dead_letter(self, target: Target, batch: list[Delivery], reason: str, attempt: Attempt | None) -> None:
+        now = self._clock()
+        await self.store.dead_letter_deliveries([d.id for d in batch], reason, now, attempt)
+        log.warning("dead-lettered", extra={"action": "delivery_dead_lettered", "subscription": target.name,
+                                            "count": len(batch), "reason": reason})
+        if target.dead_letter_dir is None:
+            return
+        events = [dead_letter_event(
+            target.delivered_form(orjson.loads(d.event.body)), target.schema, reason=reason,
+            attempts=d.attempts + (1 if attempt else 0),
+            last_outcome=attempt.outcome if attempt else d.last_outcome,
+            last_status=attempt.status if attempt else d.last_status, published_at=d.event.published_at,
+            last_attempt_at=attempt.at if attempt else d.last_attempt_at) for d in batch]
+        try:
+            path = await asyncio.to_thread(write_file, target.dead_letter_dir, target.name, now, events)
+        except OSError as exc:
+            log.error("could not write the dead-letter file", extra={
+                "action": "dead_letter_write_failed", "subscription": target.name, "error": str(exc)})
+            return
+        log.info("dead-letter file written", extra={"action": "dead_letter_written", "subscription": target.name,
+                                                    "path": str(path)})
+
+
+__all__ = ["DeliveryWorker", "Target", "plan_batches", "render"]

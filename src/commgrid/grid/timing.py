@@ -1,0 +1,52 @@
+"""Every delivery duration in one place, compressed by `Settings.time_scale`.
+
+`time_scale` (`commgrid serve --time-scale N`, `COMMGRID_TIME_SCALE`) divides Azure's durations so tests and
+demos run the real schedule quickly: with 600, the 10 s first retry takes 17 ms, a 1440-minute TTL 2.4 minutes
+and the 10-minute manual validation window 1 s. Scaled are the retry ladder and status minimums, probation,
+event TTL, the validation window and the handshake retry. The 30 s response timeout is scaled too but never
+below `MIN_RESPONSE_TIMEOUT`, so a loaded but healthy endpoint is not mistaken for a dead one; the lease on
+claimed deliveries always covers two timeouts. Absolute times (`expirationTimeUtc`) are never scaled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from commgrid.grid.retry import RESPONSE_TIMEOUT
+
+MIN_RESPONSE_TIMEOUT = 1.0
+VALIDATION_WINDOW = 600.0  # 10 minutes for the manual GET (eventgrid-facts.md §4.1)
+HANDSHAKE_RETRY = 5.0  # a validation request without an answer is "reattempted after 5 seconds" (§4.1)
+DEFAULT_LEASE = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Azure's durations divided by `scale`, in seconds."""
+
+    scale: float = 1.0
+    lease_setting: float = DEFAULT_LEASE
+
+    def __post_init__(self) -> None:
+        if self.scale <= 0:
+            raise ValueError(f"time scale must be positive, got {self.scale}")
+
+    def scaled(self, seconds: float) -> float:
+        return seconds / self.scale
+
+    @property
+    def response_timeout(self) -> float:
+        return max(RESPONSE_TIMEOUT / self.scale, MIN_RESPONSE_TIMEOUT)
+
+    @property
+    def validation_window(self) -> float:
+        return VALIDATION_WINDOW / self.scale
+
+    @property
+    def handshake_retry(self) -> float:
+        return HANDSHAKE_RETRY / self.scale
+
+    @property
+    def lease(self) -> float:
+        """How long claimed deliveries stay leased: a worker never starts a send it could not finish in it."""
+        return max(self.lease_setting / self.scale, 2 * self.response_timeout + 1.0)

@@ -1,0 +1,146 @@
+"""A real webhook receiver for delivery tests: an aiohttp app on a loopback port, in a background thread.
+
+Each path is one endpoint with its own behaviour (how it answers the validation handshake, which statuses it
+returns to deliveries, how long it takes); every request is recorded for the test to inspect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    at: float
+
+    @property
+    def kind(self) -> str:
+        return self.headers.get("aeg-event-type", "")
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    def events(self) -> list[dict[str, Any]]:
+        parsed = self.json()
+        return parsed if isinstance(parsed, list) else [parsed]
+
+
+@dataclass
+class Behaviour:
+    validation: str = "sync"  # sync | manual | fail | wrong-code | hang
+    allowed_origin: str | None = "eventgrid.azure.net"  # answer to the CloudEvents OPTIONS; None: 405
+    statuses: list[int] = field(default_factory=list)  # one per delivery, then `status`
+    status: int = 200
+    delay: float = 0.0
+
+
+class Receiver:
+    """Webhook endpoints on 127.0.0.1; `endpoint(path, ...)` registers one and returns its URL."""
+
+    def __init__(self) -> None:
+        self.behaviours: dict[str, Behaviour] = {}
+        self.requests: list[Received] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    def start(self) -> Receiver:
+        started = threading.Event()
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, daemon=True, name="webhook-receiver")
+        self._thread.start()
+        started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def endpoint(self, path: str, **behaviour: Any) -> str:
+        """Register (or reset) the endpoint at `/path` and return its URL."""
+        self.behaviours[path] = Behaviour(**behaviour)
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def behave(self, path: str, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(self.behaviours[path], key, value)
+
+    def received(self, path: str, kind: str = "Notification") -> list[Received]:
+        return [r for r in list(self.requests) if r.path == f"/{path}" and (kind == "*" or r.kind == kind)]
+
+    def events(self, path: str) -> list[dict[str, Any]]:
+        """Every event delivered to `path` (batches flattened), in arrival order."""
+        return [e for r in self.received(path) for e in r.events()]
+
+    def wait(self, check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_events(self, path: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        self.wait(lambda: len(self.events(path)) >= count, timeout, f"{count} events at /{path}")
+        return self.events(path)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        received = Received(request.method, request.path, request.query_string,
+                            {k.lower(): v for k, v in request.headers.items()}, body, time.time())
+        self.requests.append(received)
+        b = self.behaviours.get(request.path.lstrip("/"), Behaviour())
+        if request.method == "OPTIONS":
+            if b.allowed_origin is None:
+                return web.Response(status=405)
+            return web.Response(status=200, headers={"WebHook-Allowed-Origin": b.allowed_origin, "Allow": "POST"})
+        if received.kind == "SubscriptionValidation":
+            return await self._validate(b, received)
+        if b.delay:
+            await asyncio.sleep(b.delay)
+        status = b.statuses.pop(0) if b.statuses else b.status
+        return web.Response(status=status)
+
+    async def _validate(self, b: Behaviour, received: Received) -> web.Response:
+        code = received.events()[0]["data"]["validationCode"]
+        if b.validation == "sync":
+            return web.json_response({"validationResponse": code})
+        if b.validation == "manual":
+            return web.Response(status=200, text="")
+        if b.validation == "wrong-code":
+            return web.json_response({"validationResponse": "not-the-code"})
+        if b.validation == "hang":
+            await asyncio.sleep(5)
+        return web.Response(status=500)
