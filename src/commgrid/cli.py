@@ -1,4 +1,4 @@
-"""The `commgrid` command line: run the server and manage a data dir's topics and events.
+"""The `commgrid` command line: `serve`, `info`, and the command groups of `commands/`.
 
 Commands act on the data dir's store directly, so they work whether or not a server is running.
 Options fall back to `COMMGRID_*` environment variables; nothing below this module reads the environment.
@@ -7,73 +7,35 @@ Options fall back to `COMMGRID_*` environment variables; nothing below this modu
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
+import logging
 import urllib.request
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from commgrid import __version__
 from commgrid.acs.phone_numbers import number_kind
+from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, err, fail, print_json, run
 from commgrid.commands.phone_numbers import phone_number_app
 from commgrid.commands.sms import sms_app
 from commgrid.commands.subscriptions import deadletter_app, subscription_app
+from commgrid.commands.topics import events_app, publish, topic_app, topic_json
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
 from commgrid.events.acs import profile_by_name
-from commgrid.events.envelope import parse_json_array, schema_from_cli
 from commgrid.runtime import Runtime
-from commgrid.store.base import StoredEvent, Topic
+from commgrid.store.base import Topic
 from commgrid.tls import tls_files
 
 app = typer.Typer(help="commgrid: Azure Event Grid and Communication Services on your machine.",
                   no_args_is_help=True, add_completion=False)
-topic_app = typer.Typer(help="Custom topics.", no_args_is_help=True)
-events_app = typer.Typer(help="Events stored in a topic (newest first).", no_args_is_help=True)
 app.add_typer(topic_app, name="topic")
 app.add_typer(events_app, name="events")
 app.add_typer(subscription_app, name="subscription")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(phone_number_app, name="phone-number")
 app.add_typer(sms_app, name="sms")
-
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="COMMGRID_DATA_DIR", help="Data directory.")]
-StoreUrl = Annotated[str | None, typer.Option("--store", envvar="COMMGRID_STORE",
-                                              help="Store URL: sqlite:///path or postgresql://…")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-DEFAULT_DIR = Path(".commgrid")
-
-
-def settings_for(data_dir: Path, store: str | None = None, **overrides: Any) -> Settings:
-    return Settings.for_data_dir(data_dir, store_url=store, **overrides)
-
-
-def run(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the data dir's store, run `action`, close; domain errors become a message and exit code 1."""
-
-    async def main() -> T:
-        async with Runtime(settings) as runtime:
-            return await action(runtime)
-
-    try:
-        return asyncio.run(main())
-    except CommgridError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+app.command()(publish)
 
 
 # serve ---------------------------------------------------------------------------------------------------
@@ -96,10 +58,13 @@ def serve(
     phone_number: Annotated[list[str] | None, typer.Option(
         "--phone-number", envvar="COMMGRID_PHONE_NUMBERS",
         help="A phone number (E.164) or short code the resource owns (repeat; env: space-separated).")] = None,
+    log_level: Annotated[str, typer.Option(envvar="COMMGRID_LOG_LEVEL",
+                                           help="debug, info (every delivery step), warning or error.")] = "warning",
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.server import serve as run_server
 
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         profile = profile_by_name(event_profile).name if event_profile else None
         numbers = tuple(n for n in phone_number or () if number_kind(n))
@@ -123,8 +88,7 @@ def serve(
     try:
         asyncio.run(run_server(settings, announce))
     except CommgridError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
 
 
 # info ----------------------------------------------------------------------------------------------------
@@ -134,13 +98,6 @@ def _is_running(settings: Settings) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def topic_json(topic: Topic, settings: Settings) -> dict[str, Any]:
-    path = f"/topics/{topic.name}/api/events"
-    return {"name": topic.name, "armId": topic.arm_id, "inputSchema": topic.input_schema, "kind": topic.kind,
-            "endpoint": settings.https_base + path, "httpEndpoint": settings.http_base + path,
-            "key1": topic.key1, "key2": topic.key2}
 
 
 def info_json(runtime: Runtime, topics: list[Topic]) -> dict[str, Any]:
@@ -173,7 +130,7 @@ def info(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonF
     async def collect(runtime: Runtime) -> dict[str, Any]:
         return info_json(runtime, await runtime.grid.list_topics())
 
-    data = run(settings_for(data_dir, store), collect)
+    data = run(data_dir, store, collect)
     if as_json:
         print_json(data)
         return
@@ -190,123 +147,6 @@ def info(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonF
     for t in data["topics"]:
         console.print(f"{'topic':>16}: {t['name']}  {t['endpoint']}  ({t['inputSchema']})", highlight=False)
         console.print(f"{'':>16}  key1={t['key1']}  key2={t['key2']}", highlight=False, soft_wrap=True)
-
-
-# topics --------------------------------------------------------------------------------------------------
-def _topic_table(topics: list[dict[str, Any]]) -> Table:
-    table = Table("name", "input schema", "endpoint")
-    for t in topics:
-        table.add_row(t["name"], t["inputSchema"], t["endpoint"])
-    return table
-
-
-@topic_app.command("create")
-def topic_create(
-    name: str,
-    input_schema: Annotated[str, typer.Option(help="eventgridschema or cloudeventschemav1_0")] = "eventgridschema",
-    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
-) -> None:
-    """Create a custom topic with two new keys."""
-    settings = settings_for(data_dir, store)
-    try:
-        schema = schema_from_cli(input_schema)
-    except CommgridError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from None
-    topic = run(settings, lambda r: r.grid.create_topic(name, schema))
-    shown = topic_json(topic, settings)
-    print_json(shown) if as_json else console.print(_topic_table([shown]))
-
-
-@topic_app.command("list")
-def topic_list(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False) -> None:
-    """List custom topics."""
-    settings = settings_for(data_dir, store)
-    topics = [topic_json(t, settings) for t in run(settings, lambda r: r.grid.list_topics()) if t.kind == "custom"]
-    print_json(topics) if as_json else console.print(_topic_table(topics))
-
-
-@topic_app.command("show")
-def topic_show(name: str, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
-    """Show one topic as JSON, keys included."""
-    settings = settings_for(data_dir, store)
-    print_json(topic_json(run(settings, lambda r: r.grid.get_topic(name)), settings))
-
-
-@topic_app.command("delete")
-def topic_delete(name: str, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
-    """Delete a topic with its subscriptions and events."""
-    run(settings_for(data_dir, store), lambda r: r.grid.delete_topic(name))
-    console.print(f"deleted topic {name}")
-
-
-@topic_app.command("keys")
-def topic_keys(name: str, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
-    """Print a topic's key1 and key2 as JSON."""
-    topic = run(settings_for(data_dir, store), lambda r: r.grid.get_topic(name))
-    print_json({"key1": topic.key1, "key2": topic.key2})
-
-
-@topic_app.command("regenerate-key")
-def topic_regenerate_key(
-    name: str, key_name: Annotated[str, typer.Option("--key-name", help="key1 or key2")] = "key1",
-    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
-) -> None:
-    """Replace key1 or key2 with a new key; print both keys as JSON."""
-    topic = run(settings_for(data_dir, store), lambda r: r.grid.regenerate_key(name, key_name))
-    print_json({"key1": topic.key1, "key2": topic.key2})
-
-
-# publish and events --------------------------------------------------------------------------------------
-@app.command()
-def publish(
-    topic: Annotated[str, typer.Option("--topic", help="Topic name.")],
-    file: Annotated[Path, typer.Option("--file", help="JSON file: an array of events, or one CloudEvent.")],
-    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
-) -> None:
-    """Publish events from a file through the same path as the HTTP endpoint (no key needed)."""
-    body = file.read_bytes()
-
-    async def go(runtime: Runtime) -> int:
-        t = await runtime.grid.get_topic(topic)
-        content_type = "application/cloudevents+json" if t.input_schema.startswith("Cloud") else "application/json"
-        events = parse_json_array(body, content_type)
-        await runtime.grid.publish(t, events)
-        return len(events)
-
-    count = run(settings_for(data_dir, store), go)
-    console.print(f"published {count} event(s) to {topic}")
-
-
-def event_json(e: StoredEvent) -> dict[str, Any]:
-    return {"seq": e.seq, "id": e.id, "type": e.type, "subject": e.subject, "time": e.time,
-            "event": json.loads(e.body)}
-
-
-@events_app.command("list")
-def events_list(
-    topic: Annotated[str, typer.Option("--topic")],
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
-    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
-) -> None:
-    """Recent events of a topic: id, type, subject, time."""
-    events = run(settings_for(data_dir, store), lambda r: r.grid.list_events(topic, limit))
-    if as_json:
-        print_json([event_json(e) for e in events])
-        return
-    table = Table("id", "type", "subject", "time")
-    for e in events:
-        table.add_row(e.id, e.type, e.subject, e.time)
-    console.print(table)
-
-
-@events_app.command("show")
-def events_show(
-    event_id: str, topic: Annotated[str, typer.Option("--topic")],
-    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
-) -> None:
-    """One stored event, as published (with the fields the topic stamped)."""
-    print_json(event_json(run(settings_for(data_dir, store), lambda r: r.grid.get_event(topic, event_id))))
 
 
 @app.command()

@@ -6,53 +6,19 @@ dir's store directly, with or without a running server.
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from commgrid.acs.phone_numbers import PhoneNumber, PhoneNumbers
-from commgrid.config import Settings
-from commgrid.errors import CommgridError
+from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, print_json, run
 from commgrid.runtime import Runtime
 
 phone_number_app = typer.Typer(help="Phone numbers and short codes the Communication Services resource owns.",
                                no_args_is_help=True)
 
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="COMMGRID_DATA_DIR", help="Data directory.")]
-StoreUrl = Annotated[str | None, typer.Option("--store", envvar="COMMGRID_STORE",
-                                              help="Store URL: sqlite:///path or postgresql://…")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 Number = Annotated[str, typer.Argument(help="E.164 number (+15555550100) or 5-6 digit short code.")]
-DEFAULT_DIR = Path(".commgrid")
-
-
-def run(data_dir: Path, store: str | None, action: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the data dir's store, run `action`, close; domain errors become a message and exit code 1."""
-
-    async def main() -> T:
-        async with Runtime(Settings.for_data_dir(data_dir, store_url=store)) as runtime:
-            return await action(runtime)
-
-    try:
-        return asyncio.run(main())
-    except CommgridError as exc:
-        err.print(f"[red]error:[/red] {exc.message or exc.code}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _numbers(runtime: Runtime) -> PhoneNumbers:

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from commgrid.acs.sms_rules import DeliveryRule
-from commgrid.commands.phone_numbers import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, print_json, run
+from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, print_json, run
 from commgrid.runtime import Runtime
 
 sms_app = typer.Typer(help="SMS: inbound messages and delivery-report rules.", no_args_is_help=True)

@@ -12,20 +12,15 @@ the validation handshake is done by this process and its validation URL is serve
 
 from __future__ import annotations
 
-import asyncio
 import shlex
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from commgrid.config import Settings
-from commgrid.errors import CommgridError
+from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, err, print_json, run
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
 from commgrid.grid.deadletter import LOCAL_DIRECTORY, STORAGE_BLOB, azure_time
 from commgrid.grid.handshake import ACTIVE, AWAITING, FAILED
@@ -36,17 +31,8 @@ from commgrid.store.base import DeadLetter, Subscription
 subscription_app = typer.Typer(help="Event subscriptions: filters, webhook delivery, retries.", no_args_is_help=True)
 deadletter_app = typer.Typer(help="Events that could not be delivered.", no_args_is_help=True)
 
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="COMMGRID_DATA_DIR", help="Data directory.")]
-StoreUrl = Annotated[str | None, typer.Option("--store", envvar="COMMGRID_STORE",
-                                              help="Store URL: sqlite:///path or postgresql://…")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 TopicName = Annotated[str, typer.Option("--topic", help="Topic name (the system topic is the ACS resource name).")]
 SubName = Annotated[str, typer.Option("--name", "-n", help="Event subscription name.")]
-DEFAULT_DIR = Path(".commgrid")
 
 # Optional flags shared by create and update.
 Types = Annotated[list[str] | None, typer.Option("--included-event-types",
@@ -82,26 +68,6 @@ _OPERATORS = {op.lower(): op for op in (*_SINGLE, *_NO_VALUE, *_RANGES, *_NUMBER
 
 # ------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _run(data_dir: Path, store: str | None, action: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the data dir's store, run `action`, close; domain errors become a message and exit code 1."""
-
-    async def main() -> T:
-        async with Runtime(Settings.for_data_dir(data_dir, store_url=store)) as runtime:
-            return await action(runtime)
-
-    try:
-        return asyncio.run(main())
-    except CommgridError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
-        for detail in exc.details[1:]:
-            err.print(f"  - {detail.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _words(values: list[str] | None) -> list[str] | None:
@@ -232,7 +198,7 @@ def _report(saved_and_shown: tuple[Saved, dict[str, Any]], verb: str, as_json: b
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     sub = saved.subscription
     if as_json:
-        _print_json(shown)
+        print_json(shown)
     elif sub.status == ACTIVE:
         console.print(f"{verb} event subscription {sub.name} on {sub.topic}: Succeeded", highlight=False)
     elif sub.status == AWAITING:
@@ -273,7 +239,7 @@ def create(
         saved = await runtime.subscriptions.create(topic, name, properties)
         return saved, await _describe(runtime, saved.subscription)
 
-    _report(_run(data_dir, store, go), "created", as_json)
+    _report(run(data_dir, store, go), "created", as_json)
 
 
 @subscription_app.command("update")
@@ -302,7 +268,7 @@ def update(
         saved = await runtime.subscriptions.update(topic, name, changes)
         return saved, await _describe(runtime, saved.subscription)
 
-    _report(_run(data_dir, store, go), "updated", as_json)
+    _report(run(data_dir, store, go), "updated", as_json)
 
 
 @subscription_app.command("show")
@@ -317,7 +283,7 @@ def show(
         return await _describe(runtime, await runtime.subscriptions.get(topic, name),
                                full_url=include_full_endpoint_url)
 
-    _print_json(_run(data_dir, store, go))
+    print_json(run(data_dir, store, go))
 
 
 @subscription_app.command("list")
@@ -330,9 +296,9 @@ def list_(
     async def go(runtime: Runtime) -> list[dict[str, Any]]:
         return [await _describe(runtime, s) for s in await runtime.subscriptions.list(topic)]
 
-    shown = _run(data_dir, store, go)
+    shown = run(data_dir, store, go)
     if as_json:
-        _print_json(shown)
+        print_json(shown)
         return
     table = Table("topic", "name", "state", "endpoint", "schema")
     for s in shown:
@@ -345,7 +311,7 @@ def list_(
 @subscription_app.command("delete")
 def delete(topic: TopicName, name: SubName, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
     """Delete an event subscription and its pending deliveries (dead letters are kept)."""
-    _run(data_dir, store, lambda r: r.subscriptions.delete(topic, name))
+    run(data_dir, store, lambda r: r.subscriptions.delete(topic, name))
     console.print(f"deleted event subscription {name}", highlight=False)
 
 
@@ -366,7 +332,7 @@ def test(
         sub = await runtime.subscriptions.get(topic, name)
         return sub, [await runtime.subscriptions.explain(topic, name, e) for e in events]
 
-    sub, reasons = _run(data_dir, store, go)
+    sub, reasons = run(data_dir, store, go)
     for e, reason in zip(events, reasons, strict=True):
         label = e.get("id", "?") if isinstance(e, dict) else "?"
         if reason is None:
@@ -401,9 +367,9 @@ def deadletter_list(
         records = await runtime.subscriptions.dead_letters(topic, subscription, limit)
         return [_letter_json(r, await runtime.subscriptions.render_dead_letter(r)) for r in records]
 
-    shown = _run(data_dir, store, go)
+    shown = run(data_dir, store, go)
     if as_json:
-        _print_json(shown)
+        print_json(shown)
         return
     table = Table("id", "topic", "subscription", "event id", "reason", "attempts", "last outcome", "status")
     for x in shown:
@@ -425,7 +391,7 @@ def deadletter_show(dead_letter_id: int, data_dir: DataDir = DEFAULT_DIR, store:
         record = await runtime.subscriptions.dead_letter(dead_letter_id)
         return _letter_json(record, await runtime.subscriptions.render_dead_letter(record))
 
-    _print_json(_run(data_dir, store, go))
+    print_json(run(data_dir, store, go))
 
 
 @deadletter_app.command("redeliver")
@@ -447,5 +413,5 @@ def deadletter_redeliver(
             chosen += [r.id for r in records]
         return await runtime.subscriptions.redeliver(chosen)
 
-    count = _run(data_dir, store, go)
+    count = run(data_dir, store, go)
     console.print(f"redelivering {count} event(s)", highlight=False)

@@ -1,0 +1,155 @@
+"""`commgrid topic …`, `commgrid publish` and `commgrid events …`: custom topics and what was published to them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from commgrid.commands.common import (
+    DEFAULT_DIR,
+    DataDir,
+    JsonFlag,
+    StoreUrl,
+    console,
+    fail,
+    print_json,
+    run,
+    run_with,
+    settings_for,
+)
+from commgrid.config import Settings
+from commgrid.errors import CommgridError
+from commgrid.events.envelope import parse_json_array, schema_from_cli
+from commgrid.runtime import Runtime
+from commgrid.store.base import StoredEvent, Topic
+
+topic_app = typer.Typer(help="Custom topics.", no_args_is_help=True)
+events_app = typer.Typer(help="Events stored in a topic (newest first).", no_args_is_help=True)
+
+
+def topic_json(topic: Topic, settings: Settings) -> dict[str, Any]:
+    path = f"/topics/{topic.name}/api/events"
+    return {"name": topic.name, "armId": topic.arm_id, "inputSchema": topic.input_schema, "kind": topic.kind,
+            "endpoint": settings.https_base + path, "httpEndpoint": settings.http_base + path,
+            "key1": topic.key1, "key2": topic.key2}
+
+
+# --------------------------------------------------------------------------------------------------
+def _topic_table(topics: list[dict[str, Any]]) -> Table:
+    table = Table("name", "input schema", "endpoint")
+    for t in topics:
+        table.add_row(t["name"], t["inputSchema"], t["endpoint"])
+    return table
+
+
+@topic_app.command("create")
+def topic_create(
+    name: str,
+    input_schema: Annotated[str, typer.Option(help="eventgridschema or cloudeventschemav1_0")] = "eventgridschema",
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
+) -> None:
+    """Create a custom topic with two new keys."""
+    settings = settings_for(data_dir, store)
+    try:
+        schema = schema_from_cli(input_schema)
+    except CommgridError as exc:
+        raise fail(exc, exit_code=2) from None
+    topic = run_with(settings, lambda r: r.grid.create_topic(name, schema))
+    shown = topic_json(topic, settings)
+    print_json(shown) if as_json else console.print(_topic_table([shown]))
+
+
+@topic_app.command("list")
+def topic_list(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False) -> None:
+    """List custom topics."""
+    settings = settings_for(data_dir, store)
+    topics = [topic_json(t, settings) for t in run_with(settings, lambda r: r.grid.list_topics()) if t.kind == "custom"]
+    print_json(topics) if as_json else console.print(_topic_table(topics))
+
+
+@topic_app.command("show")
+def topic_show(name: str, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
+    """Show one topic as JSON, keys included."""
+    settings = settings_for(data_dir, store)
+    print_json(topic_json(run_with(settings, lambda r: r.grid.get_topic(name)), settings))
+
+
+@topic_app.command("delete")
+def topic_delete(name: str, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
+    """Delete a topic with its subscriptions and events."""
+    run(data_dir, store, lambda r: r.grid.delete_topic(name))
+    console.print(f"deleted topic {name}")
+
+
+@topic_app.command("keys")
+def topic_keys(name: str, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
+    """Print a topic's key1 and key2 as JSON."""
+    topic = run(data_dir, store, lambda r: r.grid.get_topic(name))
+    print_json({"key1": topic.key1, "key2": topic.key2})
+
+
+@topic_app.command("regenerate-key")
+def topic_regenerate_key(
+    name: str, key_name: Annotated[str, typer.Option("--key-name", help="key1 or key2")] = "key1",
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
+) -> None:
+    """Replace key1 or key2 with a new key; print both keys as JSON."""
+    topic = run(data_dir, store, lambda r: r.grid.regenerate_key(name, key_name))
+    print_json({"key1": topic.key1, "key2": topic.key2})
+
+
+# publish and events --------------------------------------------------------------------------------------
+def publish(
+    topic: Annotated[str, typer.Option("--topic", help="Topic name.")],
+    file: Annotated[Path, typer.Option("--file", help="JSON file: an array of events, or one CloudEvent.")],
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
+) -> None:
+    """Publish events from a file through the same path as the HTTP endpoint (no key needed)."""
+    body = file.read_bytes()
+
+    async def go(runtime: Runtime) -> int:
+        t = await runtime.grid.get_topic(topic)
+        content_type = "application/cloudevents+json" if t.input_schema.startswith("Cloud") else "application/json"
+        events = parse_json_array(body, content_type)
+        await runtime.grid.publish(t, events)
+        return len(events)
+
+    count = run(data_dir, store, go)
+    console.print(f"published {count} event(s) to {topic}")
+
+
+def event_json(e: StoredEvent) -> dict[str, Any]:
+    return {"seq": e.seq, "id": e.id, "type": e.type, "subject": e.subject, "time": e.time,
+            "event": json.loads(e.body)}
+
+
+@events_app.command("list")
+def events_list(
+    topic: Annotated[str, typer.Option("--topic")],
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
+) -> None:
+    """Recent events of a topic: id, type, subject, time."""
+    events = run(data_dir, store, lambda r: r.grid.list_events(topic, limit))
+    if as_json:
+        print_json([event_json(e) for e in events])
+        return
+    table = Table("id", "type", "subject", "time")
+    for e in events:
+        table.add_row(e.id, e.type, e.subject, e.time)
+    console.print(table)
+
+
+@events_app.command("show")
+def events_show(
+    event_id: str, topic: Annotated[str, typer.Option("--topic")],
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
+) -> None:
+    """One stored event, as published (with the fields the topic stamped)."""
+    print_json(event_json(run(data_dir, store, lambda r: r.grid.get_event(topic, event_id))))
+
+
