@@ -1,4 +1,4 @@
-"""A real `commgrid serve` per test module (SQLite), and per test where a test needs its own."""
+"""A real `commgrid serve` per test module (SQLite), and a webhook receiver per module."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.acceptance.receiver import Receiver
 from tests.support import ServerProcess
 
 
@@ -17,3 +18,11 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
     finally:
         if proc.process:
             proc.stop()
+
+
+@pytest.fixture(scope="module")
+def rx() -> Iterator[Receiver]:
+    """A webhook receiver on loopback that answers the validation handshake."""
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()

@@ -116,13 +116,6 @@ class Acs:
 
 
 @pytest.fixture(scope="module")
-def rx() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture(scope="module")
 def acs(server: ServerProcess, rx: Receiver) -> Iterator[Acs]:
     resource = Acs(server)
     # Chat events take the normal subscription path: one webhook gets everything, one only a type (item 9).

@@ -28,13 +28,6 @@ from tests.support import ServerProcess, free_port
 
 
 @pytest.fixture(scope="module")
-def rx() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("delivery"), extra_args=("--time-scale", "600")).start()
     yield proc

@@ -18,13 +18,6 @@ from tests.support import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def rx() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("handshake"), extra_args=("--time-scale", "60")).start()
     proc.create_topic("orders")

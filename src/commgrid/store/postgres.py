@@ -67,15 +67,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
-_DELIVERY_COLS = (
-    "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
-    " d.last_attempt_at, " + _EVENT_COLS
-)
-_DEAD_LETTER_COLS = (
-    "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
-    " x.dead_lettered_at, " + _EVENT_COLS
-)
 
 INSERT_EVENTS = """
     INSERT INTO events (seq, topic, id, type, subject, time, published_at, body)
@@ -92,7 +83,7 @@ CLAIM_DELIVERIES = f"""
         ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED),
     claimed AS (
         UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
-    SELECT {_DELIVERY_COLS} FROM claimed d JOIN events e ON e.seq = d.event_seq ORDER BY d.next_attempt_at, d.id"""
+    SELECT {rows.DELIVERY_COLS} FROM claimed d JOIN events e ON e.seq = d.event_seq ORDER BY d.next_attempt_at, d.id"""
 NEXT_DUE = """
     SELECT min(d.next_attempt_at) FROM deliveries d
     JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
@@ -244,14 +235,14 @@ class PostgresStore(Store):
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         found = await self._fetch(
-            f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.seq < $2 ORDER BY e.seq DESC LIMIT $3",
+            f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.seq < $2 ORDER BY e.seq DESC LIMIT $3",
             topic, before_seq if before_seq is not None else 2**62, limit,
         )
         return [rows.event_from_row(r) for r in found]
 
     async def get_event(self, topic: str, event_id: str) -> StoredEvent:
         row = await self._fetchrow(
-            f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.id = $2 ORDER BY e.seq DESC LIMIT 1",
+            f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.id = $2 ORDER BY e.seq DESC LIMIT 1",
             topic, event_id,
         )
         if row is None:
@@ -348,14 +339,14 @@ class PostgresStore(Store):
     async def list_dead_letters(
         self, topic: str | None = None, subscription: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
-        base = f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
+        base = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
         sql, args = rows.filter_sql(base, topic, subscription, "$", prefix="x.")
         found = await self._fetch(sql + f" ORDER BY x.id DESC LIMIT ${len(args) + 1}", *args, limit)
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
         row = await self._fetchrow(
-            f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = $1",
+            f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = $1",
             dead_letter_id,
         )
         if row is None:

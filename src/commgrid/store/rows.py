@@ -11,6 +11,16 @@ from commgrid.store.base import Attempt, DeadLetter, Delivery, Document, StoredE
 
 TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at"
 SUBSCRIPTION_COLS = "topic, name, properties, status, created_at, updated_at"
+# Joined selects use the aliases e (events), d (deliveries) and x (dead_letters).
+EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
+DELIVERY_COLS = (
+    "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
+    " d.last_attempt_at, " + EVENT_COLS
+)
+DEAD_LETTER_COLS = (
+    "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
+    " x.dead_lettered_at, " + EVENT_COLS
+)
 
 
 def topic_values(t: Topic) -> tuple:

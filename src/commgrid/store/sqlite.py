@@ -66,15 +66,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
-_DELIVERY_COLS = (
-    "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
-    " d.last_attempt_at, " + _EVENT_COLS
-)
-_DEAD_LETTER_COLS = (
-    "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
-    " x.dead_lettered_at, " + _EVENT_COLS
-)
 
 INSERT_EVENT = (
     "INSERT INTO events (seq, topic, id, type, subject, time, published_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -90,7 +81,7 @@ CLAIM_DELIVERIES = """
     RETURNING id"""
 CLAIM_SKIP = "AND (d.topic, d.subscription) NOT IN (VALUES {pairs})"
 SELECT_CLAIMED = f"""
-    SELECT {_DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id"""
 NEXT_DUE = """
     SELECT min(d.next_attempt_at) FROM deliveries d
@@ -269,12 +260,12 @@ class SQLiteStore(Store):
                 )
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
-        sql = f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
+        sql = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
         found = await self._all(sql, (topic, before_seq if before_seq is not None else 2**62, limit))
         return [rows.event_from_row(r) for r in found]
 
     async def get_event(self, topic: str, event_id: str) -> StoredEvent:
-        sql = f"SELECT {_EVENT_COLS} FROM events e WHERE e.topic = ? AND e.id = ? ORDER BY e.seq DESC LIMIT 1"
+        sql = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.id = ? ORDER BY e.seq DESC LIMIT 1"
         row = await self._one(sql, (topic, event_id))
         if row is None:
             raise Missing(f"Event '{event_id}' was not found in topic '{topic}'.")
@@ -383,13 +374,13 @@ class SQLiteStore(Store):
     async def list_dead_letters(
         self, topic: str | None = None, subscription: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
-        base = f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
+        base = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
         sql, args = rows.filter_sql(base, topic, subscription, "?", prefix="x.")
         found = await self._all(sql + " ORDER BY x.id DESC LIMIT ?", (*args, limit))
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
-        sql = f"SELECT {_DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = ?"
+        sql = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = ?"
         row = await self._one(sql, (dead_letter_id,))
         if row is None:
             raise Missing(f"Dead-letter record {dead_letter_id} was not found.")
