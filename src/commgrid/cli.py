@@ -6,12 +6,12 @@ Options fall back to `COMMGRID_*` environment variables; nothing below this modu
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import urllib.request
 from typing import Annotated, Any
 
 import typer
+import uvloop
 
 from commgrid import __version__
 from commgrid.acs.phone_numbers import number_kind
@@ -86,7 +86,7 @@ def serve(
                       highlight=False, soft_wrap=True)
 
     try:
-        asyncio.run(run_server(settings, announce))
+        uvloop.run(run_server(settings, announce))  # the server's loop: uvloop, as uvicorn would pick
     except CommgridError as exc:
         raise fail(exc) from None
 
