@@ -49,6 +49,11 @@ def serve(
     resource_name: Annotated[
         str, typer.Option(envvar="COMMGRID_RESOURCE_NAME", help="Communication Services resource name (first start).")
     ] = "commgrid",
+    subscription_id: Annotated[str, typer.Option(
+        envvar="COMMGRID_SUBSCRIPTION_ID", help="Azure subscription id in ARM ids (first start).")
+    ] = "00000000-0000-0000-0000-000000000000",
+    resource_group: Annotated[str, typer.Option(
+        envvar="COMMGRID_RESOURCE_GROUP", help="Resource group in ARM ids (first start).")] = "commgrid",
     time_scale: Annotated[float, typer.Option(envvar="COMMGRID_TIME_SCALE",
                                               help="Divide every delivery delay by this factor.")] = 1.0,
     event_profile: Annotated[str | None, typer.Option(
@@ -72,7 +77,8 @@ def serve(
         err.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
         raise typer.Exit(2) from None
     settings = Settings(data_dir=data_dir, host=host, port=port, tls_port=tls_port, store_url=store,
-                        resource_name=resource_name, time_scale=time_scale, event_profile=profile,
+                        resource_name=resource_name, subscription_id=subscription_id,
+                        resource_group=resource_group, time_scale=time_scale, event_profile=profile,
                         phone_numbers=numbers)
 
     def announce(runtime: Runtime, tls: Any) -> None:

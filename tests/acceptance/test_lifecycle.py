@@ -33,6 +33,18 @@ def test_first_start_creates_resource_and_restart_reuses_it(tmp_path) -> None:
             server.stop()
 
 
+def test_arm_ids_are_configurable_on_first_start(tmp_path) -> None:
+    server = ServerProcess(tmp_path / "d", extra_args=("--resource-name", "contoso-acs", "--subscription-id",
+                                                       "1234", "--resource-group", "rg1")).start()
+    try:
+        acs = server.info()["communicationServices"]
+        assert acs["armId"] == ("/subscriptions/1234/resourceGroups/rg1/providers/Microsoft.Communication"
+                                "/communicationServices/contoso-acs")
+        assert acs["systemTopic"]["name"] == "contoso-acs"
+    finally:
+        server.stop()
+
+
 def test_info_without_a_running_server(tmp_path) -> None:
     port, tls_port = free_port(), free_port()  # not the defaults, which a developer's own server may hold
     (tmp_path / "commgrid.json").write_text(json.dumps({"port": port, "tls_port": tls_port}))
