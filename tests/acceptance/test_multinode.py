@@ -18,7 +18,7 @@ def test_two_nodes_share_one_workload(tmp_path, postgres_url: str, rx: Receiver)
         assert a.info()["communicationServices"]["accessKey"] == b.info()["communicationServices"]["accessKey"]
         topic = a.create_topic("shared")
         b.cli("subscription", "create", "--topic", "shared", "--name", "hook", "--endpoint", rx.endpoint("multi"))
-        time.sleep(0.6)  # both nodes re-read subscriptions at most every 0.5 s
+        time.sleep(0.3)  # both nodes re-read subscriptions at most every 0.1 s
         ids = [str(uuid.uuid4()) for _ in range(200)]
         with httpx.Client(timeout=10) as client:
             for n, event_id in enumerate(ids):

@@ -38,7 +38,7 @@ def is_routable(sub: Subscription, now: float) -> bool:
 class Catalog:
     """Cached topics and per-topic subscription indexes."""
 
-    def __init__(self, store: Store, *, recheck: float = 0.5, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, *, recheck: float = 0.1, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._recheck = recheck
         self._clock = clock
