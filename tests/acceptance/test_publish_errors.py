@@ -104,6 +104,15 @@ def test_request_over_1mb_is_413(http, topic) -> None:
     assert error_of(r)["code"] == "RequestEntityTooLarge"
 
 
+def test_chunked_request_over_1mb_is_413(http, topic) -> None:
+    def chunks():
+        for _ in range(20):
+            yield b" " * 100_000  # whitespace: valid JSON padding, so only the size can fail it
+
+    r = http.post(topic["endpoint"], content=chunks(), headers={"aeg-sas-key": topic["key1"]})
+    assert r.status_code == 413
+
+
 def test_rejected_request_stores_nothing(server, http, topic) -> None:
     r = post(http, topic, [good_event(id="ok-but-batch-bad"), good_event(id="bad", eventTime="nope")])
     assert r.status_code == 400

@@ -10,16 +10,32 @@ from commgrid.errors import PayloadTooLarge
 from commgrid.events.envelope import MAX_REQUEST_BYTES, parse_json_array
 
 
+def _too_large(size: str) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body ({size} bytes) exceeds the maximum of {MAX_REQUEST_BYTES} bytes.",
+                           code="RequestEntityTooLarge")
+
+
+async def _limited_body(request: Request) -> bytes:
+    """The body, refused as soon as it passes the limit (declared or, when chunked, as it streams in)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise _too_large(declared)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise _too_large(f"more than {MAX_REQUEST_BYTES}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def publish_events(request: Request) -> Response:
     grid = request.app.state.runtime.grid
     topic = await grid.authorize_publish(
         request.path_params["topic"], str(request.url), request.headers, request.query_params
     )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise PayloadTooLarge(f"The request body ({declared} bytes) exceeds the maximum of {MAX_REQUEST_BYTES} bytes.",
-                              code="RequestEntityTooLarge")
-    events = parse_json_array(await request.body(), request.headers.get("content-type", "application/json"))
+    events = parse_json_array(await _limited_body(request), request.headers.get("content-type", "application/json"))
     await grid.publish(topic, events)
     return Response(status_code=200)
 
