@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
 
 from commgrid.api.app import create_app
 from commgrid.config import Settings
+from commgrid.errors import ServiceUnavailable
 from commgrid.runtime import Runtime
 from commgrid.tls import TlsFiles, ensure_certificates
 
@@ -39,18 +41,19 @@ def _uvicorn_config(app: object, settings: Settings, port: int, tls: TlsFiles | 
 async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM; in-flight requests and commits finish before the store closes."""
     tls = ensure_certificates(settings.data_dir, extra_hosts=(settings.host,))
+    # Bind first: a port in use is a clear error before the store is opened or any worker starts.
+    listeners = [(settings.port, None), *([(settings.tls_port, tls)] if settings.tls_port else [])]
+    sockets = [bind(settings.host, port) for port, _ in listeners]
     settings.write_runtime_file()
     runtime = Runtime(settings)
-    await runtime.open(workers=True)
     try:
+        await runtime.open(workers=True)
         app = create_app(settings, runtime)
-        servers = [_Server(_uvicorn_config(app, settings, settings.port, None))]
-        if settings.tls_port:
-            servers.append(_Server(_uvicorn_config(app, settings, settings.tls_port, tls)))
+        servers = [_Server(_uvicorn_config(app, settings, port, files)) for port, files in listeners]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _stop, servers)
-        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, sockets, strict=True)]
         while not all(s.started for s in servers) and not any(t.done() for t in tasks):
             await asyncio.sleep(0.02)
         if all(s.started for s in servers) and announce:
@@ -58,6 +61,23 @@ async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None
         await asyncio.gather(*tasks)
     finally:
         await runtime.close()
+        for sock in sockets:
+            sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port`, or `ServiceUnavailable` saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise ServiceUnavailable(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Another commgrid may be running there;"
+            " stop it or choose other --port / --tls-port values.", code="PortUnavailable") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _stop(servers: list[_Server]) -> None:

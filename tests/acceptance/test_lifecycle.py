@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import ssl
+import subprocess
+import sys
 
 import httpx
 
-from tests.support import ServerProcess, cli, free_port
+from tests.support import ServerProcess, clean_env, cli, free_port
 
 
 def test_first_start_creates_resource_and_restart_reuses_it(tmp_path) -> None:
@@ -43,6 +45,20 @@ def test_arm_ids_are_configurable_on_first_start(tmp_path) -> None:
         assert acs["systemTopic"]["name"] == "contoso-acs"
     finally:
         server.stop()
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path) -> None:
+    first = ServerProcess(tmp_path / "first").start()
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "commgrid.cli", "serve", "--data-dir", str(tmp_path / "second"),
+             "--port", str(first.port), "--tls-port", str(free_port())],
+            capture_output=True, text=True, timeout=30, env=clean_env())
+        assert second.returncode == 1
+        assert f"Cannot listen on 127.0.0.1:{first.port}" in second.stderr
+        assert "Traceback" not in second.stderr + second.stdout
+    finally:
+        first.stop()
 
 
 def test_info_without_a_running_server(tmp_path) -> None:
