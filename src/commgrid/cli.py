@@ -6,7 +6,6 @@ Options fall back to `COMMGRID_*` environment variables; nothing below this modu
 
 from __future__ import annotations
 
-import logging
 import urllib.request
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from commgrid.commands.topics import events_app, publish, topic_app, topic_json
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
 from commgrid.events.acs import profile_by_name
+from commgrid.logs import configure as configure_logging
 from commgrid.runtime import Runtime
 from commgrid.store.base import Topic
 from commgrid.tls import tls_files
@@ -69,7 +69,11 @@ def serve(
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.server import serve as run_server
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        configure_logging(log_level)
+    except ValueError:
+        err.print(f"[red]error:[/red] unknown log level '{log_level}'")
+        raise typer.Exit(2) from None
     try:
         profile = profile_by_name(event_profile).name if event_profile else None
         numbers = tuple(n for n in phone_number or () if number_kind(n))

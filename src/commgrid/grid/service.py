@@ -7,6 +7,7 @@ event takes the same path into the store, whatever produced it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from commgrid.grid.routing import Catalog
 from commgrid.store import Store
 from commgrid.store.base import AlreadyExists, Missing, NewEvent, StoredEvent, Topic
 
+log = logging.getLogger("commgrid.grid")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
 
 
@@ -110,7 +112,11 @@ class Grid:
         validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
         new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i)) for i, e in enumerate(events)]
-        await self.committer.commit(new, self.catalog.routes(topic, events))
+        routes = self.catalog.routes(topic, events)
+        await self.committer.commit(new, routes)
+        if log.isEnabledFor(logging.INFO):
+            log.info("events published", extra={"action": "events_published", "topic": topic.name,
+                                                "count": len(new), "deliveries": len(routes)})
 
     # history ---------------------------------------------------------------------------------------------
     async def list_events(self, topic_name: str, limit: int = 50) -> list[StoredEvent]:
