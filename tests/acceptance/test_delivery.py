@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -222,13 +223,16 @@ def test_refused_connections_are_socket_errors(server: ServerProcess, orders: di
 
 
 def test_ttl_is_checked_at_the_next_attempt(server: ServerProcess, rx: Receiver, orders: dict) -> None:
-    subscribe(server, "orders", "ttl-sub", rx.endpoint("ttl", status=503), *only("ttl"), "--event-ttl", "1")
+    subscribe(server, "orders", "ttl-sub", rx.endpoint("ttl", status=503), *only("ttl"), "--event-ttl", "5")
     publish(orders, eg("ttl", 1))
     (letter,) = wait_dead_letters(server, "ttl-sub")
     event = letter["event"]
     assert event["deadLetterReason"] == "TimeToLiveExceeded"
-    # 1 minute / 600 = 0.1 s: the first try, then 503's 30 s minimum (50 ms), then the TTL has passed
+    # 5 minutes / 600 = 0.5 s. Retries after 30 s, 30 s, 1 min (503's minimum is 30 s) all fall inside it; the
+    # next one, 5 min later, falls after it, and that is when the TTL is checked and the event dead-lettered.
     assert event["deliveryAttempts"] == len(rx.received("ttl")) >= 2
+    published = datetime.fromisoformat(event["publishTime"])
+    assert (datetime.fromisoformat(letter["deadLetteredAt"]) - published).total_seconds() >= 0.5
     assert event["lastDeliveryOutcome"] == "Busy" and event["lastHttpStatusCode"] == 503
 
 
