@@ -222,7 +222,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def subscriptions_version(self) -> int:
-        """A counter that grows whenever any subscription changes (for caches on every node)."""
+        """A counter that grows whenever any topic or subscription changes (for caches on every node)."""
 
     # deliveries ------------------------------------------------------------------------------------------
     @abc.abstractmethod
