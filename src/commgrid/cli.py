@@ -65,6 +65,9 @@ def serve(
         help="A phone number (E.164) or short code the resource owns (repeat; env: space-separated).")] = None,
     log_level: Annotated[str, typer.Option(envvar="COMMGRID_LOG_LEVEL",
                                            help="debug, info (every delivery step), warning or error.")] = "warning",
+    management_token: Annotated[str | None, typer.Option(
+        envvar="COMMGRID_MANAGEMENT_TOKEN",
+        help="Bearer token of the management (ARM) API; default: the one made on first start.")] = None,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.server import serve as run_server
@@ -83,7 +86,7 @@ def serve(
     settings = Settings(data_dir=data_dir, host=host, port=port, tls_port=tls_port, store_url=store,
                         resource_name=resource_name, subscription_id=subscription_id,
                         resource_group=resource_group, time_scale=time_scale, event_profile=profile,
-                        phone_numbers=numbers)
+                        phone_numbers=numbers, management_token=management_token or None)
 
     def announce(runtime: Runtime, tls: Any) -> None:
         console.print(f"commgrid {__version__} ready", highlight=False)
@@ -94,6 +97,9 @@ def serve(
         console.print(f"  store  {settings.effective_store_url}", highlight=False)
         console.print(f"  Communication Services: {runtime.deployment.connection_string(settings.https_base)}",
                       highlight=False, soft_wrap=True)
+        if settings.tls_port:
+            console.print(f"  Management (ARM): {settings.https_base}  token {runtime.deployment.management_token}",
+                          highlight=False, soft_wrap=True)
 
     try:
         uvloop.run(run_server(settings, announce))  # the server's loop: uvloop, as uvicorn would pick
@@ -129,6 +135,8 @@ def info_json(runtime: Runtime, topics: list[Topic]) -> dict[str, Any]:
             "eventProfile": runtime.acs.profile.name,
             "systemTopic": {"name": d.system_topic_name, "armId": d.system_topic_arm_id, "source": d.acs_arm_id},
         },
+        "management": {"endpoint": s.https_base, "token": d.management_token, "subscriptionId": d.subscription_id,
+                       "resourceGroup": d.resource_group},
         "topics": [topic_json(t, s) for t in topics if t.kind == "custom"],
     }
 
@@ -154,6 +162,10 @@ def info(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonF
     console.print(f"{'ACS resource':>16}: {acs['armId']}", highlight=False, soft_wrap=True)
     console.print(f"{'system topic':>16}: {acs['systemTopic']['armId']}", highlight=False, soft_wrap=True)
     console.print(f"{'event profile':>16}: {acs['eventProfile']}", highlight=False)
+    management = data["management"]
+    console.print(f"{'management API':>16}: {management['endpoint']}  subscription {management['subscriptionId']},"
+                  f" resource group {management['resourceGroup']}", highlight=False, soft_wrap=True)
+    console.print(f"{'management token':>16}: {management['token']}", highlight=False, soft_wrap=True)
     for t in data["topics"]:
         console.print(f"{'topic':>16}: {t['name']}  {t['endpoint']}  ({t['inputSchema']})", highlight=False)
         console.print(f"{'':>16}  key1={t['key1']}  key2={t['key2']}", highlight=False, soft_wrap=True)

@@ -35,6 +35,8 @@ class Settings:
     delivery_lease: float = 60.0
     delivery_concurrency: int = 256
     node_id: str = ""
+    #: The management API's bearer token; None: the one recorded for the deployment (made on first start).
+    management_token: str | None = None
 
     @property
     def effective_store_url(self) -> str:
@@ -54,7 +56,7 @@ class Settings:
     # The runtime file lets `commgrid info` and other commands find a data dir's store and ports.
     def write_runtime_file(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        fields = {k: v for k, v in asdict(self).items() if k not in ("data_dir",)}
+        fields = {k: v for k, v in asdict(self).items() if k not in ("data_dir", "management_token")}
         (self.data_dir / RUNTIME_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n")
 
     @classmethod

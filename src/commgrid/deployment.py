@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from commgrid.config import Settings
 from commgrid.store import Store
@@ -30,6 +30,8 @@ class Deployment:
     token_secret: str
     #: The resource's immutable id: part of every user id (`8:acs:{immutable_id}_{guid}`) and token.
     immutable_id: str
+    #: The bearer token the management (ARM) API accepts.
+    management_token: str = ""
 
     @property
     def acs_arm_id(self) -> str:
@@ -53,19 +55,29 @@ class Deployment:
         return f"endpoint={https_base}/;accesskey={self.access_key}"
 
 
+def new_management_token() -> str:
+    return "cgm_" + secrets.token_urlsafe(32)
+
+
 async def load_deployment(store: Store, settings: Settings) -> Deployment:
-    """The deployment recorded in the store; the first start records it from `settings`."""
+    """The deployment recorded in the store; the first start records it from `settings`.
 
-    async def keep(key: str, value: str) -> str:
-        return await store.set_setting(f"deployment.{key}", value, only_if_absent=True)
+    A management token given in `settings` replaces the recorded one (and every node picks it up).
+    """
+    first = {"subscription_id": settings.subscription_id, "resource_group": settings.resource_group,
+             "resource_name": settings.resource_name, "location": settings.location, "access_key": new_key(),
+             "secondary_key": new_key(), "token_secret": new_key(), "immutable_id": str(uuid.uuid4()),
+             "management_token": new_management_token()}
+    for key, value in first.items():
+        await store.set_setting(f"deployment.{key}", value, only_if_absent=True)
+    wanted = settings.management_token
+    if wanted and await store.get_setting("deployment.management_token") != wanted:
+        await store.set_setting("deployment.management_token", wanted, announce=True)
+    return await read_deployment(store)
 
-    return Deployment(
-        subscription_id=await keep("subscription_id", settings.subscription_id),
-        resource_group=await keep("resource_group", settings.resource_group),
-        resource_name=await keep("resource_name", settings.resource_name),
-        location=await keep("location", settings.location),
-        access_key=await keep("access_key", new_key()),
-        secondary_key=await keep("secondary_key", new_key()),
-        token_secret=await keep("token_secret", new_key()),
-        immutable_id=await keep("immutable_id", str(uuid.uuid4())),
-    )
+
+async def read_deployment(store: Store) -> Deployment:
+    """The deployment as recorded now (after a key was regenerated, for instance)."""
+    names = [f.name for f in fields(Deployment)]
+    values = {name: await store.get_setting(f"deployment.{name}") or "" for name in names}
+    return Deployment(**values)

@@ -5,6 +5,8 @@ The server's lifespan and the CLI both build a `Runtime`; only the server starts
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from contextlib import AsyncExitStack
 
@@ -14,7 +16,7 @@ from commgrid.acs.identity import IdentityService
 from commgrid.acs.resource import CommunicationResource
 from commgrid.acs.sms import SmsService, SmsWorker
 from commgrid.config import Settings
-from commgrid.deployment import Deployment, load_deployment
+from commgrid.deployment import Deployment, load_deployment, read_deployment
 from commgrid.grid.delivery import DeliveryWorker
 from commgrid.grid.service import Grid
 from commgrid.grid.subscriptions import Subscriptions
@@ -53,12 +55,21 @@ class Runtime:
         self.identities = IdentityService(self.acs)
         self.sms = SmsService(self.acs)
         self.chat = ChatService(self.acs)
+        self.grid.catalog.on_reload(self._reload_deployment)
         if workers:
             await self._start_workers()
 
+    async def _reload_deployment(self) -> None:
+        """Pick up regenerated keys or a new management token (they move the catalog's change counter)."""
+        deployment = await read_deployment(self.store)
+        if deployment != self.deployment:
+            self.deployment = self.grid.deployment = self.acs.deployment = deployment
+
     async def _start_workers(self) -> None:
         """Background work of a serving node (delivery); extended as services are added."""
-        self.delivery = DeliveryWorker(self.store, self.settings)
+        watcher = asyncio.create_task(self.grid.catalog.watch())
+        self._stack.push_async_callback(_cancel, watcher)
+        self.delivery = DeliveryWorker(self.store, self.settings, catalog=self.grid.catalog)
         await self.delivery.start()
         self._stack.push_async_callback(self.delivery.stop)  # stops before the store closes
         self.grid.committer.listeners.append(self.delivery.wake)
@@ -78,3 +89,9 @@ class Runtime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

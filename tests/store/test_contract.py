@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from commgrid.errors import Conflict
+from commgrid.grid.properties import SubscriptionProperties, WebHookDestination
 from commgrid.store import Store, store_from_url
 from commgrid.store.base import (
     AlreadyExists,
@@ -21,6 +23,7 @@ from commgrid.store.base import (
 )
 
 NOW = 1_700_000_000.0
+PROPS = SubscriptionProperties(WebHookDestination("http://127.0.0.1:9/hook?code=s"))
 
 
 def topic(name: str = "orders") -> Topic:
@@ -34,7 +37,7 @@ def event(i: int, topic_name: str = "orders") -> NewEvent:
 
 
 async def with_subscription(store: Store, name: str = "sub", status: str = "Active") -> None:
-    await store.create_subscription(Subscription(topic="orders", name=name, properties={"destination": {}},
+    await store.create_subscription(Subscription(topic="orders", name=name, properties=PROPS,
                                                  status=status, created_at=NOW, updated_at=NOW))
 
 
@@ -95,11 +98,11 @@ async def test_subscriptions_crud_and_version(store: Store) -> None:
     with pytest.raises(AlreadyExists):
         await with_subscription(store, "Sub1")
     sub = await store.get_subscription("orders", "Sub1")
-    sub.properties = {"labels": ["a"]}
+    sub.properties = replace(PROPS, labels=("a",))
     sub.status = "AwaitingManualAction"
     await store.update_subscription(sub)
     again = await store.get_subscription("orders", "Sub1")
-    assert again.properties == {"labels": ["a"]} and again.status == "AwaitingManualAction"
+    assert again.properties == sub.properties and again.status == "AwaitingManualAction"
     assert [s.name for s in await store.list_subscriptions("orders")] == ["Sub1"]
     assert [s.name for s in await store.list_subscriptions()] == ["Sub1"]
     await store.delete_subscription("orders", "Sub1")

@@ -9,6 +9,7 @@ import pytest
 
 from commgrid.grid.deadletter import azure_time, blob_path, dead_letter_event
 from commgrid.grid.delivery import Target, plan_batches, render
+from commgrid.grid.properties import SubscriptionProperties
 from commgrid.store.base import Delivery, StoredEvent, Subscription, Topic
 
 EG_TOPIC = Topic(name="orders", arm_id="/subscriptions/x/resourceGroups/rg/providers/Microsoft.EventGrid/topics/orders")
@@ -36,7 +37,7 @@ def target(topic: Topic = EG_TOPIC, schema: str | None = None, max_events: int =
     props = {"destination": {"endpointType": "WebHook", "properties": dest}, "filter": {},
              "eventDeliverySchema": schema or topic.input_schema,
              "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}}
-    return Target.of(Subscription(topic.name, "My-Sub", props), topic)
+    return Target.of(Subscription(topic.name, "My-Sub", SubscriptionProperties.from_arm(props)), topic)
 
 
 def test_plan_batches_honours_both_limits_in_order() -> None:

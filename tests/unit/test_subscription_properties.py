@@ -9,7 +9,8 @@ import typer
 
 from commgrid.commands.subscriptions import parse_advanced_filter, parse_attribute_mapping, storage_dead_letter
 from commgrid.errors import InvalidInput
-from commgrid.grid.subscriptions import subject_warning, validate_properties
+from commgrid.grid.subscriptions import subject_warning
+from commgrid.grid.validation import validate_properties
 
 NOW = 1_700_000_000.0  # 2023-11-14
 EG, CE = "EventGridSchema", "CloudEventSchemaV1_0"
@@ -26,7 +27,7 @@ def problems(raw: dict[str, Any], schema: str = EG) -> list[str]:
 
 
 def test_defaults_are_filled_in() -> None:
-    props = validate_properties({"destination": webhook()}, EG, NOW)
+    props = validate_properties({"destination": webhook()}, EG, NOW).to_arm()
     assert props == {
         "destination": {"endpointType": "WebHook", "properties": {
             "endpointUrl": "https://example.com/hook?code=x", "maxEventsPerBatch": 1,
@@ -35,7 +36,7 @@ def test_defaults_are_filled_in() -> None:
         "eventDeliverySchema": EG,
         "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440},
     }
-    assert validate_properties({"destination": webhook()}, CE, NOW)["eventDeliverySchema"] == CE
+    assert validate_properties({"destination": webhook()}, CE, NOW).event_delivery_schema == CE
 
 
 def test_keys_are_read_case_insensitively_and_normalised() -> None:
@@ -43,7 +44,7 @@ def test_keys_are_read_case_insensitively_and_normalised() -> None:
                            "Properties": {"EndpointUrl": "http://h/x", "MaxEventsPerBatch": 5}},
            "Filter": {"SubjectBeginsWith": "/a", "IncludedEventTypes": ["T"]},
            "EventDeliverySchema": "cloudeventschemav1_0"}
-    props = validate_properties(raw, EG, NOW)
+    props = validate_properties(raw, EG, NOW).to_arm()
     assert props["destination"]["properties"]["maxEventsPerBatch"] == 5
     assert props["filter"] == {"subjectBeginsWith": "/a", "subjectEndsWith": "", "isSubjectCaseSensitive": False,
                                "includedEventTypes": ["T"]}
@@ -96,7 +97,7 @@ def test_delivery_schema_must_be_convertible_from_the_topic_schema() -> None:
 def test_delivery_attribute_mappings() -> None:
     good = [{"name": "X-A", "type": "static", "properties": {"value": "1"}},
             {"name": "X-B", "type": "Dynamic", "properties": {"sourceField": "data.b"}}]
-    props = validate_properties({"destination": webhook(deliveryAttributeMappings=good)}, EG, NOW)
+    props = validate_properties({"destination": webhook(deliveryAttributeMappings=good)}, EG, NOW).to_arm()
     assert props["destination"]["properties"]["deliveryAttributeMappings"] == [
         {"name": "X-A", "type": "Static", "properties": {"value": "1", "isSecret": False}},
         {"name": "X-B", "type": "Dynamic", "properties": {"sourceField": "data.b"}}]
@@ -113,9 +114,9 @@ def test_delivery_attribute_mappings() -> None:
 
 def test_expiration_is_normalised_to_utc() -> None:
     props = validate_properties({"destination": webhook(), "expirationTimeUtc": "2099-01-02T03:04:05+02:00"}, EG, NOW)
-    assert props["expirationTimeUtc"] == "2099-01-02T01:04:05Z"
-    assert validate_properties({"destination": webhook(), "expirationTimeUtc": "2099-01-02"}, EG, NOW)[
-        "expirationTimeUtc"] == "2099-01-02T00:00:00Z"
+    assert props.expiration_time_utc == "2099-01-02T01:04:05Z"
+    assert validate_properties({"destination": webhook(), "expirationTimeUtc": "2099-01-02"}, EG, NOW
+                               ).expiration_time_utc == "2099-01-02T00:00:00Z"
 
 
 def test_subject_warning_names_the_fix_for_the_seed_docs_filter() -> None:

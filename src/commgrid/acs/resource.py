@@ -11,7 +11,7 @@ from typing import Any
 
 from commgrid.acs.hmac_auth import verify_hmac
 from commgrid.acs.tokens import TokenClaims, TokenIssuer
-from commgrid.deployment import Deployment
+from commgrid.deployment import Deployment, new_key
 from commgrid.errors import Unauthorized
 from commgrid.events.acs import CURRENT, SEED, CurrentProfile, Emission, profile_by_name
 from commgrid.grid.service import Grid
@@ -66,6 +66,13 @@ class CommunicationResource:
         if identity.value.get("tokenGeneration", 0) != claims.generation:
             raise Unauthorized(_NOT_AUTHORIZED, code="Unauthorized")
         return claims
+
+    async def regenerate_key(self, which: str) -> None:
+        """A new primary or secondary access key, live on every node once the catalog reloads (at once here)."""
+        setting = {"primary": "access_key", "secondary": "secondary_key"}[which]
+        await self.store.set_setting(f"deployment.{setting}", new_key(), announce=True)
+        self.grid.catalog.invalidate()
+        await self.grid.catalog.refresh()
 
     # events ----------------------------------------------------------------------------------------------
     def emission(self) -> Emission:

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from commgrid.api import acs, eventsubscriptions, health, publish
+from commgrid.api import acs, eventsubscriptions, health, management, publish
 from commgrid.api.errors import HANDLERS
 from commgrid.config import Settings
 from commgrid.runtime import Runtime
@@ -32,7 +34,22 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             finally:
                 await owned.close()
 
-    routes = [*health.routes, *publish.routes, *acs.routes, *eventsubscriptions.routes]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    routes = [*health.routes, *publish.routes, *acs.routes, *eventsubscriptions.routes, *management.routes]
+    middleware = [Middleware(ArmPathPrefix)]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.runtime = runtime
     return app
+
+
+class ArmPathPrefix:
+    """ARM paths are case-insensitive: `/Subscriptions/…` reaches the management routes like `/subscriptions/…`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        prefix = path[:15]
+        if prefix[1:2] in ("s", "S") and prefix != "/subscriptions/" and prefix.lower() == "/subscriptions/":
+            scope = {**scope, "path": "/subscriptions/" + path[15:]}
+        await self.app(scope, receive, send)

@@ -12,7 +12,8 @@ from commgrid.jsonresponse import json_response
 
 async def healthz(request: Request) -> Response:
     runtime = request.app.state.runtime
-    return json_response({"status": "ok", "version": __version__, "resource": runtime.deployment.resource_name})
+    return json_response({"status": "ok", "version": __version__, "resource": runtime.deployment.resource_name,
+                          "catalogVersion": runtime.grid.catalog.version})
 
 
 routes = [Route("/healthz", healthz, methods=["GET"])]

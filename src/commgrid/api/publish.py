@@ -6,28 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from commgrid.errors import PayloadTooLarge
+from commgrid.api.body import limited_body
 from commgrid.events.envelope import MAX_REQUEST_BYTES, parse_json_array
-
-
-def _too_large(size: str) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body ({size} bytes) exceeds the maximum of {MAX_REQUEST_BYTES} bytes.",
-                           code="RequestEntityTooLarge")
-
-
-async def _limited_body(request: Request) -> bytes:
-    """The body, refused as soon as it passes the limit (declared or, when chunked, as it streams in)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise _too_large(declared)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise _too_large(f"more than {MAX_REQUEST_BYTES}")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def publish_events(request: Request) -> Response:
@@ -35,7 +15,8 @@ async def publish_events(request: Request) -> Response:
     topic = await grid.authorize_publish(
         request.path_params["topic"], str(request.url), request.headers, request.query_params
     )
-    events = parse_json_array(await _limited_body(request), request.headers.get("content-type", "application/json"))
+    body = await limited_body(request, MAX_REQUEST_BYTES)
+    events = parse_json_array(body, request.headers.get("content-type", "application/json"))
     await grid.publish(topic, events)
     return Response(status_code=200)
 

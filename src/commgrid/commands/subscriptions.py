@@ -185,8 +185,7 @@ async def _describe(runtime: Runtime, sub: Subscription, *, full_url: bool = Fal
     topic = await runtime.grid.get_topic(sub.topic)
     shown = runtime.subscriptions.render(sub, topic)
     if full_url:
-        shown["properties"]["destination"]["properties"]["endpointUrl"] = (
-            sub.properties["destination"]["properties"]["endpointUrl"])
+        shown["properties"]["destination"]["properties"]["endpointUrl"] = sub.properties.endpoint_url
     shown["commgrid"] = await runtime.subscriptions.status(sub)
     return shown
 
@@ -259,7 +258,7 @@ def update(
     async def go(runtime: Runtime) -> tuple[Saved, dict[str, Any]]:
         current = await runtime.subscriptions.get(topic, name)
         changes = _changes(
-            current.properties, endpoint=endpoint, types=included_event_types, begins=subject_begins_with,
+            current.properties.to_arm(), endpoint=endpoint, types=included_event_types, begins=subject_begins_with,
             ends=subject_ends_with, case_sensitive=subject_case_sensitive, advanced=advanced_filter,
             arrays=enable_advanced_filtering_on_arrays, schema=event_delivery_schema,
             attempts=max_delivery_attempts, ttl=event_ttl, batch_events=max_events_per_batch,

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from commgrid.events.envelope import CLOUDEVENTS
+from commgrid.grid.properties import DeadLetterDestination
 
 STORAGE_BLOB = "StorageBlob"
 LOCAL_DIRECTORY = "LocalDirectory"
@@ -51,11 +52,11 @@ def dead_letter_event(
     return {**event, **dict(zip(names, values, strict=True))}
 
 
-def local_directory(destination: dict[str, Any] | None) -> Path | None:
+def local_directory(destination: DeadLetterDestination | None) -> Path | None:
     """The directory of a LocalDirectory destination, None for any other (or none)."""
-    if not destination or destination.get("endpointType") != LOCAL_DIRECTORY:
+    if destination is None or destination.endpoint_type != LOCAL_DIRECTORY or not destination.path:
         return None
-    return Path(destination["properties"]["path"])
+    return Path(destination.path)
 
 
 def blob_path(root: Path, subscription: str, at: float) -> Path:

@@ -47,7 +47,7 @@ from commgrid import __version__
 from commgrid.config import Settings
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
-from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, base_url
+from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON
 from commgrid.grid.retry import (
     TTL_EXCEEDED,
     EndpointHealth,
@@ -57,6 +57,7 @@ from commgrid.grid.retry import (
     outcome_of_error,
     outcome_of_status,
 )
+from commgrid.grid.routing import Catalog
 from commgrid.grid.timing import Timing
 from commgrid.store import Store
 from commgrid.store.base import Attempt, Delivery, Subscription, Topic
@@ -68,7 +69,6 @@ ENDPOINT_CONCURRENCY = 64  # requests in flight per endpoint (capped by Settings
 ENDPOINT_BACKLOG = 512  # deliveries claimed per endpoint before its subscriptions are skipped
 CLAIM_LIMIT = 500
 POLL = 0.25  # longest idle sleep: deliveries may come from other processes
-RECHECK = 0.5  # how often the subscription cache checks the store's change counter
 LEASE_MARGIN = 1.0
 T = TypeVar("T")
 
@@ -98,19 +98,17 @@ class Target:
     @classmethod
     def of(cls, sub: Subscription, topic: Topic) -> Target:
         props = sub.properties
-        dest = props["destination"]["properties"]
-        mappings = dest.get("deliveryAttributeMappings", [])
+        dest = props.destination
+        attributes = dest.delivery_attributes
         return cls(
-            topic=sub.topic, name=sub.name, url=dest["endpointUrl"], endpoint=base_url(dest["endpointUrl"]),
-            input_schema=topic.input_schema, schema=props.get("eventDeliverySchema", topic.input_schema),
-            max_events=dest.get("maxEventsPerBatch", 1),
-            preferred_bytes=dest.get("preferredBatchSizeInKilobytes", 64) * 1024,
-            static_headers=tuple((m["name"], m["properties"]["value"]) for m in mappings if m["type"] == "Static"),
-            dynamic_headers=tuple((m["name"], tuple(m["properties"]["sourceField"].split(".")))
-                                  for m in mappings if m["type"] == "Dynamic"),
-            max_attempts=props["retryPolicy"]["maxDeliveryAttempts"],
-            ttl_minutes=props["retryPolicy"]["eventTimeToLiveInMinutes"],
-            dead_letter_dir=local_directory(props.get("deadLetterDestination")),
+            topic=sub.topic, name=sub.name, url=dest.endpoint_url, endpoint=dest.endpoint_base_url,
+            input_schema=topic.input_schema, schema=props.event_delivery_schema,
+            max_events=dest.max_events_per_batch, preferred_bytes=dest.preferred_batch_size_kb * 1024,
+            static_headers=tuple((a.name, a.value or "") for a in attributes if a.kind == "Static"),
+            dynamic_headers=tuple((a.name, a.source_path) for a in attributes if a.kind == "Dynamic"),
+            max_attempts=props.retry_policy.max_delivery_attempts,
+            ttl_minutes=props.retry_policy.event_ttl_minutes,
+            dead_letter_dir=local_directory(props.dead_letter_destination),
         )
 
     @property
@@ -237,9 +235,10 @@ class _Endpoint:
 class DeliveryWorker:
     """Claims due deliveries and pushes them to their webhooks; one per serving process."""
 
-    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings, *, catalog: Catalog | None = None,
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.store = store
+        self.catalog = catalog or Catalog(store, clock=clock)
         self.timing = Timing(settings.time_scale, settings.delivery_lease)
         self.owner = settings.node_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.health = EndpointHealth(settings.time_scale)
@@ -251,8 +250,7 @@ class DeliveryWorker:
         self._endpoints: dict[str, _Endpoint] = {}
         self._saturated: set[str] = set()
         self._targets: dict[tuple[str, str], Target] = {}
-        self._version = -1
-        self._checked_at = 0.0
+        self._generation = -1
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -305,8 +303,8 @@ class DeliveryWorker:
                 await self._idle()
 
     async def _claim(self) -> int:
+        await self._refresh()
         now = self._clock()
-        await self._refresh(now)
         free = self._max_held - self._held
         if free <= 0:
             return 0
@@ -338,33 +336,23 @@ class DeliveryWorker:
             return []
         return [key for key, target in self._targets.items() if target.endpoint in blocked]
 
-    async def _refresh(self, now: float, *, force: bool = False) -> None:
-        """Reload subscriptions when the store's change counter moved (checked every RECHECK seconds)."""
-        if not force and now - self._checked_at < RECHECK:
+    async def _refresh(self, *, force: bool = False) -> None:
+        """Rebuild the targets when the catalog (shared with routing) has reloaded."""
+        if force:
+            await self.catalog.refresh(force=True)
+        else:
+            await self.catalog.fresh()
+        if self.catalog.generation == self._generation:
             return
-        self._checked_at = now
-        version = await self.store.subscriptions_version()
-        if version == self._version and not force:
-            return
-        topics = {t.name: t for t in await self.store.list_topics()}
-        targets = {}
-        for sub in await self.store.list_subscriptions():
-            topic = topics.get(sub.topic)
-            if topic is None:
-                continue
-            try:
-                targets[(sub.topic, sub.name)] = Target.of(sub, topic)
-            except (KeyError, TypeError):
-                log.warning("subscription has unusable properties", extra={
-                    "action": "subscription_unusable", "topic": sub.topic, "subscription": sub.name})
-        self._targets, self._version = targets, version
+        self._generation = self.catalog.generation
+        self._targets = {(sub.topic, sub.name): Target.of(sub, topic) for sub, topic in self.catalog.subscriptions()}
 
     async def _dispatch(self, deliveries: list[Delivery], lease_until: float) -> None:
         groups: dict[tuple[str, str, int], list[Delivery]] = {}
         for d in deliveries:
             groups.setdefault((d.topic, d.subscription, d.attempts), []).append(d)
         if any((topic, name) not in self._targets for topic, name, _ in groups):
-            await self._refresh(self._clock(), force=True)
+            await self._refresh(force=True)
         for (topic, name, _), group in groups.items():
             target = self._targets.get((topic, name))
             if target is None:  # deleted meanwhile (its deliveries went with it), or unusable: let the lease lapse

@@ -206,6 +206,11 @@ def _operators() -> dict[str, _Operator]:
 _OPERATORS = _operators()
 
 
+def canonical_operator(name: str) -> str:
+    """An operator name as Azure spells it (`numberin` → `NumberIn`); `KeyError` if there is no such operator."""
+    return _OPERATORS[name.lower()].name
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Keys
 

@@ -19,13 +19,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import orjson
 
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.deadletter import azure_time
+from commgrid.grid.properties import base_url
 from commgrid.grid.retry import outcome_of_error
 
 log = logging.getLogger("commgrid.delivery")
@@ -47,12 +47,6 @@ _TROUBLESHOOT = "For troubleshooting, visit https://aka.ms/esvalidation."
 class HandshakeResult:
     state: str  # ACTIVE, AWAITING or FAILED
     message: str
-
-
-def base_url(url: str) -> str:
-    """The endpoint without its query string: Azure's `endpointBaseUrl` (the query may hold secrets)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _failed(url: str, what: str) -> HandshakeResult:

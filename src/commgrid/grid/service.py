@@ -46,14 +46,16 @@ class Grid:
         self.catalog.invalidate()
 
     # topics ----------------------------------------------------------------------------------------------
-    async def create_topic(self, name: str, input_schema: str = EVENTGRID) -> Topic:
+    async def create_topic(self, name: str, input_schema: str = EVENTGRID, *, location: str = "",
+                           tags: dict[str, str] | None = None) -> Topic:
         if not _TOPIC_NAME.match(name):
             raise BadRequest(f"Topic name '{name}' is invalid: use 3-50 letters, digits and '-'.",
                              code="InvalidTopicName")
         if input_schema not in SCHEMAS:
-            raise BadRequest(f"Input schema '{input_schema}' is not supported; use one of {', '.join(SCHEMAS)}.")
+            raise BadRequest(f"Input schema '{input_schema}' is not supported; use one of {', '.join(SCHEMAS)}.",
+                             code="InvalidInputSchema")
         topic = Topic(name=name, arm_id=self.deployment.topic_arm_id(name), input_schema=input_schema,
-                      key1=new_key(), key2=new_key(), created_at=self.clock())
+                      key1=new_key(), key2=new_key(), created_at=self.clock(), location=location, tags=tags or {})
         try:
             await self.store.create_topic(topic)
         except AlreadyExists:
@@ -69,6 +71,19 @@ class Grid:
 
     async def list_topics(self) -> list[Topic]:
         return await self.store.list_topics()
+
+    async def update_topic(self, name: str, *, location: str | None = None, tags: dict[str, str] | None = None,
+                           input_schema: str | None = None) -> Topic:
+        """Change a topic's ARM `location` or `tags`; its input schema cannot change (Azure's rule)."""
+        topic = await self.get_topic(name)
+        if input_schema is not None and input_schema.lower() != topic.input_schema.lower():
+            raise BadRequest(f"The input schema of topic '{topic.name}' is {topic.input_schema}; it cannot be"
+                             f" changed to {input_schema}. Create a new topic instead.", code="InvalidRequest")
+        topic.location = topic.location if location is None else location
+        topic.tags = topic.tags if tags is None else tags
+        await self.store.update_topic(topic)
+        self.catalog.invalidate()
+        return topic
 
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)

@@ -1,8 +1,8 @@
-"""Event subscriptions: their properties checked as Azure checks them, their life cycle, and their ARM shape.
+"""Event subscriptions: their life cycle, their validation handshake, and their ARM shape.
 
-A subscription's `properties` are Event Grid's ARM `properties` (eventgrid-facts.md §3.2), stored normalized:
-every default filled in, keys spelt in camelCase, the secret `endpointUrl` kept (rendered only as
-`endpointBaseUrl`). Its `status` says whether it gets events:
+A subscription's settings are a typed `SubscriptionProperties` (`grid/properties.py`), parsed from ARM
+`properties` once by `grid/validation.py`; the secret `endpointUrl` is kept and rendered only as
+`endpointBaseUrl`. Its `status` says whether it gets events:
 
     Creating ──handshake──► Active                 (validated; provisioningState Succeeded)
                    ├──────► AwaitingManualAction   (200 without the code; a GET on validationUrl → Active)
@@ -26,33 +26,32 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import PurePath
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 import orjson
 
 from commgrid.config import Settings
-from commgrid.errors import BadRequest, Conflict, Detail, InvalidInput, NotFound
-from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID, can_convert, convert
-from commgrid.grid.deadletter import DESTINATION_TYPES, LOCAL_DIRECTORY, STORAGE_BLOB, azure_time, dead_letter_event
-from commgrid.grid.filters import FilterError, compile_filter
+from commgrid.errors import BadRequest, Conflict, NotFound
+from commgrid.events.envelope import CLOUDEVENTS, convert
+from commgrid.grid.deadletter import azure_time, dead_letter_event
+from commgrid.grid.filters import compile_filter
 from commgrid.grid.handshake import (
     ACTIVE,
     AWAITING,
     CREATING,
     FAILED,
     HandshakeResult,
-    base_url,
     send_deleted_event,
     validate_cloudevents,
     validate_eventgrid,
     validation_event,
 )
+from commgrid.grid.properties import SubscriptionProperties
 from commgrid.grid.service import Grid
 from commgrid.grid.timing import Timing
+from commgrid.grid.validation import fields, validate_properties
 from commgrid.store import Store
 from commgrid.store.base import DeadLetter, Document, Missing, Subscription, Topic
 
@@ -61,258 +60,7 @@ log = logging.getLogger("commgrid.subscriptions")
 PROVISIONING_STATE = {ACTIVE: "Succeeded", AWAITING: "AwaitingManualAction", FAILED: "Failed", CREATING: "Creating"}
 VALIDATION_DOCS = "eventsubscription-validation"
 
-MAX_EVENTS_PER_BATCH = (1, 5000, 1)  # (min, max, default), §3.2
-PREFERRED_BATCH_KB = (1, 1024, 64)
-MAX_DELIVERY_ATTEMPTS = (1, 30, 30)
-EVENT_TTL_MINUTES = (1, 1440, 1440)
-MAX_ATTRIBUTE_MAPPINGS = 10
-MAX_ATTRIBUTE_BYTES = 4096
-RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding", "connection"})
-
 _NAME = re.compile(r"^[A-Za-z0-9-]{3,64}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_FILTER_KEYS = {k.lower(): k for k in ("includedEventTypes", "subjectBeginsWith", "subjectEndsWith",
-                                       "isSubjectCaseSensitive", "enableAdvancedFilteringOnArrays",
-                                       "advancedFilters")}
-_DELIVERY_SCHEMAS = (EVENTGRID, CLOUDEVENTS)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Validation of properties
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.details: list[Detail] = []
-
-    def add(self, message: str, code: str = "InvalidRequest") -> None:
-        self.details.append(Detail(code, message))
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    """An object's properties by lower-cased name: ARM reads JSON property names case-insensitively."""
-    return {k.lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _ranged(value: Any, name: str, bounds: tuple[int, int, int], problems: _Problems) -> int:
-    low, high, default = bounds
-    if value is None:
-        return default
-    if not _is_int(value) or not low <= value <= high:
-        problems.add(f"{name} must be an integer between {low} and {high}; got {value!r}.")
-        return default
-    return value
-
-
-def _endpoint_url(value: Any, problems: _Problems) -> str:
-    if not isinstance(value, str) or not value:
-        problems.add("destination.properties.endpointUrl is required for a WebHook destination.")
-        return ""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.add(f"destination.properties.endpointUrl '{value}' is not an absolute http or https URL.")
-    return value
-
-
-def _attribute_mappings(value: Any, problems: _Problems) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        problems.add("destination.properties.deliveryAttributeMappings must be a list.")
-        return []
-    if len(value) > MAX_ATTRIBUTE_MAPPINGS:
-        problems.add(f"At most {MAX_ATTRIBUTE_MAPPINGS} delivery attribute mappings are allowed; got {len(value)}.")
-    mappings, seen = [], set()
-    for i, raw in enumerate(value):
-        where = f"deliveryAttributeMappings[{i}]"
-        f = _fields(raw)
-        name, kind, props = f.get("name"), str(f.get("type") or "").lower(), _fields(f.get("properties"))
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            problems.add(f"{where}.name must be a valid HTTP header name; got {name!r}.")
-            continue
-        if name.lower() in seen:
-            problems.add(f"{where}.name '{name}' is used by more than one delivery attribute mapping.")
-        seen.add(name.lower())
-        if name.lower().startswith("aeg-") or name.lower() in RESERVED_HEADERS:
-            problems.add(f"{where}.name '{name}' is reserved: Event Grid sets that header itself.")
-        if kind == "static":
-            mappings.append({"name": name, "type": "Static", "properties": _static(props, where, problems)})
-        elif kind == "dynamic":
-            source = props.get("sourcefield")
-            if not isinstance(source, str) or not source or "" in source.split("."):
-                problems.add(f"{where}.properties.sourceField must be a property path such as 'data.key1'.")
-            mappings.append({"name": name, "type": "Dynamic", "properties": {"sourceField": source}})
-        else:
-            problems.add(f"{where}.type must be 'Static' or 'Dynamic'; got {f.get('type')!r}.")
-    return mappings
-
-
-def _static(props: dict[str, Any], where: str, problems: _Problems) -> dict[str, Any]:
-    value, secret = props.get("value"), props.get("issecret", False)
-    if not isinstance(value, str):
-        problems.add(f"{where}.properties.value must be a string.")
-        value = ""
-    elif len(value.encode()) > MAX_ATTRIBUTE_BYTES:
-        problems.add(f"{where}.properties.value is {len(value.encode())} bytes; at most {MAX_ATTRIBUTE_BYTES}.")
-    if not isinstance(secret, bool):
-        problems.add(f"{where}.properties.isSecret must be true or false.")
-        secret = False
-    return {"value": value, "isSecret": secret}
-
-
-def _destination(value: Any, problems: _Problems) -> dict[str, Any]:
-    f = _fields(value)
-    if not f:
-        problems.add('destination is required: {"endpointType": "WebHook", "properties": {"endpointUrl": ...}}.')
-        return {}
-    kind = f.get("endpointtype")
-    if not isinstance(kind, str) or kind.lower() != "webhook":
-        problems.add(f"destination.endpointType '{kind}' is not supported by commgrid; use 'WebHook'.")
-        return {}
-    p = _fields(f.get("properties"))
-    props: dict[str, Any] = {
-        "endpointUrl": _endpoint_url(p.get("endpointurl"), problems),
-        "maxEventsPerBatch": _ranged(p.get("maxeventsperbatch"), "destination.properties.maxEventsPerBatch",
-                                     MAX_EVENTS_PER_BATCH, problems),
-        "preferredBatchSizeInKilobytes": _ranged(p.get("preferredbatchsizeinkilobytes"),
-                                                 "destination.properties.preferredBatchSizeInKilobytes",
-                                                 PREFERRED_BATCH_KB, problems),
-    }
-    mappings = _attribute_mappings(p.get("deliveryattributemappings"), problems)
-    if mappings:
-        props["deliveryAttributeMappings"] = mappings
-    for key in ("azureActiveDirectoryTenantId", "azureActiveDirectoryApplicationIdOrUri", "minimumTlsVersionAllowed"):
-        if p.get(key.lower()) is not None:  # recorded; commgrid sends no Entra tokens and accepts any TLS
-            props[key] = p[key.lower()]
-    return {"endpointType": "WebHook", "properties": props}
-
-
-def _filter(value: Any, input_schema: str, problems: _Problems) -> dict[str, Any]:
-    if value is not None and not isinstance(value, dict):
-        problems.add("filter must be an object.")
-        value = None
-    given = {_FILTER_KEYS[k.lower()]: v for k, v in (value or {}).items() if k.lower() in _FILTER_KEYS}
-    try:
-        compile_filter(given, input_schema)
-    except FilterError as exc:
-        problems.details.extend(exc.details)
-    normalized = {"subjectBeginsWith": "", "subjectEndsWith": "", "isSubjectCaseSensitive": False}
-    normalized.update({k: v for k, v in given.items() if v is not None})
-    return normalized
-
-
-def _delivery_schema(value: Any, input_schema: str, problems: _Problems) -> str:
-    if value is None:
-        return input_schema  # as `az eventgrid event-subscription create`: the topic's input schema
-    schema = next((s for s in _DELIVERY_SCHEMAS if isinstance(value, str) and value.lower() == s.lower()), None)
-    if schema is None:
-        problems.add(f"eventDeliverySchema '{value}' is not supported; use one of {', '.join(_DELIVERY_SCHEMAS)}.")
-        return input_schema
-    if not can_convert(input_schema, schema):
-        problems.add(f"eventDeliverySchema '{schema}' is not supported for a topic whose input schema is"
-                     f" '{input_schema}': Event Grid cannot convert those events. Use '{input_schema}'.")
-    return schema
-
-
-def _retry_policy(value: Any, problems: _Problems) -> dict[str, int]:
-    if value is not None and not isinstance(value, dict):
-        problems.add("retryPolicy must be an object.")
-    f = _fields(value)
-    return {
-        "maxDeliveryAttempts": _ranged(f.get("maxdeliveryattempts"), "retryPolicy.maxDeliveryAttempts",
-                                       MAX_DELIVERY_ATTEMPTS, problems),
-        "eventTimeToLiveInMinutes": _ranged(f.get("eventtimetoliveinminutes"), "retryPolicy.eventTimeToLiveInMinutes",
-                                            EVENT_TTL_MINUTES, problems),
-    }
-
-
-def _dead_letter(value: Any, problems: _Problems) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    f = _fields(value)
-    kind = next((t for t in DESTINATION_TYPES if str(f.get("endpointtype", "")).lower() == t.lower()), None)
-    p = _fields(f.get("properties"))
-    if kind == STORAGE_BLOB:
-        resource, container = p.get("resourceid"), p.get("blobcontainername")
-        if not isinstance(resource, str) or "/storageaccounts/" not in resource.lower():
-            problems.add("deadLetterDestination.properties.resourceId must be a storage account resource id.")
-        if not isinstance(container, str) or not container:
-            problems.add("deadLetterDestination.properties.blobContainerName is required.")
-        return {"endpointType": STORAGE_BLOB, "properties": {"resourceId": resource, "blobContainerName": container}}
-    if kind == LOCAL_DIRECTORY:
-        path = p.get("path")
-        if not isinstance(path, str) or not PurePath(path).is_absolute():
-            problems.add(f"deadLetterDestination.properties.path must be an absolute directory path; got {path!r}.")
-        return {"endpointType": LOCAL_DIRECTORY, "properties": {"path": path}}
-    problems.add(f"deadLetterDestination.endpointType '{f.get('endpointtype')}' is not supported; use"
-                 f" '{STORAGE_BLOB}' or commgrid's '{LOCAL_DIRECTORY}' ({{\"path\": \"/absolute/dir\"}}).")
-    return None
-
-
-def parse_time(value: str) -> datetime:
-    """An ISO 8601 date or date-time; without an offset it is UTC (as az CLI's --expiration-date)."""
-    parsed = datetime.fromisoformat(value.strip())
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _expiration(value: Any, now: float, problems: _Problems) -> str | None:
-    if value is None:
-        return None
-    try:
-        moment = parse_time(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None:
-        problems.add(f"Invalid expiration time. expirationTimeUtc {value!r} is not an ISO 8601 date-time.")
-        return None
-    if moment.timestamp() <= now:
-        problems.add(f"Invalid expiration time. expirationTimeUtc '{value}' must be in the future.")
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _labels(value: Any, problems: _Problems) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.add("labels must be a list of strings.")
-        return None
-    return value
-
-
-def validate_properties(raw: Any, input_schema: str, now: float) -> dict[str, Any]:
-    """Check ARM subscription `properties` for a topic of `input_schema`; return them normalized.
-
-    Raises
-    ------
-    InvalidInput
-        Listing every problem found, as Azure's `details`.
-    """
-    problems = _Problems()
-    if not isinstance(raw, dict):
-        raise InvalidInput("The event subscription properties must be a JSON object.")
-    f = _fields(raw)
-    for unsupported in ("deliveryWithResourceIdentity", "deadLetterWithResourceIdentity"):
-        if f.get(unsupported.lower()) is not None:
-            problems.add(f"{unsupported} is not supported: commgrid has no managed identities; use"
-                         f" {'destination' if unsupported.startswith('delivery') else 'deadLetterDestination'}.")
-    props: dict[str, Any] = {
-        "destination": _destination(f.get("destination"), problems),
-        "filter": _filter(f.get("filter"), input_schema, problems),
-        "eventDeliverySchema": _delivery_schema(f.get("eventdeliveryschema"), input_schema, problems),
-        "retryPolicy": _retry_policy(f.get("retrypolicy"), problems),
-    }
-    optional = {"labels": _labels(f.get("labels"), problems),
-                "deadLetterDestination": _dead_letter(f.get("deadletterdestination"), problems),
-                "expirationTimeUtc": _expiration(f.get("expirationtimeutc"), now, problems)}
-    props.update({k: v for k, v in optional.items() if v is not None})
-    if problems.details:
-        summary = "Invalid event subscription: " + " ".join(d.message for d in problems.details)
-        raise InvalidInput.from_problems(problems.details, summary)
-    return props
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -405,27 +153,22 @@ class Subscriptions:
 
     def render(self, sub: Subscription, topic: Topic) -> dict[str, Any]:
         """The ARM resource: the secret endpointUrl becomes endpointBaseUrl, secret header values are hidden."""
-        props = copy.deepcopy(sub.properties)
-        dest = props.get("destination", {}).get("properties", {})
-        if "endpointUrl" in dest:
-            dest["endpointBaseUrl"] = base_url(dest.pop("endpointUrl"))
-        for mapping in dest.get("deliveryAttributeMappings", []):
-            if mapping["type"] == "Static" and mapping["properties"].get("isSecret"):
-                mapping["properties"] = {"value": None, "isSecret": True}
+        props = sub.properties.to_arm(reveal=False)
         topic_id = self.grid.deployment.system_topic_arm_id if topic.kind == "system" else topic.arm_id
         properties = {"topic": topic_id, "provisioningState": PROVISIONING_STATE.get(sub.status, sub.status), **props}
-        return {"id": self.arm_id(sub, topic), "name": sub.name, "type": "Microsoft.EventGrid/eventSubscriptions",
+        kind = "systemTopics/eventSubscriptions" if topic.kind == "system" else "eventSubscriptions"
+        return {"id": self.arm_id(sub, topic), "name": sub.name, "type": f"Microsoft.EventGrid/{kind}",
                 "properties": properties}
 
     async def full_url(self, topic_name: str, name: str) -> str:
         """The endpoint URL with its query string (ARM `getFullUrl`)."""
-        return (await self.get(topic_name, name)).properties["destination"]["properties"]["endpointUrl"]
+        return (await self.get(topic_name, name)).properties.endpoint_url
 
     async def explain(self, topic_name: str, name: str, event: dict[str, Any]) -> str | None:
         """None if `event` (in the topic's input schema) passes the subscription's filter, else why not."""
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
-        return compile_filter(sub.properties.get("filter"), topic.input_schema).explain(event)
+        return compile_filter(sub.properties.filter.to_arm(), topic.input_schema).explain(event)
 
     # writing ---------------------------------------------------------------------------------------------
     async def create(self, topic_name: str, name: str, properties: dict[str, Any]) -> Saved:
@@ -460,26 +203,32 @@ class Subscriptions:
                                                 "subscription": name})
         return await self._finish(topic, sub, handshake=True)
 
-    async def update(self, topic_name: str, name: str, changes: dict[str, Any]) -> Saved:
-        """Replace the given top-level properties (ARM PATCH); a destination without endpointUrl keeps it.
+    async def put(self, topic_name: str, name: str, properties: dict[str, Any]) -> tuple[Saved, bool]:
+        """ARM PUT: create, or replace every property of an existing subscription; True if it was created."""
+        topic = await self.grid.get_topic(topic_name)
+        try:
+            existing = await self.store.get_subscription(topic.name, name)
+        except Missing:
+            existing = None
+        if existing is None or existing.status == FAILED:
+            return await self.create(topic.name, name, properties), True
+        return await self.update(topic.name, name, properties, replace=True), False
 
-        The handshake runs again when the endpoint or the delivery schema changes, and for a subscription
-        that failed or never finished one (its creator died mid-handshake).
+    async def update(self, topic_name: str, name: str, changes: dict[str, Any], *, replace: bool = False) -> Saved:
+        """Replace the given top-level properties (ARM PATCH), or all of them (`replace`, ARM PUT).
+
+        A destination without endpointUrl keeps the current one. The handshake runs again when the endpoint or
+        the delivery schema changes, and for a subscription that failed or never finished one (its creator died
+        mid-handshake).
         """
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
         old = sub.properties
-        merged = {**old, **{k: v for k, v in changes.items() if k not in ("topic", "provisioningState")}}
-        new_dest = _fields(_fields(merged.get("destination")).get("properties"))
-        if "destination" in changes and not new_dest.get("endpointurl"):
-            merged["destination"] = copy.deepcopy(merged["destination"])
-            merged["destination"].setdefault("properties", {})["endpointUrl"] = old["destination"]["properties"][
-                "endpointUrl"]
-        sub.properties = validate_properties(merged, topic.input_schema, self.clock())
+        sub.properties = validate_properties(_merge(old, changes, replace=replace), topic.input_schema, self.clock())
         sub.updated_at = self.clock()
         new = sub.properties
-        revalidate = (sub.status in (FAILED, CREATING) or _endpoint_of(new) != _endpoint_of(old)
-                      or new["eventDeliverySchema"] != old["eventDeliverySchema"])
+        revalidate = (sub.status in (FAILED, CREATING) or new.endpoint_url != old.endpoint_url
+                      or new.event_delivery_schema != old.event_delivery_schema)
         if revalidate:
             sub.status = CREATING
         await self.store.update_subscription(sub)
@@ -500,8 +249,8 @@ class Subscriptions:
         if sub.status == ACTIVE:
             timeout = min(self.timing.response_timeout, 5.0)
             async with aiohttp.ClientSession() as session:
-                await send_deleted_event(session, _endpoint_of(sub.properties), sub.name, self.arm_id(sub, topic),
-                                         topic.arm_id, sub.properties["eventDeliverySchema"], timeout=timeout)
+                await send_deleted_event(session, sub.properties.endpoint_url, sub.name, self.arm_id(sub, topic),
+                                         topic.arm_id, sub.properties.event_delivery_schema, timeout=timeout)
 
     async def validate_manually(self, topic_name: str, name: str, validation_id: str, token: str) -> str:
         """The GET on a validationUrl (§4.1): activates a subscription awaiting it within the window."""
@@ -541,8 +290,8 @@ class Subscriptions:
         """The dead-lettered event as Event Grid writes it, in the subscription's delivery schema (§4.6)."""
         topic = await self.grid.get_topic(record.topic)
         try:
-            schema = (await self.store.get_subscription(topic.name, record.subscription)).properties[
-                "eventDeliverySchema"]
+            schema = (await self.store.get_subscription(topic.name, record.subscription)).properties.\
+                event_delivery_schema
         except Missing:
             schema = topic.input_schema
         event = convert(orjson.loads(record.event.body), topic.input_schema, schema)
@@ -563,13 +312,13 @@ class Subscriptions:
             result = await self._handshake(topic, sub)
             sub, message = await self._get(topic, sub.name), result.message
         self.grid.catalog.invalidate()
-        return Saved(sub, message, await self._warnings(topic, sub.properties["filter"]))
+        return Saved(sub, message, await self._warnings(topic, sub.properties))
 
     async def _handshake(self, topic: Topic, sub: Subscription) -> HandshakeResult:
-        url = _endpoint_of(sub.properties)
+        url = sub.properties.endpoint_url
         timeout = self.timing.response_timeout
         async with aiohttp.ClientSession() as session:
-            if sub.properties["eventDeliverySchema"] == CLOUDEVENTS:
+            if sub.properties.event_delivery_schema == CLOUDEVENTS:
                 doc: dict[str, Any] = {"state": CREATING, "message": "Validation handshake in progress."}
                 await self.store.put_document(Document(VALIDATION_DOCS, _doc_key(sub), doc))  # no GET link
                 result = await validate_cloudevents(session, url, timeout=timeout)
@@ -621,16 +370,18 @@ class Subscriptions:
         doc = await self._validation(sub)
         if doc.get("expiresAt", float("inf")) > self.clock():
             return sub
-        message = (f"Webhook validation handshake failed for {base_url(_endpoint_of(sub.properties))}: no Http GET"
+        endpoint = sub.properties.destination.endpoint_base_url
+        message = (f"Webhook validation handshake failed for {endpoint}: no Http GET"
                    " on the validation url within 10 minutes. Create the subscription again.")
         await self._save_state(sub, FAILED, message, doc)
         return sub
 
-    async def _warnings(self, topic: Topic, filt: dict[str, Any]) -> list[str]:
-        begins = filt.get("subjectBeginsWith") or ""
+    async def _warnings(self, topic: Topic, props: SubscriptionProperties) -> list[str]:
+        filt = props.filter
+        begins = filt.subject_begins_with
         if not begins:
             return []
-        types = {t.lower() for t in filt.get("includedEventTypes") or [] if isinstance(t, str)}
+        types = {t.lower() for t in filt.included_event_types or ()}
         types = set() if "all" in types else types
         samples: list[tuple[str, bool]] = []
         if topic.kind == "system":
@@ -639,12 +390,25 @@ class Subscriptions:
             samples += [(info.subject, True) for t, info in CATALOG.items() if not types or str(t).lower() in types]
         samples += [(e.subject, False) for e in await self.store.list_events(topic.name, limit=200)
                     if not types or e.type.lower() in types]
-        warning = subject_warning(begins, bool(filt.get("isSubjectCaseSensitive")), samples, topic.name)
+        warning = subject_warning(begins, filt.is_subject_case_sensitive, samples, topic.name)
         return [warning] if warning else []
 
 
-def _endpoint_of(properties: dict[str, Any]) -> str:
-    return properties["destination"]["properties"]["endpointUrl"]
+def _merge(old: SubscriptionProperties, changes: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:
+    """The given top-level properties replace the old ones (or all of them); a destination without endpointUrl
+    keeps the old one, so a resource read (which shows only endpointBaseUrl) can be written back."""
+    given = {k: v for k, v in changes.items() if k.lower() not in ("topic", "provisioningstate")}
+    merged = given if replace else {**old.to_arm(), **given}
+    key = next((k for k in given if k.lower() == "destination"), None)
+    if key is not None and isinstance(given[key], dict):
+        destination = copy.deepcopy(given[key])
+        props = next((v for k, v in destination.items() if k.lower() == "properties" and isinstance(v, dict)), None)
+        if props is None:
+            props = destination["properties"] = {}
+        if not fields(props).get("endpointurl"):
+            props["endpointUrl"] = old.endpoint_url
+        merged[key] = destination
+    return merged
 
 
 def _doc_key(sub: Subscription) -> str:

@@ -8,11 +8,12 @@ Times are POSIX seconds (float) so that both backends compare them the same way.
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from commgrid.errors import CommgridError, Conflict, NotFound
+from commgrid.grid.properties import SubscriptionProperties
 
 
 class StoreError(CommgridError):
@@ -42,6 +43,9 @@ class Topic:
     key1: str = ""
     key2: str = ""
     created_at: float = 0.0
+    #: The ARM resource's `location` and `tags`, kept as the management API was given them.
+    location: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -78,11 +82,11 @@ class Route:
 
 @dataclass(slots=True)
 class Subscription:
-    """An event subscription; `properties` is Event Grid's ARM `properties` object (camelCase)."""
+    """An event subscription; the store keeps `properties.to_arm()` as JSON."""
 
     topic: str
     name: str
-    properties: dict[str, Any]
+    properties: SubscriptionProperties
     status: str = "Active"  # see grid.subscriptions for the states
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -155,8 +159,12 @@ class Store(abc.ABC):
         """A deployment-wide setting (keys, secrets, resource names), or None."""
 
     @abc.abstractmethod
-    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False) -> str:
-        """Store a setting and return the value now stored (the existing one if `only_if_absent`)."""
+    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False, announce: bool = False) -> str:
+        """Store a setting and return the value now stored (the existing one if `only_if_absent`).
+
+        With `announce`, the change counter moves in the same transaction, so every node reloads what it caches
+        (access keys, for instance).
+        """
 
     # topics ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -222,7 +230,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def subscriptions_version(self) -> int:
-        """A counter that grows whenever any topic or subscription changes (for caches on every node)."""
+        """The change counter: it grows whenever a topic, a subscription or an announced setting changes.
+
+        Every node caches those (`grid.routing.Catalog`) and reloads when the counter moves.
+        """
+
+    async def watch_changes(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        """Call `callback` soon after any process moves the change counter; returns how to stop watching.
+
+        None means this backend cannot push changes: callers poll `subscriptions_version` instead.
+        """
+        return None
 
     # deliveries ------------------------------------------------------------------------------------------
     @abc.abstractmethod

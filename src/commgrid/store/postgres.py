@@ -7,7 +7,7 @@ once and a crashed node's leases expire. Migrations run under an advisory lock.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 
 import asyncpg
 import orjson
@@ -65,6 +65,10 @@ MIGRATIONS: list[str] = [
         collection TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, version INTEGER NOT NULL,
         PRIMARY KEY (collection, key));
     """,
+    """
+    ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
+    ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 
@@ -107,9 +111,12 @@ INSERT_DOCUMENT = """
 UPDATE_DOCUMENT = """
     UPDATE documents SET value = $3, version = version + 1
     WHERE collection = $1 AND key = $2 AND version = $4 RETURNING version"""
-BUMP_VERSION = """
+CHANGES_CHANNEL = "commgrid_changes"
+# NOTIFY is sent on commit, so a listener never sees a change before it is readable.
+BUMP_VERSION = f"""
     INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
-    ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"""
+    ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text;
+    NOTIFY {CHANGES_CHANNEL}"""
 
 
 @contextlib.contextmanager
@@ -173,25 +180,27 @@ class PostgresStore(Store):
         row = await self._fetchrow("SELECT value FROM settings WHERE key = $1", key)
         return row[0] if row else None
 
-    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False) -> str:
+    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False, announce: bool = False) -> str:
         action = "NOTHING" if only_if_absent else "UPDATE SET value = EXCLUDED.value"
         async with self._conn(transaction=True) as conn:
             await conn.execute(f"INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO {action}", key, value)
+            if announce:
+                await conn.execute(BUMP_VERSION)
             return await conn.fetchval("SELECT value FROM settings WHERE key = $1", key)
 
     # topics ----------------------------------------------------------------------------------------------
     async def create_topic(self, topic: Topic) -> None:
         async with self._conn(transaction=True) as conn:
-            await conn.execute(f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            await conn.execute(f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
                                *rows.topic_values(topic))
             await conn.execute(BUMP_VERSION)
 
     async def update_topic(self, topic: Topic) -> None:
         async with self._conn(transaction=True) as conn:
             status = await conn.execute(
-                "UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5"
-                " WHERE lower(name) = lower($6)",
-                topic.arm_id, topic.input_schema, topic.kind, topic.key1, topic.key2, topic.name,
+                "UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5, location = $6,"
+                " tags = $7 WHERE lower(name) = lower($8)",
+                *rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(), topic.name,
             )
             if status.endswith(" 0"):
                 raise Missing(f"Topic '{topic.name}' was not found.")
@@ -268,7 +277,7 @@ class PostgresStore(Store):
             status = await conn.execute(
                 "UPDATE subscriptions SET properties = $1, status = $2, updated_at = $3"
                 " WHERE topic = $4 AND lower(name) = lower($5)",
-                orjson.dumps(sub.properties).decode(), sub.status, sub.updated_at, sub.topic, sub.name,
+                rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name,
             )
             if status.endswith(" 0"):
                 raise Missing(f"Event subscription '{sub.name}' was not found.")
@@ -303,6 +312,18 @@ class PostgresStore(Store):
 
     async def subscriptions_version(self) -> int:
         return int(await self.get_setting("subscriptions_version") or 0)
+
+    async def watch_changes(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        """LISTEN on a connection of its own: every node hears each change as its transaction commits."""
+        with _wrap_errors():
+            conn = await asyncpg.connect(self.url)
+            await conn.add_listener(CHANGES_CHANNEL, lambda *_: callback())
+
+        async def stop() -> None:
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await conn.close()
+
+        return stop
 
     # deliveries ------------------------------------------------------------------------------------------
     async def claim_due_deliveries(

@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
+from commgrid.grid.properties import SubscriptionProperties
 from commgrid.store.base import Attempt, DeadLetter, Delivery, Document, StoredEvent, Subscription, Topic
 
-TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at"
+TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at, location, tags"
 SUBSCRIPTION_COLS = "topic, name, properties, status, created_at, updated_at"
 # Joined selects use the aliases e (events), d (deliveries) and x (dead_letters).
 EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
@@ -24,21 +25,26 @@ DEAD_LETTER_COLS = (
 
 
 def topic_values(t: Topic) -> tuple:
-    return (t.name, t.arm_id, t.input_schema, t.kind, t.key1, t.key2, t.created_at)
+    return (t.name, t.arm_id, t.input_schema, t.kind, t.key1, t.key2, t.created_at, t.location,
+            orjson.dumps(t.tags).decode())
 
 
 def topic_from_row(r: Sequence[Any]) -> Topic:
-    return Topic(name=r[0], arm_id=r[1], input_schema=r[2], kind=r[3], key1=r[4], key2=r[5], created_at=r[6])
+    return Topic(name=r[0], arm_id=r[1], input_schema=r[2], kind=r[3], key1=r[4], key2=r[5], created_at=r[6],
+                 location=r[7], tags=orjson.loads(r[8]))
 
 
 def subscription_values(s: Subscription) -> tuple:
-    return (s.topic, s.name, orjson.dumps(s.properties).decode(), s.status, s.created_at, s.updated_at)
+    return (s.topic, s.name, properties_json(s), s.status, s.created_at, s.updated_at)
+
+
+def properties_json(s: Subscription) -> str:
+    return orjson.dumps(s.properties.to_arm()).decode()
 
 
 def subscription_from_row(r: Sequence[Any]) -> Subscription:
-    return Subscription(
-        topic=r[0], name=r[1], properties=orjson.loads(r[2]), status=r[3], created_at=r[4], updated_at=r[5]
-    )
+    properties = SubscriptionProperties.from_arm(orjson.loads(r[2]))
+    return Subscription(topic=r[0], name=r[1], properties=properties, status=r[3], created_at=r[4], updated_at=r[5])
 
 
 def event_from_row(r: Sequence[Any], offset: int = 0) -> StoredEvent:

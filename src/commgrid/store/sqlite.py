@@ -64,6 +64,10 @@ MIGRATIONS: list[str] = [
         collection TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, version INTEGER NOT NULL,
         PRIMARY KEY (collection, key));
     """,
+    """
+    ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
+    ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 
@@ -192,10 +196,12 @@ class SQLiteStore(Store):
         row = await self._one("SELECT value FROM settings WHERE key = ?", (key,))
         return row[0] if row else None
 
-    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False) -> str:
+    async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False, announce: bool = False) -> str:
         verb = "INSERT OR IGNORE" if only_if_absent else "INSERT OR REPLACE"
         async with self._transaction() as conn:
             await conn.execute(f"{verb} INTO settings (key, value) VALUES (?, ?)", (key, value))
+            if announce:
+                await self._bump_version(conn)
             row = await (await conn.execute("SELECT value FROM settings WHERE key = ?", (key,))).fetchone()
         return row[0]
 
@@ -209,8 +215,7 @@ class SQLiteStore(Store):
     async def create_topic(self, topic: Topic) -> None:
         async with self._transaction() as conn:
             await conn.execute(
-                "INSERT INTO topics (name, arm_id, input_schema, kind, key1, key2, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows.topic_values(topic),
             )
             await self._bump_version(conn)
@@ -218,8 +223,9 @@ class SQLiteStore(Store):
     async def update_topic(self, topic: Topic) -> None:
         async with self._transaction() as conn:
             cur = await conn.execute(
-                "UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ? WHERE name = ?",
-                (topic.arm_id, topic.input_schema, topic.kind, topic.key1, topic.key2, topic.name),
+                "UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ?, location = ?, tags = ?"
+                " WHERE name = ?",
+                (*rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(), topic.name),
             )
             if cur.rowcount == 0:
                 raise Missing(f"Topic '{topic.name}' was not found.")
@@ -292,7 +298,7 @@ class SQLiteStore(Store):
         async with self._transaction() as conn:
             cur = await conn.execute(
                 "UPDATE subscriptions SET properties = ?, status = ?, updated_at = ? WHERE topic = ? AND name = ?",
-                (orjson.dumps(sub.properties).decode(), sub.status, sub.updated_at, sub.topic, sub.name),
+                (rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name),
             )
             if cur.rowcount == 0:
                 raise Missing(f"Event subscription '{sub.name}' was not found.")
