@@ -75,6 +75,26 @@ class ServerProcess:
                 time.sleep(0.05)
         raise AssertionError(f"commgrid serve did not become healthy in {timeout}s:\n{self.log()}")
 
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.http}/healthz", timeout=5) as response:
+            return json.loads(response.read())
+
+    def catalog_version(self) -> int:
+        """The store change counter this node's catalog reflects (`/healthz` `catalogVersion`)."""
+        return self.health()["catalogVersion"]
+
+    def wait_catalog(self, at_least: int | None = None, timeout: float = 10.0) -> float:
+        """Wait until this node's catalog reflects change `at_least` (default: every change stored so far);
+        returns how long that took."""
+        if at_least is None:
+            at_least = self.health()["storeVersion"]
+        start = time.monotonic()
+        while (version := self.catalog_version()) < at_least:
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"catalog of {self.http} still at {version} after {timeout}s (want {at_least})")
+            time.sleep(0.01)
+        return time.monotonic() - start
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 

@@ -12,18 +12,18 @@ from azure.eventgrid import EventGridPublisherClient
 
 from tests.support import ServerProcess
 
-# A running server re-reads subscriptions at most this often (grid/routing.py Catalog `recheck`): a test
-# waits this long after the CLI changed a subscription before publishing events it should route.
-ROUTING_RECHECK = 0.6
-
 
 def subscribe(server: ServerProcess, topic: str, name: str, endpoint: str, *flags: str, check: bool = True,
               settle: bool = True) -> subprocess.CompletedProcess:
-    """`commgrid subscription create … --json`; with `settle`, wait until the server routes to it."""
+    """`commgrid subscription create … --json`; with `settle`, wait until the server routes to it.
+
+    The CLI writes to the store directly; the server's catalog notices the change counter move (`/healthz`
+    reports the version it reflects), so the wait ends as soon as the subscription is live.
+    """
     done = server.cli("subscription", "create", "--topic", topic, "--name", name, "--endpoint", endpoint, *flags,
                       "--json", check=check)
     if settle:
-        time.sleep(ROUTING_RECHECK)
+        server.wait_catalog()
     return done
 
 

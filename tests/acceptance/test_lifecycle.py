@@ -68,7 +68,7 @@ def test_info_without_a_running_server(tmp_path) -> None:
     info = json.loads(cli(tmp_path, "info", "--json").stdout)
     assert info["running"] is False
     assert set(info) == {"version", "dataDir", "running", "http", "https", "caCertificate", "store",
-                         "communicationServices", "topics"}
+                         "communicationServices", "management", "topics"}
     (topic,) = info["topics"]
     assert topic == created
     assert topic["endpoint"] == f"https://127.0.0.1:{tls_port}/topics/offline/api/events"

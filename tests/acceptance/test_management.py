@@ -324,3 +324,12 @@ def test_communication_resource_keys(server: ServerProcess) -> None:
     with pytest.raises(ClientAuthenticationError):
         CommunicationIdentityClient.from_connection_string(
             keys.primary_connection_string, connection_verify=server.ca).create_user()
+
+
+def test_a_chosen_management_token_replaces_the_recorded_one(tmp_path) -> None:
+    node = ServerProcess(tmp_path / "chosen", extra_args=("--management-token", "chosen-token-123")).start()
+    try:
+        assert management(node)["token"] == "chosen-token-123"
+        assert list(eventgrid_client(node, token="chosen-token-123").topics.list_by_subscription()) == []
+    finally:
+        node.stop()

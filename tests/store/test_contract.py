@@ -49,6 +49,38 @@ async def test_settings_roundtrip(store: Store) -> None:
     assert await store.get_setting("a") == "3"
 
 
+async def test_announced_settings_move_the_change_counter(store: Store) -> None:
+    v0 = await store.subscriptions_version()
+    await store.set_setting("quiet", "1")
+    assert await store.subscriptions_version() == v0
+    await store.set_setting("loud", "1", announce=True)
+    assert await store.subscriptions_version() > v0
+
+
+async def test_watchers_hear_changes_or_are_told_to_poll(store: Store) -> None:
+    heard = asyncio.Event()
+    stop = await store.watch_changes(heard.set)
+    if stop is None:  # a backend that cannot push changes: callers poll the counter
+        assert store.url.startswith("sqlite:")  # one file, shared with the CLI
+        return
+    try:
+        await store.set_setting("k", "v", announce=True)
+        await asyncio.wait_for(heard.wait(), 5)
+    finally:
+        await stop()
+
+
+async def test_topic_location_and_tags_persist(store: Store) -> None:
+    t = topic("Tagged")
+    t.location, t.tags = "westeurope", {"team": "a"}
+    await store.create_topic(t)
+    got = await store.get_topic("tagged")
+    assert (got.location, got.tags) == ("westeurope", {"team": "a"})
+    got.tags = {"team": "b", "env": "ci"}
+    await store.update_topic(got)
+    assert (await store.get_topic("Tagged")).tags == {"team": "b", "env": "ci"}
+
+
 async def test_topics_crud_case_insensitive(store: Store) -> None:
     await store.create_topic(topic("Orders"))
     with pytest.raises(AlreadyExists):

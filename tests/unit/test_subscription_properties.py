@@ -9,6 +9,7 @@ import typer
 
 from commgrid.commands.subscriptions import parse_advanced_filter, parse_attribute_mapping, storage_dead_letter
 from commgrid.errors import InvalidInput
+from commgrid.grid.properties import SubscriptionProperties
 from commgrid.grid.subscriptions import subject_warning
 from commgrid.grid.validation import validate_properties
 
@@ -157,3 +158,27 @@ def test_cli_attribute_mapping_and_storage_syntax() -> None:
         "endpointType": "StorageBlob", "properties": {"resourceId": container, "blobContainerName": "dl"}}
     with pytest.raises(typer.BadParameter):
         storage_dead_letter(container)
+
+
+def test_the_typed_model_round_trips_through_its_stored_form() -> None:
+    raw = {"destination": webhook(maxEventsPerBatch=10, deliveryAttributeMappings=[
+               {"name": "X-S", "type": "Static", "properties": {"value": "v", "isSecret": True}},
+               {"name": "X-D", "type": "Dynamic", "properties": {"sourceField": "data.d"}}],
+               azureActiveDirectoryTenantId="t"),
+           "filter": {"includedEventTypes": ["A"], "subjectBeginsWith": "/a", "enableAdvancedFilteringOnArrays": True,
+                      "advancedFilters": [{"operatortype": "numberinrange", "key": "data.n", "values": [[1, 2]]},
+                                          {"operatorType": "IsNotNull", "key": "data.x"},
+                                          {"operatorType": "BoolEquals", "key": "data.b", "value": False}]},
+           "labels": ["l"], "retryPolicy": {"maxDeliveryAttempts": 3},
+           "deadLetterDestination": {"endpointType": "LocalDirectory", "properties": {"path": "/tmp/dl"}},
+           "expirationTimeUtc": "2099-01-01T00:00:00Z"}
+    props = validate_properties(raw, EG, NOW)
+    assert SubscriptionProperties.from_arm(props.to_arm()) == props
+    arm = props.to_arm()
+    assert arm["filter"]["advancedFilters"][0] == {"operatorType": "NumberInRange", "key": "data.n", "values": [[1, 2]]}
+    assert arm["filter"]["advancedFilters"][2] == {"operatorType": "BoolEquals", "key": "data.b", "value": False}
+    assert arm["destination"]["properties"]["azureActiveDirectoryTenantId"] == "t"
+    shown = props.to_arm(reveal=False)["destination"]["properties"]
+    assert shown["endpointBaseUrl"] == "https://example.com/hook" and "endpointUrl" not in shown
+    assert shown["deliveryAttributeMappings"][0]["properties"] == {"value": None, "isSecret": True}
+    assert props.expires_at == 4070908800.0

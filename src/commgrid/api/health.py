@@ -1,4 +1,8 @@
-"""`GET /healthz`: 200 once the node accepts events."""
+"""`GET /healthz`: 200 once the node accepts events.
+
+`catalogVersion` is the store's change counter as this node's catalog (topics, subscriptions, keys) reflects
+it, `storeVersion` the counter now: a change is live on the node once the first reaches what the second said.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from commgrid.jsonresponse import json_response
 async def healthz(request: Request) -> Response:
     runtime = request.app.state.runtime
     return json_response({"status": "ok", "version": __version__, "resource": runtime.deployment.resource_name,
-                          "catalogVersion": runtime.grid.catalog.version})
+                          "catalogVersion": runtime.grid.catalog.version,
+                          "storeVersion": await runtime.store.subscriptions_version()})
 
 
 routes = [Route("/healthz", healthz, methods=["GET"])]
