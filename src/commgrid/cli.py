@@ -1,40 +1,57 @@
-"""The `commgrid` command line: `serve`, `info`, and the command groups of `commands/`.
+"""The `commgrid` command line: `serve`, `info`, `reset`, and the command groups of `commands/`.
 
 Commands act on the data dir's store directly, so they work whether or not a server is running.
 Options fall back to `COMMGRID_*` environment variables; nothing below this module reads the environment.
+Heavy modules (the server stack, the Azure-shaped services) load only when a command runs, so `--help` is quick.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import shutil
 import urllib.request
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvloop
 
 from commgrid import __version__
-from commgrid.acs.phone_numbers import number_kind
-from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, err, fail, print_json, run
+from commgrid.commands.common import (
+    DEFAULT_DIR,
+    DataDir,
+    JsonFlag,
+    StoreUrl,
+    console,
+    err,
+    fail,
+    print_json,
+    resolve_data_dir,
+    run,
+    settings_for,
+)
 from commgrid.commands.phone_numbers import phone_number_app
 from commgrid.commands.sms import sms_app
 from commgrid.commands.subscriptions import deadletter_app, subscription_app
 from commgrid.commands.topics import events_app, publish, topic_app, topic_json
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
-from commgrid.events.acs import profile_by_name
-from commgrid.logs import configure as configure_logging
-from commgrid.runtime import Runtime
-from commgrid.store.base import Topic
-from commgrid.tls import tls_files
+
+if TYPE_CHECKING:
+    from commgrid.runtime import Runtime
+    from commgrid.store.base import Topic
 
 app = typer.Typer(help="commgrid: Azure Event Grid and Communication Services on your machine.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, context_settings={"max_content_width": 120})
 app.add_typer(topic_app, name="topic")
 app.add_typer(events_app, name="events")
 app.add_typer(subscription_app, name="subscription")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(phone_number_app, name="phone-number")
 app.add_typer(sms_app, name="sms")
+ca_app = typer.Typer(help="A CA to pin, so clients trust every commgrid started with it.", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
 app.command()(publish)
 
 
@@ -64,13 +81,23 @@ def serve(
         "--phone-number", envvar="COMMGRID_PHONE_NUMBERS",
         help="A phone number (E.164) or short code the resource owns (repeat; env: space-separated).")] = None,
     log_level: Annotated[str, typer.Option(envvar="COMMGRID_LOG_LEVEL",
-                                           help="debug, info (every delivery step), warning or error.")] = "warning",
+                                           help="sql, debug, info (every delivery step), warning or error.")
+                         ] = "warning",
     management_token: Annotated[str | None, typer.Option(
         envvar="COMMGRID_MANAGEMENT_TOKEN",
         help="Bearer token of the management (ARM) API; default: the one made on first start.")] = None,
+    access_key: Annotated[str | None, typer.Option(
+        envvar="COMMGRID_ACCESS_KEY", help="Pin the Communication Services primary access key (base64).")] = None,
+    ca_cert: Annotated[Path | None, typer.Option(
+        envvar="COMMGRID_CA_CERT", help="Pin a CA certificate (PEM; see `commgrid ca create`) with --ca-key.")
+    ] = None,
+    ca_key: Annotated[Path | None, typer.Option(envvar="COMMGRID_CA_KEY", help="The pinned CA's private key.")
+                      ] = None,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
-    from commgrid.server import serve as run_server
+    from commgrid.acs.phone_numbers import number_kind
+    from commgrid.events.acs import profile_by_name
+    from commgrid.logs import configure as configure_logging
 
     try:
         configure_logging(log_level)
@@ -80,51 +107,101 @@ def serve(
     try:
         profile = profile_by_name(event_profile).name if event_profile else None
         numbers = tuple(n for n in phone_number or () if number_kind(n))
+        _check_pins(access_key, ca_cert, ca_key)
     except (ValueError, CommgridError) as exc:
         err.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
         raise typer.Exit(2) from None
-    settings = Settings(data_dir=data_dir, host=host, port=port, tls_port=tls_port, store_url=store,
-                        resource_name=resource_name, subscription_id=subscription_id,
+    settings = Settings(data_dir=resolve_data_dir(data_dir), host=host, port=port, tls_port=tls_port,
+                        store_url=store, resource_name=resource_name, subscription_id=subscription_id,
                         resource_group=resource_group, time_scale=time_scale, event_profile=profile,
-                        phone_numbers=numbers, management_token=management_token or None)
+                        phone_numbers=numbers, management_token=management_token or None,
+                        access_key=access_key or None, ca_cert=ca_cert, ca_key=ca_key)
+    _serve(settings)
+
+
+def _check_pins(access_key: str | None, ca_cert: Path | None, ca_key: Path | None) -> None:
+    if access_key:
+        try:
+            base64.b64decode(access_key, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("--access-key must be base64, as Azure's access keys are.") from None
+    if bool(ca_cert) != bool(ca_key):
+        raise ValueError("--ca-cert and --ca-key go together (`commgrid ca create DIR` makes both).")
+    for path in (ca_cert, ca_key):
+        if path and not path.is_file():
+            raise ValueError(f"{path} does not exist.")
+
+
+def _serve(settings: Settings) -> None:
+    from commgrid.server import serve as run_server
 
     def announce(runtime: Runtime, tls: Any) -> None:
+        d = runtime.deployment
+        shown = [("HTTP", settings.http_base), ("HTTPS", settings.https_base if settings.tls_port else "off"),
+                 ("CA", str(tls.ca_cert.resolve())), ("data dir", str(settings.data_dir)),
+                 ("store", settings.effective_store_url),
+                 ("connection", d.connection_string(settings.https_base)),
+                 ("event profile", runtime.acs.profile.name),
+                 ("phone numbers", " ".join(settings.phone_numbers) or "none given (commgrid phone-number add)"),
+                 ("time scale", f"{settings.time_scale:g}" + (" (delivery delays divided by it)"
+                                                             if settings.time_scale != 1 else "")),
+                 ("management", f"{settings.https_base}  token {d.management_token}  "
+                                f"(subscription {d.subscription_id}, resource group {d.resource_group})")]
         console.print(f"commgrid {__version__} ready", highlight=False)
-        console.print(f"  HTTP   {settings.http_base}", highlight=False)
-        if settings.tls_port:
-            console.print(f"  HTTPS  {settings.https_base}", highlight=False)
-        console.print(f"  CA     {tls.ca_cert.resolve()}", highlight=False)
-        console.print(f"  store  {settings.effective_store_url}", highlight=False)
-        console.print(f"  Communication Services: {runtime.deployment.connection_string(settings.https_base)}",
-                      highlight=False, soft_wrap=True)
-        if settings.tls_port:
-            console.print(f"  Management (ARM): {settings.https_base}  token {runtime.deployment.management_token}",
-                          highlight=False, soft_wrap=True)
+        for label, value in shown:
+            console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)
 
     try:
-        uvloop.run(run_server(settings, announce))  # the server's loop: uvloop, as uvicorn would pick
+        _event_loop_runner()(run_server(settings, announce))
     except CommgridError as exc:
         raise fail(exc) from None
 
 
+def _event_loop_runner() -> Any:
+    """uvloop where it installs (as uvicorn would pick it), asyncio's own loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        return asyncio.run
+    return uvloop.run
+
+
 # info ----------------------------------------------------------------------------------------------------
-def _is_running(settings: Settings) -> bool:
+def _server_answering(settings: Settings) -> dict[str, Any] | None:
+    """What the server on the data dir's port says of itself, or None when nothing answers there."""
     try:
         with urllib.request.urlopen(f"{settings.http_base}/healthz", timeout=0.5) as response:
-            return response.status == 200
-    except OSError:
+            return json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _running(settings: Settings, immutable_id: str) -> bool:
+    """Whether this data dir's server is running; a different server on its port is an error, not a no."""
+    health = _server_answering(settings)
+    if health is None:
         return False
+    if health.get("immutableResourceId") not in (None, immutable_id):
+        raise CommgridError(
+            f"A commgrid server answers on {settings.http_base}, but it serves another store than"
+            f" {settings.effective_store_url} (data dir {settings.data_dir}). Pass the --data-dir (or --store) that"
+            " server uses, or stop it.", code="AnotherServer")
+    return True
 
 
 def info_json(runtime: Runtime, topics: list[Topic]) -> dict[str, Any]:
+    from commgrid.tls import ensure_certificates
+
     s, d = runtime.settings, runtime.deployment
     return {
         "version": __version__,
         "dataDir": str(s.data_dir.resolve()),
-        "running": _is_running(s),
+        "running": _running(s, d.immutable_id),
         "http": s.http_base,
         "https": s.https_base,
-        "caCertificate": str(tls_files(s.data_dir).ca_cert.resolve()),
+        "caCertificate": str(ensure_certificates(s.data_dir, extra_hosts=(s.host,)).ca_cert.resolve()),
         "store": s.effective_store_url,
         "communicationServices": {
             "resourceName": d.resource_name,
@@ -143,7 +220,7 @@ def info_json(runtime: Runtime, topics: list[Topic]) -> dict[str, Any]:
 
 @app.command()
 def info(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False) -> None:
-    """URLs, CA path, connection string and topics of a data dir (running server or not)."""
+    """URLs, CA path, connection string, management token and topics of a data dir (running server or not)."""
 
     async def collect(runtime: Runtime) -> dict[str, Any]:
         return info_json(runtime, await runtime.grid.list_topics())
@@ -152,23 +229,75 @@ def info(data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonF
     if as_json:
         print_json(data)
         return
-    acs = data["communicationServices"]
+    acs, management = data["communicationServices"], data["management"]
     console.print(f"commgrid {data['version']}  ({'running' if data['running'] else 'not running'})",
                   highlight=False)
-    for label, key in (("data dir", "dataDir"), ("HTTP", "http"), ("HTTPS", "https"),
-                       ("CA certificate", "caCertificate"), ("store", "store")):
-        console.print(f"{label:>16}: {data[key]}", highlight=False)
-    console.print(f"{'connection str':>16}: {acs['connectionString']}", highlight=False, soft_wrap=True)
-    console.print(f"{'ACS resource':>16}: {acs['armId']}", highlight=False, soft_wrap=True)
-    console.print(f"{'system topic':>16}: {acs['systemTopic']['armId']}", highlight=False, soft_wrap=True)
-    console.print(f"{'event profile':>16}: {acs['eventProfile']}", highlight=False)
-    management = data["management"]
-    console.print(f"{'management API':>16}: {management['endpoint']}  subscription {management['subscriptionId']},"
-                  f" resource group {management['resourceGroup']}", highlight=False, soft_wrap=True)
-    console.print(f"{'management token':>16}: {management['token']}", highlight=False, soft_wrap=True)
+    rows = [("data dir", data["dataDir"]), ("HTTP", data["http"]), ("HTTPS", data["https"]),
+            ("CA certificate", data["caCertificate"]), ("store", data["store"]),
+            ("connection str", acs["connectionString"]), ("ACS resource", acs["armId"]),
+            ("system topic", acs["systemTopic"]["armId"]), ("event profile", acs["eventProfile"]),
+            ("management API", f"{management['endpoint']}  subscription {management['subscriptionId']},"
+                               f" resource group {management['resourceGroup']}"),
+            ("management token", management["token"])]
+    for label, value in rows:
+        console.print(f"{label:>16}: {value}", highlight=False, soft_wrap=True)
     for t in data["topics"]:
         console.print(f"{'topic':>16}: {t['name']}  {t['endpoint']}  ({t['inputSchema']})", highlight=False)
         console.print(f"{'':>16}  key1={t['key1']}  key2={t['key2']}", highlight=False, soft_wrap=True)
+
+
+# reset and ca --------------------------------------------------------------------------------------------
+@app.command()
+def reset(
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    keep_ca: Annotated[bool, typer.Option("--keep-ca/--new-ca", help="Keep the data dir's CA (trusted already).")
+                       ] = True,
+) -> None:
+    """Forget everything: topics, subscriptions, events, identities, keys (the server must be stopped)."""
+    settings = settings_for(data_dir, store)
+    if _server_answering(settings) is not None:
+        err.print(f"[red]error:[/red] a server answers on {settings.http_base}; stop it before resetting.")
+        raise typer.Exit(1)
+    what = settings.effective_store_url
+    if not yes and not typer.confirm(f"Delete everything in {what} (data dir {settings.data_dir})?"):
+        raise typer.Exit(1)
+    run_store_reset(settings)
+    (settings.data_dir / "commgrid.json").unlink(missing_ok=True)
+    if not keep_ca:
+        shutil.rmtree(settings.data_dir / "tls", ignore_errors=True)
+    console.print(f"reset {what}", highlight=False)
+
+
+def run_store_reset(settings: Settings) -> None:
+    import asyncio
+
+    from commgrid.store import store_from_url
+
+    async def main() -> None:
+        store = store_from_url(settings.effective_store_url)
+        await store.open()
+        try:
+            await store.reset()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(main())
+    except CommgridError as exc:
+        raise fail(exc) from None
+
+
+@ca_app.command("create")
+def ca_create(directory: Annotated[Path, typer.Argument(help="Where to write ca.pem and ca-key.pem.")]) -> None:
+    """Make a CA to pin: `serve --ca-cert DIR/ca.pem --ca-key DIR/ca-key.pem` (or COMMGRID_CA_CERT/_KEY)."""
+    from commgrid.tls import write_ca
+
+    if (directory / "ca.pem").exists() or (directory / "ca-key.pem").exists():
+        err.print(f"[red]error:[/red] {directory} already holds a CA; remove it first or choose another folder.")
+        raise typer.Exit(1)
+    cert, key = write_ca(directory)
+    console.print(f"CA certificate {cert}\nCA private key {key} (keep it private)", highlight=False)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Any
 DEFAULT_PORT = 7070
 DEFAULT_TLS_PORT = 7443
 RUNTIME_FILE = "commgrid.json"
+_NOT_RECORDED = ("data_dir", "management_token", "access_key", "ca_cert", "ca_key")  # secrets stay out of the file
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Settings:
     node_id: str = ""
     #: The management API's bearer token; None: the one recorded for the deployment (made on first start).
     management_token: str | None = None
+    #: A pinned primary access key of the Communication Services resource (base64); None: the recorded one.
+    access_key: str | None = None
+    #: A pinned CA (certificate and key, PEM) that issues the server certificate; None: the data dir's own CA.
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
 
     @property
     def effective_store_url(self) -> str:
@@ -56,7 +62,7 @@ class Settings:
     # The runtime file lets `commgrid info` and other commands find a data dir's store and ports.
     def write_runtime_file(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        fields = {k: v for k, v in asdict(self).items() if k not in ("data_dir", "management_token")}
+        fields = {k: v for k, v in asdict(self).items() if k not in _NOT_RECORDED}
         (self.data_dir / RUNTIME_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n")
 
     @classmethod

@@ -62,7 +62,7 @@ def new_management_token() -> str:
 async def load_deployment(store: Store, settings: Settings) -> Deployment:
     """The deployment recorded in the store; the first start records it from `settings`.
 
-    A management token given in `settings` replaces the recorded one (and every node picks it up).
+    A management token or access key given in `settings` replaces the recorded one (every node picks it up).
     """
     first = {"subscription_id": settings.subscription_id, "resource_group": settings.resource_group,
              "resource_name": settings.resource_name, "location": settings.location, "access_key": new_key(),
@@ -70,9 +70,10 @@ async def load_deployment(store: Store, settings: Settings) -> Deployment:
              "management_token": new_management_token()}
     for key, value in first.items():
         await store.set_setting(f"deployment.{key}", value, only_if_absent=True)
-    wanted = settings.management_token
-    if wanted and await store.get_setting("deployment.management_token") != wanted:
-        await store.set_setting("deployment.management_token", wanted, announce=True)
+    pinned = {"management_token": settings.management_token, "access_key": settings.access_key}
+    for key, wanted in pinned.items():
+        if wanted and await store.get_setting(f"deployment.{key}") != wanted:
+            await store.set_setting(f"deployment.{key}", wanted, announce=True)
     return await read_deployment(store)
 
 

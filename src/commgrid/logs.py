@@ -20,10 +20,18 @@ class KeyValueFormatter(logging.Formatter):
         return f"{line} {extras}" if extras else line
 
 
+#: Database drivers' loggers: their debug output is every SQL statement, shown only at the `sql` level.
+SQL_LOGGERS = ("aiosqlite", "asyncpg")
+
+
 def configure(level: str) -> None:
-    """Send commgrid's logs to stderr at `level` (debug, info, warning, error)."""
+    """Send commgrid's logs to stderr at `level` (sql, debug, info, warning, error); `sql` is debug plus every
+    statement the store sends, which plain debug leaves out."""
     handler = logging.StreamHandler()
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    sql = level.lower() == "sql"
+    root.setLevel("DEBUG" if sql else level.upper())
+    for name in SQL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if sql else max(logging.INFO, root.level))

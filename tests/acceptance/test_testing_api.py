@@ -36,7 +36,7 @@ def test_cloudevents_subscriptions_and_wait_for_timeouts() -> None:
                     connection_verify=cg.ca)
         event = sink.wait_for(type="Shop.OrderCreated", subject="/o/1")
         assert event["specversion"] == "1.0" and event["data"] == {"n": 1}
-        with pytest.raises(TimeoutError, match="Shop.OrderCreated"):
+        with pytest.raises(TimeoutError, match=r"Shop\.OrderCreated"):
             sink.wait_for(type="Shop.Never", timeout=0.3)
         with pytest.raises(ManagementError) as refused:
             cg.subscribe("ce-orders", "bad", "ftp://nowhere")

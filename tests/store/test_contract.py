@@ -232,6 +232,19 @@ async def test_dead_letter_and_redeliver(store: Store) -> None:
         await store.get_dead_letter(bad.id)
 
 
+async def test_a_last_attempt_without_a_status_leaves_none_behind(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    await store.append_events([event(0)], [Route(0, "sub")], NOW)
+    (d,) = await store.claim_due_deliveries("n", NOW, 10, 30)
+    await store.reschedule_deliveries([d.id], Attempt("HttpError", 500, NOW + 1), NOW + 2)
+    (d,) = await store.claim_due_deliveries("n", NOW + 2, 10, 30)
+    await store.dead_letter_deliveries([d.id], "MaxDeliveryAttemptsExceeded", NOW + 4, Attempt("SocketError", None,
+                                                                                               NOW + 3))
+    (letter,) = await store.list_dead_letters("orders", "sub")
+    assert (letter.last_outcome, letter.last_status, letter.attempts) == ("SocketError", None, 2)
+
+
 async def test_deleting_subscription_drops_its_deliveries(store: Store) -> None:
     await store.create_topic(topic())
     await with_subscription(store, "a")
@@ -286,6 +299,21 @@ async def test_reopen_keeps_data_and_migrations_are_idempotent(store_url: str) -
         assert (await second.get_event("orders", "id-0")).id == "id-0"
     finally:
         await second.close()
+
+
+async def test_reset_forgets_everything(store_url: str) -> None:
+    first = store_from_url(store_url)
+    await first.open()
+    await first.create_topic(topic("Gone"))
+    await first.set_setting("deployment.access_key", "k")
+    await first.reset()
+    await first.close()
+    again = store_from_url(store_url)
+    await again.open()
+    try:
+        assert await again.list_topics() == [] and await again.get_setting("deployment.access_key") is None
+    finally:
+        await again.close()
 
 
 async def test_use_before_open_fails_clearly(store_url: str) -> None:

@@ -17,6 +17,7 @@ from commgrid.jsonresponse import json_response
 async def healthz(request: Request) -> Response:
     runtime = request.app.state.runtime
     return json_response({"status": "ok", "version": __version__, "resource": runtime.deployment.resource_name,
+                          "immutableResourceId": runtime.deployment.immutable_id,
                           "catalogVersion": runtime.grid.catalog.version,
                           "storeVersion": await runtime.store.subscriptions_version()})
 

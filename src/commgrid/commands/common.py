@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -14,22 +15,54 @@ from rich.console import Console
 
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
-from commgrid.runtime import Runtime
+
+if TYPE_CHECKING:  # the server stack loads only when a command runs, so `--help` answers at once
+    from commgrid.runtime import Runtime
 
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 
-DEFAULT_DIR = Path(".commgrid")
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="COMMGRID_DATA_DIR", help="Data directory.")]
+PROJECT_DIR = ".commgrid"
+DEFAULT_DIR: Path | None = None
+DataDir = Annotated[Path | None, typer.Option(
+    "--data-dir", envvar="COMMGRID_DATA_DIR",
+    help="Data directory. Default: the nearest ./.commgrid in this folder or a parent, else the per-user one"
+         " (~/.local/share/commgrid).")]
 StoreUrl = Annotated[str | None, typer.Option("--store", envvar="COMMGRID_STORE",
                                               help="Store URL: sqlite:///path or postgresql://…")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
-def settings_for(data_dir: Path, store: str | None = None) -> Settings:
-    """The settings `commgrid serve` last recorded in `data_dir`, with `--store` applied."""
-    return Settings.for_data_dir(data_dir, store_url=store)
+def user_data_dir() -> Path:
+    """The per-user data dir: `$XDG_DATA_HOME/commgrid` (~/.local/share/commgrid), or the platform's own."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "commgrid"
+
+
+def resolve_data_dir(given: Path | None) -> Path:
+    """Where commgrid keeps its state, found the same way from any folder.
+
+    `--data-dir` / `COMMGRID_DATA_DIR` when given; else the nearest `.commgrid` folder in the current folder or
+    one of its parents (a project's own state, as git finds `.git`); else the per-user data dir.
+    """
+    if given is not None:
+        return given.expanduser().resolve()
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_DIR).is_dir():
+            return folder / PROJECT_DIR
+    return user_data_dir()
+
+
+def settings_for(data_dir: Path | None, store: str | None = None) -> Settings:
+    """The settings `commgrid serve` last recorded in the data dir, with `--store` applied."""
+    return Settings.for_data_dir(resolve_data_dir(data_dir), store_url=store)
 
 
 def fail(exc: CommgridError, exit_code: int = 1) -> typer.Exit:
@@ -43,6 +76,8 @@ def fail(exc: CommgridError, exit_code: int = 1) -> typer.Exit:
 def run_with(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
     """Open a runtime on `settings` (no background workers), run `action`, close."""
 
+    from commgrid.runtime import Runtime
+
     async def main() -> T:
         async with Runtime(settings) as runtime:
             return await action(runtime)
@@ -53,7 +88,7 @@ def run_with(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T
         raise fail(exc) from None
 
 
-def run(data_dir: Path, store: str | None, action: Callable[[Runtime], Awaitable[T]]) -> T:
+def run(data_dir: Path | None, store: str | None, action: Callable[[Runtime], Awaitable[T]]) -> T:
     """`run_with` on a data dir's settings."""
     return run_with(settings_for(data_dir, store), action)
 

@@ -6,14 +6,16 @@ dir's store directly, with or without a running server.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from commgrid.acs.phone_numbers import PhoneNumber, PhoneNumbers
 from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, print_json, run
-from commgrid.runtime import Runtime
+
+if TYPE_CHECKING:
+    from commgrid.runtime import Runtime
 
 phone_number_app = typer.Typer(help="Phone numbers and short codes the Communication Services resource owns.",
                                no_args_is_help=True)
@@ -27,8 +29,9 @@ def _numbers(runtime: Runtime) -> PhoneNumbers:
 
 @phone_number_app.command("add")
 def add(number: Number, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False) -> None:
-    """Own a number: SMS can then be sent from it and received at it."""
-    owned: PhoneNumber = run(data_dir, store, lambda r: _numbers(r).add(number, r.acs.now().isoformat()))
+    """Own a number: SMS can then be sent from it and received at it (a number owned already stays as it is)."""
+    owned: PhoneNumber = run(data_dir, store,
+                             lambda r: _numbers(r).add(number, r.acs.now().isoformat(), exist_ok=True))
     print_json(owned.to_json()) if as_json else console.print(f"added {owned.number} ({owned.kind})",
                                                                highlight=False)
 

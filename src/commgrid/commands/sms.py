@@ -8,14 +8,16 @@ to the system topic, as a carrier delivering that SMS to an owned number would m
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from commgrid.acs.sms_rules import DeliveryRule
 from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, print_json, run
-from commgrid.runtime import Runtime
+
+if TYPE_CHECKING:
+    from commgrid.runtime import Runtime
 
 sms_app = typer.Typer(help="SMS: inbound messages and delivery-report rules.", no_args_is_help=True)
 rule_app = typer.Typer(help="Delivery outcomes of outbound SMS (default: Delivered).", no_args_is_help=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -23,10 +23,12 @@ from rich.table import Table
 from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, err, print_json, run
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
 from commgrid.grid.deadletter import LOCAL_DIRECTORY, STORAGE_BLOB, azure_time
-from commgrid.grid.handshake import ACTIVE, AWAITING, FAILED
-from commgrid.grid.subscriptions import Saved
-from commgrid.runtime import Runtime
+from commgrid.grid.properties import ACTIVE, AWAITING, FAILED
 from commgrid.store.base import DeadLetter, Subscription
+
+if TYPE_CHECKING:
+    from commgrid.grid.subscriptions import Saved
+    from commgrid.runtime import Runtime
 
 subscription_app = typer.Typer(help="Event subscriptions: filters, webhook delivery, retries.", no_args_is_help=True)
 deadletter_app = typer.Typer(help="Events that could not be delivered.", no_args_is_help=True)
@@ -317,21 +319,23 @@ def delete(topic: TopicName, name: SubName, data_dir: DataDir = DEFAULT_DIR, sto
 @subscription_app.command("test")
 def test(
     topic: TopicName, name: SubName,
-    event: Annotated[Path, typer.Option("--event", help="JSON file: one event, or an array of events.")],
+    event: Annotated[Path | None, typer.Option(
+        "--event", help="JSON file: one event, an array of events, or `commgrid events show` output.")] = None,
+    event_id: Annotated[str | None, typer.Option("--event-id", help="A stored event of the topic (or an id prefix).")
+                        ] = None,
     data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
 ) -> None:
     """Say whether events pass the subscription's filter and, if not, which clause rejects them (exit 1)."""
-    try:
-        parsed = orjson.loads(event.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise typer.BadParameter(f"cannot read {event}: {exc}") from None
-    events = parsed if isinstance(parsed, list) else [parsed]
+    if (event is None) == (event_id is None):
+        raise typer.BadParameter("give --event FILE or --event-id ID (one of them).")
+    events = _events_in_file(event) if event is not None else []
 
-    async def go(runtime: Runtime) -> tuple[Subscription, list[str | None]]:
+    async def go(runtime: Runtime) -> tuple[Subscription, list[dict[str, Any]], list[str | None]]:
         sub = await runtime.subscriptions.get(topic, name)
-        return sub, [await runtime.subscriptions.explain(topic, name, e) for e in events]
+        tried = events or [orjson.loads((await runtime.grid.find_event(topic, event_id or "")).body)]
+        return sub, tried, [await runtime.subscriptions.explain(topic, name, e) for e in tried]
 
-    sub, reasons = run(data_dir, store, go)
+    sub, events, reasons = run(data_dir, store, go)
     for e, reason in zip(events, reasons, strict=True):
         label = e.get("id", "?") if isinstance(e, dict) else "?"
         if reason is None:
@@ -346,6 +350,17 @@ def test(
 
 # ------------------------------------------------------------------------------------------------------------
 # deadletter
+
+
+def _events_in_file(path: Path) -> list[dict[str, Any]]:
+    try:
+        parsed = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}") from None
+    items = parsed if isinstance(parsed, list) else [parsed]
+    # `commgrid events show` (and `events list --json`) wrap each event with what the store knows of it
+    return [e["event"] if isinstance(e, dict) and isinstance(e.get("event"), dict) and "seq" in e else e
+            for e in items]
 
 
 def _letter_json(record: DeadLetter, event: dict[str, Any]) -> dict[str, Any]:
@@ -405,12 +420,17 @@ def deadletter_redeliver(
     if not ids and not all_:
         raise typer.BadParameter("give dead-letter ids, or --all with --topic")
 
-    async def go(runtime: Runtime) -> int:
-        chosen = list(ids or [])
+    async def go(runtime: Runtime) -> tuple[int, int]:
+        given = await runtime.subscriptions.redeliver(list(ids or [])) if ids else 0
+        rest = 0
         if all_:
             records = await runtime.subscriptions.dead_letters(topic, subscription, limit=1_000_000)
-            chosen += [r.id for r in records]
-        return await runtime.subscriptions.redeliver(chosen)
+            rest = await runtime.subscriptions.redeliver([r.id for r in records])
+        return given, rest
 
-    count = run(data_dir, store, go)
-    console.print(f"redelivering {count} event(s)", highlight=False)
+    given, rest = run(data_dir, store, go)
+    console.print(f"redelivering {given + rest} event(s)", highlight=False)
+    if ids and given < len(ids):
+        err.print(f"[red]error:[/red] {len(ids) - given} of the {len(ids)} dead-letter ids given were not found"
+                  " (`commgrid deadletter list` shows them).", highlight=False)
+        raise typer.Exit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,8 +24,10 @@ from commgrid.commands.common import (
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
 from commgrid.events.envelope import parse_json_array, schema_from_cli
-from commgrid.runtime import Runtime
 from commgrid.store.base import StoredEvent, Topic
+
+if TYPE_CHECKING:
+    from commgrid.runtime import Runtime
 
 topic_app = typer.Typer(help="Custom topics.", no_args_is_help=True)
 events_app = typer.Typer(help="Events stored in a topic (newest first).", no_args_is_help=True)
@@ -131,14 +133,19 @@ def event_json(e: StoredEvent) -> dict[str, Any]:
 def events_list(
     topic: Annotated[str, typer.Option("--topic")],
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    wide: Annotated[bool, typer.Option("--wide", help="Never shorten ids and subjects.")] = False,
     data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
 ) -> None:
-    """Recent events of a topic: id, type, subject, time."""
+    """Recent events of a topic: id, type, subject, time (`events show` takes an id's first characters)."""
     events = run(data_dir, store, lambda r: r.grid.list_events(topic, limit))
     if as_json:
         print_json([event_json(e) for e in events])
         return
     table = Table("id", "type", "subject", "time")
+    if wide:
+        for column in table.columns:
+            column.no_wrap, column.overflow = True, "ignore"
+        console.width = max(console.width, 250)
     for e in events:
         table.add_row(e.id, e.type, e.subject, e.time)
     console.print(table)
@@ -146,10 +153,11 @@ def events_list(
 
 @events_app.command("show")
 def events_show(
-    event_id: str, topic: Annotated[str, typer.Option("--topic")],
+    event_id: Annotated[str, typer.Argument(help="The event's id, or its first characters.")],
+    topic: Annotated[str, typer.Option("--topic")],
     data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
 ) -> None:
     """One stored event, as published (with the fields the topic stamped)."""
-    print_json(event_json(run(data_dir, store, lambda r: r.grid.get_event(topic, event_id))))
+    print_json(event_json(run(data_dir, store, lambda r: r.grid.find_event(topic, event_id))))
 
 

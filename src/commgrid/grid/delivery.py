@@ -140,6 +140,12 @@ def plan_batches(items: Sequence[T], sizes: Sequence[int], max_events: int, pref
     return batches
 
 
+def event_ids(batch: Sequence[Delivery], shown: int = 5) -> str:
+    """The batch's event ids for a log line (the first few, and how many more)."""
+    ids = ",".join(d.event.id for d in batch[:shown])
+    return ids + (f",+{len(batch) - shown}" if len(batch) > shown else "")
+
+
 def _lookup(event: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = event
     for name in path:
@@ -407,8 +413,10 @@ class DeliveryWorker:
             if outcome.succeeded:
                 self.health.succeeded(target.endpoint)
                 self._completed.add([d.id for d in live])
-                log.debug("delivered", extra={"action": "delivery_succeeded", "subscription": target.name,
-                                              "count": len(live), "status": outcome.status})
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("delivered", extra={"action": "delivery_succeeded", "subscription": target.name,
+                                                  "count": len(live), "status": outcome.status,
+                                                  "events": event_ids(live)})
             else:
                 await self._failed(target, live, outcome, None)
         except Exception:
@@ -439,7 +447,7 @@ class DeliveryWorker:
         attempt = Attempt(outcome.name, outcome.status, now)
         log.info("delivery attempt failed", extra={
             "action": "delivery_failed", "subscription": target.name, "count": len(batch), "attempt": attempts,
-            "outcome": outcome.name, "status": outcome.status, "detail": outcome.detail})
+            "outcome": outcome.name, "status": outcome.status, "detail": outcome.detail, "events": event_ids(batch)})
         if decision.dead_letter_reason:
             await self._dead_letter(target, batch, decision.dead_letter_reason, attempt)
             return
@@ -450,13 +458,14 @@ class DeliveryWorker:
         if next_at - now < POLL:  # sooner than the idle loop would look again
             asyncio.get_running_loop().call_later(max(next_at - self._clock(), 0.0), self.wake)
         log.info("delivery rescheduled", extra={"action": "delivery_rescheduled", "subscription": target.name,
-                                                "count": len(batch), "in_seconds": round(next_at - now, 3)})
+                                                "count": len(batch), "in_seconds": round(next_at - now, 3),
+                                                "events": event_ids(batch)})
 
     async def _dead_letter(self, target: Target, batch: list[Delivery], reason: str, attempt: Attempt | None) -> None:
         now = self._clock()
         await self.store.dead_letter_deliveries([d.id for d in batch], reason, now, attempt)
         log.warning("dead-lettered", extra={"action": "delivery_dead_lettered", "subscription": target.name,
-                                            "count": len(batch), "reason": reason})
+                                            "count": len(batch), "reason": reason, "events": event_ids(batch)})
         if target.dead_letter_dir is None:
             return
         events = [dead_letter_event(

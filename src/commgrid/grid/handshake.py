@@ -25,15 +25,10 @@ import orjson
 
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.deadletter import azure_time
-from commgrid.grid.properties import base_url
+from commgrid.grid.properties import ACTIVE, AWAITING, FAILED, base_url
 from commgrid.grid.retry import outcome_of_error
 
 log = logging.getLogger("commgrid.delivery")
-
-ACTIVE = "Active"
-AWAITING = "AwaitingManualAction"
-FAILED = "Failed"
-CREATING = "Creating"
 
 ORIGIN = "eventgrid.azure.net"
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -69,7 +64,7 @@ def validation_event(topic_arm_id: str, code: str, validation_url: str) -> dict[
 
 async def validate_eventgrid(
     session: aiohttp.ClientSession, url: str, subscription: str, event: dict[str, Any], *,
-    timeout: float, retry_after: float,
+    timeout: float, retry_after: float, window: str = "10 minutes",
 ) -> HandshakeResult:
     """POST the validation event and judge the answer (§4.1)."""
     code = event["data"]["validationCode"]
@@ -97,7 +92,7 @@ async def validate_eventgrid(
         return HandshakeResult(AWAITING, (
             f"Http POST request to {base_url(url)} returned 2XX response with response body {text[:200]}. When a"
             " validation request is accepted without validation code in the response body, Http GET is expected"
-            " on the validation url included in the validation event (within 10 minutes)."))
+            f" on the validation url included in the validation event (within {window})."))
     if answer != code:
         return _failed(url, f"The validationResponse '{answer[:100]}' does not match the validationCode sent.")
     return HandshakeResult(ACTIVE, "Validated: the endpoint answered with the validation code.")

@@ -19,6 +19,12 @@ from urllib.parse import urlsplit, urlunsplit
 EVENTGRID = "EventGridSchema"
 CLOUDEVENTS = "CloudEventSchemaV1_0"
 
+# A subscription's status (see grid/subscriptions.py); only Active ones are routed and delivered to.
+ACTIVE = "Active"
+AWAITING = "AwaitingManualAction"
+FAILED = "Failed"
+CREATING = "Creating"
+
 
 def base_url(url: str) -> str:
     """A webhook URL without its query string and fragment (where secrets such as `code=` live)."""

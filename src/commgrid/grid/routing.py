@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
+from commgrid.grid.properties import ACTIVE
 from commgrid.store import Store
 from commgrid.store.base import Missing, Route, Subscription, Topic
 
-ACTIVE = "Active"
 log = logging.getLogger("commgrid.grid")
 
 

@@ -138,6 +138,20 @@ class Grid:
         topic = await self.get_topic(topic_name)
         return await self.store.list_events(topic.name, limit=limit)
 
+    async def find_event(self, topic_name: str, id_or_prefix: str) -> StoredEvent:
+        """An event by id, or by the start of its id when that is unique among the topic's recent events."""
+        try:
+            return await self.get_event(topic_name, id_or_prefix)
+        except NotFound:
+            pass
+        found = [e for e in await self.list_events(topic_name, limit=10_000) if e.id.startswith(id_or_prefix)]
+        if len({e.id for e in found}) == 1:
+            return found[0]
+        if found:
+            raise BadRequest(f"'{id_or_prefix}' starts {len({e.id for e in found})} event ids of topic"
+                             f" '{topic_name}'; give more of the id.", code="AmbiguousEventId")
+        raise NotFound(f"No event of topic '{topic_name}' has an id starting '{id_or_prefix}'.")
+
     async def get_event(self, topic_name: str, event_id: str) -> StoredEvent:
         topic = await self.get_topic(topic_name)
         try:

@@ -38,17 +38,13 @@ from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.deadletter import azure_time, dead_letter_event
 from commgrid.grid.filters import compile_filter
 from commgrid.grid.handshake import (
-    ACTIVE,
-    AWAITING,
-    CREATING,
-    FAILED,
     HandshakeResult,
     send_deleted_event,
     validate_cloudevents,
     validate_eventgrid,
     validation_event,
 )
-from commgrid.grid.properties import SubscriptionProperties
+from commgrid.grid.properties import ACTIVE, AWAITING, CREATING, FAILED, SubscriptionProperties
 from commgrid.grid.service import Grid
 from commgrid.grid.timing import Timing
 from commgrid.grid.validation import fields, validate_properties
@@ -326,7 +322,8 @@ class Subscriptions:
                 doc = await self._new_validation(topic, sub)
                 event = validation_event(topic.arm_id, doc["code"], doc["validationUrl"])
                 result = await validate_eventgrid(session, url, sub.name, event, timeout=timeout,
-                                                  retry_after=self.timing.handshake_retry)
+                                                  retry_after=self.timing.handshake_retry,
+                                                  window=self.timing.validation_window_words)
         current = await self._validation(sub)
         if result.state == AWAITING and current.get("state") == ACTIVE:  # the endpoint did the GET meanwhile
             result = HandshakeResult(ACTIVE, current.get("message", ""))
@@ -372,7 +369,8 @@ class Subscriptions:
             return sub
         endpoint = sub.properties.destination.endpoint_base_url
         message = (f"Webhook validation handshake failed for {endpoint}: no Http GET"
-                   " on the validation url within 10 minutes. Create the subscription again.")
+                   f" on the validation url within {self.timing.validation_window_words}. Create the subscription"
+                   " again.")
         await self._save_state(sub, FAILED, message, doc)
         return sub
 

@@ -43,6 +43,13 @@ class Timing:
         return VALIDATION_WINDOW / self.scale
 
     @property
+    def validation_window_words(self) -> str:
+        """How long the manual validation window is, for messages: Azure's words, and the scaled time."""
+        if self.scale == 1:
+            return "10 minutes"
+        return f"10 minutes, divided by the time scale {self.scale:g}: {self.validation_window:.3g} s"
+
+    @property
     def handshake_retry(self) -> float:
         return HANDSHAKE_RETRY / self.scale
 

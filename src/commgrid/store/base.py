@@ -153,6 +153,10 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Finish in-flight work and disconnect."""
 
+    @abc.abstractmethod
+    async def reset(self) -> None:
+        """Drop every table commgrid made (`commgrid reset`); the next `open()` makes them anew."""
+
     # settings --------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def get_setting(self, key: str) -> str | None:

@@ -100,7 +100,8 @@ DEAD_LETTER_MOVE = """
     INSERT INTO dead_letters (topic, subscription, event_seq, reason, attempts, last_outcome, last_status,
                               last_attempt_at, dead_lettered_at)
     SELECT topic, subscription, event_seq, $1, attempts + $2, coalesce($3, last_outcome),
-           coalesce($4, last_status), coalesce($5, last_attempt_at), $6 FROM gone"""
+           CASE WHEN $3::text IS NULL THEN last_status ELSE $4::integer END,  -- the last attempt's, even none
+           coalesce($5, last_attempt_at), $6 FROM gone"""
 UPSERT_DOCUMENT = """
     INSERT INTO documents (collection, key, value, version) VALUES ($1, $2, $3, 1)
     ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value, version = documents.version + 1
@@ -149,6 +150,11 @@ class PostgresStore(Store):
                     if version > current:
                         await conn.execute(script)
                         await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+
+    async def reset(self) -> None:
+        async with self._conn(transaction=True) as conn:
+            for table in rows.created_tables(MIGRATIONS):
+                await conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
 
     async def close(self) -> None:
         if self._pool is not None:

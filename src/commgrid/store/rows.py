@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,12 @@ DEAD_LETTER_COLS = (
     "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
     " x.dead_lettered_at, " + EVENT_COLS
 )
+
+
+def created_tables(migrations: Sequence[str]) -> list[str]:
+    """The tables the migrations create, and the migrations' own bookkeeping table."""
+    found = [t for script in migrations for t in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", script, re.I)]
+    return [*found, "schema_version"]
 
 
 def topic_values(t: Topic) -> tuple:

@@ -97,7 +97,8 @@ RESCHEDULE = """
 DEAD_LETTER_INSERT = """
     INSERT INTO dead_letters (topic, subscription, event_seq, reason, attempts, last_outcome, last_status,
                               last_attempt_at, dead_lettered_at)
-    SELECT topic, subscription, event_seq, ?, attempts + ?, coalesce(?, last_outcome), coalesce(?, last_status),
+    SELECT topic, subscription, event_seq, ?, attempts + ?, coalesce(?, last_outcome),
+           CASE WHEN ? IS NULL THEN last_status ELSE ? END,  -- the last attempt's status, even when it had none
            coalesce(?, last_attempt_at), ? FROM deliveries WHERE id = ?"""
 
 
@@ -153,6 +154,11 @@ class SQLiteStore(Store):
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
+
+    async def reset(self) -> None:
+        async with self._transaction() as conn:
+            for table in rows.created_tables(MIGRATIONS):
+                await conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     async def close(self) -> None:
         async with self._write_lock:
@@ -363,7 +369,7 @@ class SQLiteStore(Store):
         counted, outcome, status, at = rows.attempt_values(attempt)
         async with self._transaction() as conn:
             await conn.executemany(
-                DEAD_LETTER_INSERT, [(reason, counted, outcome, status, at, now, i) for i in ids]
+                DEAD_LETTER_INSERT, [(reason, counted, outcome, outcome, status, at, now, i) for i in ids]
             )
             await conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids])
 

@@ -17,7 +17,7 @@ from commgrid.api.management.common import body, field, metric_resource_id, no_c
 from commgrid.api.management.router import ArmCall, ArmRouter
 from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
-from commgrid.grid.handshake import AWAITING, CREATING, FAILED
+from commgrid.grid.properties import AWAITING, CREATING, FAILED
 from commgrid.store.base import Subscription, Topic
 
 ACS_TOPIC_TYPE = "Microsoft.Communication.CommunicationServices"
