@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from commgrid.api import acs, eventsubscriptions, health, publish
+from commgrid.api import acs, eventsubscriptions, health, namespaces, publish
 from commgrid.api.errors import HANDLERS
 from commgrid.config import Settings
 from commgrid.runtime import Runtime
@@ -32,7 +32,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             finally:
                 await owned.close()
 
-    routes = [*health.routes, *publish.routes, *acs.routes, *eventsubscriptions.routes]
+    routes = [*health.routes, *publish.routes, *acs.routes, *eventsubscriptions.routes, *namespaces.routes]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.runtime = runtime
     return app

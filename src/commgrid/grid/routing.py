@@ -19,12 +19,13 @@ from commgrid.store import Store
 from commgrid.store.base import Missing, Route, Subscription, Topic
 
 ACTIVE = "Active"
+QUEUE = "Queue"  # a namespace queue subscription: routed, then received by pull consumers, never pushed
 log = logging.getLogger("commgrid.grid")
 
 
 def is_routable(sub: Subscription, now: float) -> bool:
     """Events go only to validated subscriptions that have not expired."""
-    if sub.status != ACTIVE:
+    if sub.status not in (ACTIVE, QUEUE):
         return False
     expires = sub.properties.get("expirationTimeUtc")
     if expires:
