@@ -67,7 +67,7 @@ def test_publish_receive_acknowledge(server: ServerProcess) -> None:
     again = c.acknowledge(lock_tokens=[tokens[0], "not-a-token"])
     assert again.succeeded_lock_tokens == []
     assert {f.lock_token: f.error.code for f in again.failed_lock_tokens} == {
-        tokens[0]: "TokenNotFound", "not-a-token": "TokenNotFound"}
+        tokens[0]: "TokenLost", "not-a-token": "BadToken"}
 
 
 def test_receive_long_polls_until_an_event_arrives(server: ServerProcess) -> None:
@@ -202,3 +202,20 @@ def test_sas_structured_and_binary_content_modes(server: ServerProcess) -> None:
     assert got["s1"].type == "Structured" and got["s1"].data == 1
     assert got["b1"].data == {"size": 2} and got["b1"].subject == "/b"
     assert got["b2"].data == b"\x00\x01"
+
+
+def test_update_keeps_queued_events_and_mode_is_fixed(server: ServerProcess) -> None:
+    ns = create_queue(server, "shop", "orders", "changing")
+    publisher(server, ns, "orders").send(cloud_events(2))
+    updated = server.cli("namespace", "subscription", "create", "shop", "orders", "changing",
+                         "--lock-duration", "120", "--max-delivery-count", "3")
+    assert '"receiveLockDurationInSeconds": 120' in updated.stdout
+    switched = server.cli("namespace", "subscription", "create", "shop", "orders", "changing", "--mode", "push",
+                          "--endpoint", "http://127.0.0.1:9/x", check=False)
+    assert switched.returncode == 1 and "deliveryMode cannot change" in switched.stderr
+    c = consumer(server, ns, "orders", "changing")
+    got = c.receive(max_events=10, max_wait_time=10)
+    assert len(got) == 2
+    with pytest.raises(ResourceNotFoundError):
+        consumer(server, ns, "orders", "missing").receive(max_wait_time=10)
+    c.acknowledge(lock_tokens=[d.broker_properties.lock_token for d in got])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from commgrid.config import Settings
 from commgrid.deployment import Deployment, new_key
 from commgrid.errors import BadRequest, Conflict, Detail, InvalidInput, NotFound
 from commgrid.events.envelope import CLOUDEVENTS
+from commgrid.grid.handshake import ACTIVE
 from commgrid.grid.namespaces.auth import authenticate_namespace
 from commgrid.grid.namespaces.models import (
     PUSH,
@@ -37,7 +39,7 @@ from commgrid.grid.namespaces.models import (
 from commgrid.grid.namespaces.waker import Waker
 from commgrid.grid.routing import QUEUE as QUEUE_ROUTED
 from commgrid.grid.service import Grid
-from commgrid.grid.subscriptions import Subscriptions
+from commgrid.grid.subscriptions import Saved, Subscriptions
 from commgrid.grid.timing import Timing
 from commgrid.store import Store
 from commgrid.store.base import (
@@ -59,11 +61,11 @@ MAX_EVENTS = (1, 100)
 MAX_WAIT = (10, 120)
 POLL = 1.0  # how often a waiting receive looks for events committed by other nodes or whose lock lapsed
 CACHE_SECONDS = 1.0
-_FAILURES = {
-    LOCK_EXPIRED: ("TokenLost", "The lock on this event expired; receive it again."),
-}
-_UNKNOWN = ("TokenNotFound", "The lock token was not found: it is unknown, or its event was already"
-            " acknowledged, released or rejected.")
+# The failure codes Azure returns per lock token: BadToken (not a token) and TokenLost (no longer locked).
+_EXPIRED = ("TokenLost", "The lock on this event expired; receive it again.")
+_SETTLED = ("TokenLost", "The lock was lost: its event was already acknowledged, released or rejected, or"
+            " received again after the lock expired.")
+_BAD = ("BadToken", "The lock token is malformed.")
 
 
 @dataclass(slots=True)
@@ -257,9 +259,14 @@ class Namespaces:
         except NotFound:
             current = None
         sub = NamespaceSubscription(t.namespace, t.name, current.name if current else name, props)
-        if current is not None:
-            await self._drop_backing(t, sub.name)
-        await self._back(t, sub)
+        if current is None:
+            await self._back(t, sub)
+        elif current.delivery_mode != sub.delivery_mode:
+            raise InvalidInput.from_problems([Detail("InvalidRequest", f"deliveryMode cannot change from"
+                                                     f" {current.delivery_mode} to {sub.delivery_mode}; delete the"
+                                                     " event subscription and create it again.")])
+        else:
+            await self._rebind(t, sub)  # keeps the events already queued or pending for it
         await self._put(props | {"name": sub.name}, create=current is None, keys=(t.namespace, t.name, name))
         log.info("namespace subscription saved", extra={"action": "namespace_subscription_saved",
                                                         "namespace": t.namespace, "topic": t.name,
@@ -283,14 +290,36 @@ class Namespaces:
                 properties={"filter": sub.classic_filter(), "eventDeliverySchema": CLOUDEVENTS}))
             self.grid.catalog.invalidate()
             return
-        push = sub.properties["deliveryConfiguration"]["push"]
-        minutes = max(1, min(1440, int(sub.ttl_seconds // 60)))
-        saved = await self.subscriptions.create(shadow, sub.name.lower(), {
-            "destination": push["destination"], "filter": sub.classic_filter(), "eventDeliverySchema": CLOUDEVENTS,
-            "retryPolicy": {"maxDeliveryAttempts": sub.max_delivery_count, "eventTimeToLiveInMinutes": minutes}})
-        if saved.subscription.status != "Active":
+        saved = await self.subscriptions.create(shadow, sub.name.lower(), self._push_properties(sub))
+        if saved.subscription.status != ACTIVE:
             await self.store.delete_subscription(shadow, saved.subscription.name)
             self.grid.catalog.invalidate()
+        self._check_handshake(sub, saved)
+
+    async def _rebind(self, topic: NamespaceTopic, sub: NamespaceSubscription) -> None:
+        """Apply changed properties to the backing subscription in place."""
+        shadow = shadow_topic(topic.namespace, topic.name)
+        if sub.delivery_mode == QUEUE:
+            backing = await self.store.get_subscription(shadow, sub.name.lower())
+            backing.properties = {"filter": sub.classic_filter(), "eventDeliverySchema": CLOUDEVENTS}
+            backing.updated_at = self.clock()
+            await self.store.update_subscription(backing)
+            self.grid.catalog.invalidate()
+            return
+        saved = await self.subscriptions.update(shadow, sub.name.lower(), self._push_properties(sub))
+        self._check_handshake(sub, saved)
+
+    def _push_properties(self, sub: NamespaceSubscription) -> dict[str, Any]:
+        """The backing webhook subscription's properties: retries up to maxDeliveryCount, within the TTL."""
+        push = sub.properties["deliveryConfiguration"]["push"]
+        minutes = max(1, min(1440, int(sub.ttl_seconds // 60)))
+        return {"destination": push["destination"], "filter": sub.classic_filter(), "eventDeliverySchema": CLOUDEVENTS,
+                "retryPolicy": {"maxDeliveryAttempts": sub.max_delivery_count, "eventTimeToLiveInMinutes": minutes}}
+
+    @staticmethod
+    def _check_handshake(sub: NamespaceSubscription, saved: Saved) -> None:
+        if saved.subscription.status != ACTIVE:
+            push = sub.properties["deliveryConfiguration"]["push"]
             endpoint = str(push["destination"]["properties"].get("endpointUrl", "")).split("?", 1)[0]
             raise BadRequest(f"Webhook validation handshake failed for {endpoint}: {saved.message}")
 
@@ -405,7 +434,7 @@ class Namespaces:
             if outcome == LOCK_OK:
                 results.succeeded.append(token)
             else:
-                code, message = _FAILURES.get(outcome, _UNKNOWN)
+                code, message = _EXPIRED if outcome == LOCK_EXPIRED else _SETTLED if _is_token(token) else _BAD
                 results.failed.append({"lockToken": token, "error": {"code": code, "message": message}})
         return results
 
@@ -414,6 +443,14 @@ class Namespaces:
         """Dead-lettered events of a subscription (rejected, out of deliveries or past their TTL), newest first."""
         sub = await self.get_subscription(namespace, topic, subscription)
         return await self.store.list_dead_letters(shadow_topic(namespace, topic), sub.name.lower(), limit)
+
+
+def _is_token(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _namespace(p: dict[str, Any]) -> Namespace:
