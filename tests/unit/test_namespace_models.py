@@ -73,8 +73,10 @@ def test_topic_and_namespace_rules() -> None:
 
 
 def test_arm_renderings_deserialise_with_the_management_sdk() -> None:
-    ns = ArmNamespace.deserialize(Namespace("ns", "local", "k1", "k2", 2, {"a": "b"}).to_arm("/x/namespaces/ns"))
+    ns = ArmNamespace.deserialize(Namespace("ns", "local", "k1", "k2", 2, {"a": "b"}).to_arm(
+        "/x/namespaces/ns", "127.0.0.1:7443/namespaces/ns"))
     assert ns.name == "ns" and ns.sku.capacity == 2 and ns.provisioning_state == "Succeeded"
+    assert ns.topics_configuration.hostname == "127.0.0.1:7443/namespaces/ns"
     topic = ArmTopic.deserialize(NamespaceTopic("ns", "t", 3).to_arm("/x/topics/t"))
     assert topic.input_schema == "CloudEventSchemaV1_0" and topic.event_retention_in_days == 3
     props = validate_subscription({"deliveryConfiguration": {"deliveryMode": "Push", "push": {

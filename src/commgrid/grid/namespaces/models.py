@@ -99,13 +99,15 @@ class Namespace:
     capacity: int = 1
     tags: dict[str, str] = field(default_factory=dict)
 
-    def to_arm(self, arm_id: str) -> dict[str, Any]:
-        """azure-mgmt-eventgrid `Namespace`."""
+    def to_arm(self, arm_id: str, hostname: str | None = None) -> dict[str, Any]:
+        """azure-mgmt-eventgrid `Namespace`; `hostname` is where its topics are published (host[:port]/path)."""
+        properties: dict[str, Any] = {"provisioningState": "Succeeded", "isZoneRedundant": False,
+                                      "publicNetworkAccess": "Enabled", "minimumTlsVersionAllowed": "1.2",
+                                      "inboundIpRules": []}
+        if hostname:
+            properties["topicsConfiguration"] = {"hostname": hostname}
         return {"id": arm_id, "name": self.name, "type": NAMESPACE_TYPE, "location": self.location,
-                "tags": self.tags, "sku": {"name": "Standard", "capacity": self.capacity},
-                "properties": {"provisioningState": "Succeeded", "isZoneRedundant": False,
-                               "publicNetworkAccess": "Enabled", "minimumTlsVersionAllowed": "1.2",
-                               "inboundIpRules": []}}
+                "tags": self.tags, "sku": {"name": "Standard", "capacity": self.capacity}, "properties": properties}
 
     def stored(self) -> dict[str, Any]:
         return {"name": self.name, "location": self.location, "key1": self.key1, "key2": self.key2,
