@@ -136,3 +136,12 @@ async def test_concurrent_lockers_never_share_an_event(store_url: str) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_token_settles_only_in_its_own_subscription(store: Store) -> None:
+    await queue(store, 1, "a")
+    await store.create_subscription(Subscription(topic=TOPIC, name="b", properties={}, status="Queue",
+                                                 created_at=NOW, updated_at=NOW))
+    token = (await store.lock_events(TOPIC, "a", NOW, 1, NOW + 60, max_deliveries=10, published_after=0))[0].lock_token
+    assert await store.settle_locks(TOPIC, "b", [token], "acknowledge", NOW + 1) == {token: LOCK_UNKNOWN}
+    assert await store.settle_locks(TOPIC, "A", [token], "acknowledge", NOW + 1) == {token: LOCK_OK}

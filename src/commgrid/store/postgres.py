@@ -15,9 +15,6 @@ import orjson
 from commgrid.errors import Conflict
 from commgrid.store import queue_sql, rows
 from commgrid.store.base import (
-    LOCK_EXPIRED,
-    LOCK_OK,
-    LOCK_UNKNOWN,
     AlreadyExists,
     Attempt,
     DeadLetter,
@@ -472,14 +469,9 @@ class PostgresStore(Store):
         self, topic: str, subscription: str, tokens: Sequence[str], action: str, now: float, *,
         until: float = 0.0, reason: str = "",
     ) -> dict[str, str]:
-        outcomes = dict.fromkeys(tokens, LOCK_UNKNOWN)
         async with self._conn(transaction=True) as conn:
-            valid: list[int] = []
-            for token, delivery_id, lease_until in await conn.fetch(
-                    queue_sql.FIND_LOCKS_PG, list(outcomes), topic, subscription):
-                outcomes[token] = LOCK_OK if lease_until is not None and lease_until > now else LOCK_EXPIRED
-                if outcomes[token] == LOCK_OK:
-                    valid.append(delivery_id)
+            found = await conn.fetch(queue_sql.FIND_LOCKS_PG, list(tokens))
+            outcomes, valid = queue_sql.lock_outcomes(tokens, found, topic, subscription, now)
             if valid:
                 await self._settle(conn, action, valid, now, until, reason)
         return outcomes

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from commgrid.store import rows
+from commgrid.store.base import LOCK_EXPIRED, LOCK_OK, LOCK_UNKNOWN
 
 MAX_SWEEPS = 20  # candidate batches a receive may dead-letter before it gives up for this call
 MAX_DELIVERY_REASON = "MaxDeliveryCountExceeded"
@@ -33,9 +34,10 @@ LOCK_SQLITE = (
 SELECT_LOCKED_SQLITE = f"""
     SELECT d.id, d.lock_token, d.attempts, {rows.EVENT_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id"""
+# By token alone, so the lock_token index is used; the subscription is checked by `lock_outcomes`.
 FIND_LOCKS_SQLITE = """
-    SELECT lock_token, id, lease_until FROM deliveries
-    WHERE lock_token IN (SELECT value FROM json_each(?)) AND topic = ? AND subscription = ?"""
+    SELECT lock_token, id, lease_until, topic, subscription FROM deliveries
+    WHERE lock_token IN (SELECT value FROM json_each(?))"""
 RELEASE_SQLITE = (
     "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, lock_token = NULL, next_attempt_at = ?"
     " WHERE id = ?"
@@ -54,8 +56,8 @@ LOCK_PG = f"""
     SELECT d.id, d.lock_token, d.attempts, {rows.EVENT_COLS} FROM locked d JOIN events e ON e.seq = d.event_seq
     ORDER BY d.id"""
 FIND_LOCKS_PG = """
-    SELECT lock_token, id, lease_until FROM deliveries
-    WHERE lock_token = ANY($1::text[]) AND topic = $2 AND subscription = $3 FOR UPDATE"""
+    SELECT lock_token, id, lease_until, topic, subscription FROM deliveries
+    WHERE lock_token = ANY($1::text[]) FOR UPDATE"""
 RELEASE_PG = (
     "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, lock_token = NULL, next_attempt_at = $1"
     " WHERE id = ANY($2::bigint[])"
@@ -96,6 +98,23 @@ def split_candidates(
         else:
             take.append(delivery_id)
     return take, dead
+
+
+def lock_outcomes(
+    tokens: Sequence[str], found: Sequence[Sequence[Any]], topic: str, subscription: str, now: float
+) -> tuple[dict[str, str], list[int]]:
+    """({token: outcome}, ids still locked) from rows `(lock_token, id, lease_until, topic, subscription)`."""
+    outcomes = dict.fromkeys(tokens, LOCK_UNKNOWN)
+    valid: list[int] = []
+    for token, delivery_id, lease_until, row_topic, row_subscription in found:
+        if row_topic != topic or row_subscription.lower() != subscription.lower():
+            continue  # another subscription's lock is not this one's to settle
+        if lease_until is not None and lease_until > now:
+            outcomes[token] = LOCK_OK
+            valid.append(delivery_id)
+        else:
+            outcomes[token] = LOCK_EXPIRED
+    return outcomes, valid
 
 
 def new_tokens(count: int) -> list[str]:

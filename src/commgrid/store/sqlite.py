@@ -18,9 +18,6 @@ import orjson
 from commgrid.errors import Conflict
 from commgrid.store import queue_sql, rows
 from commgrid.store.base import (
-    LOCK_EXPIRED,
-    LOCK_OK,
-    LOCK_UNKNOWN,
     AlreadyExists,
     Attempt,
     DeadLetter,
@@ -511,17 +508,12 @@ class SQLiteStore(Store):
         self, topic: str, subscription: str, tokens: Sequence[str], action: str, now: float, *,
         until: float = 0.0, reason: str = "",
     ) -> dict[str, str]:
-        outcomes = dict.fromkeys(tokens, LOCK_UNKNOWN)
         async with self._transaction() as conn:
-            found = await (await conn.execute(
-                queue_sql.FIND_LOCKS_SQLITE, (orjson.dumps(list(outcomes)).decode(), topic, subscription))).fetchall()
-            valid = []
-            for token, delivery_id, lease_until in found:
-                outcomes[token] = LOCK_OK if lease_until is not None and lease_until > now else LOCK_EXPIRED
-                if outcomes[token] == LOCK_OK:
-                    valid.append((delivery_id,))
+            found = await (await conn.execute(queue_sql.FIND_LOCKS_SQLITE, (orjson.dumps(list(tokens)).decode(),))
+                           ).fetchall()
+            outcomes, valid = queue_sql.lock_outcomes(tokens, found, topic, subscription, now)
             if valid:
-                await self._settle(conn, action, valid, now, until, reason)
+                await self._settle(conn, action, [(i,) for i in valid], now, until, reason)
         return outcomes
 
     async def _settle(
