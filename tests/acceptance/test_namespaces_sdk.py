@@ -5,6 +5,7 @@ Runs on SQLite and on PostgreSQL, against a real `commgrid serve --time-scale 60
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 import time
@@ -219,3 +220,18 @@ def test_update_keeps_queued_events_and_mode_is_fixed(server: ServerProcess) -> 
     with pytest.raises(ResourceNotFoundError):
         consumer(server, ns, "orders", "missing").receive(max_wait_time=10)
     c.acknowledge(lock_tokens=[d.broker_properties.lock_token for d in got])
+
+
+def test_cli_pull_prints_releases_and_acknowledges(server: ServerProcess) -> None:
+    ns = create_queue(server, "shop", "orders", "by-hand")
+    publisher(server, ns, "orders").send(cloud_events(2))
+
+    def pull(*flags: str) -> list[dict]:
+        done = server.cli("pull", "--namespace", "shop", "--topic", "orders", "--subscription", "by-hand", *flags)
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    first = pull()
+    assert [(p["event"]["data"]["n"], p["brokerProperties"]["deliveryCount"]) for p in first] == [(0, 1), (1, 1)]
+    assert [p["brokerProperties"]["deliveryCount"] for p in pull("--ack")] == [2, 2], "released, then received again"
+    publisher(server, ns, "orders").send(CloudEvent(source="/orders", type="Sentinel", data={}))
+    assert [p["event"]["type"] for p in pull("--ack")] == ["Sentinel"], "the acknowledged events are gone"
