@@ -220,16 +220,17 @@ class Namespaces:
             for sub in await self.list_subscriptions(ns.name, name):
                 _check_ttl_fits(sub, days)
         topic = NamespaceTopic(namespace=ns.name, name=current.name if current else name, event_retention_days=days)
-        await self._put(topic.stored(), create=current is None, keys=(ns.name, name, ""))
-        if current is None:
-            shadow = Topic(name=shadow_topic(ns.name, name), arm_id=self.arm_id(ns.name, name),
-                           input_schema=CLOUDEVENTS, kind=NAMESPACE_TOPIC_KIND, created_at=self.clock())
-            try:
-                await self.store.create_topic(shadow)
-            except AlreadyExists:  # left by an interrupted delete: its events go with it
+        # The backing topic first: a namespace topic is never without one, even if this is interrupted.
+        shadow = Topic(name=shadow_topic(ns.name, name), arm_id=self.arm_id(ns.name, name),
+                       input_schema=CLOUDEVENTS, kind=NAMESPACE_TOPIC_KIND, created_at=self.clock())
+        try:
+            await self.store.create_topic(shadow)
+        except AlreadyExists:
+            if current is None:  # left by an interrupted create or delete: its events go with it
                 await self.store.delete_topic(shadow.name)
                 await self.store.create_topic(shadow)
-            self.grid.catalog.invalidate()
+        self.grid.catalog.invalidate()
+        await self._put(topic.stored(), create=current is None, keys=(ns.name, name, ""))
         return topic, current is None
 
     async def delete_topic(self, namespace: str, name: str) -> None:
@@ -260,6 +261,7 @@ class Namespaces:
             current = None
         sub = NamespaceSubscription(t.namespace, t.name, current.name if current else name, props)
         if current is None:
+            await self._drop_backing(t, sub.name)  # one left by an interrupted create or delete
             await self._back(t, sub)
         elif current.delivery_mode != sub.delivery_mode:
             raise InvalidInput.from_problems([Detail("InvalidRequest", f"deliveryMode cannot change from"
@@ -299,8 +301,12 @@ class Namespaces:
     async def _rebind(self, topic: NamespaceTopic, sub: NamespaceSubscription) -> None:
         """Apply changed properties to the backing subscription in place."""
         shadow = shadow_topic(topic.namespace, topic.name)
-        if sub.delivery_mode == QUEUE:
+        try:
             backing = await self.store.get_subscription(shadow, sub.name.lower())
+        except Missing:  # lost to an interrupted delete
+            await self._back(topic, sub)
+            return
+        if sub.delivery_mode == QUEUE:
             backing.properties = {"filter": sub.classic_filter(), "eventDeliverySchema": CLOUDEVENTS}
             backing.updated_at = self.clock()
             await self.store.update_subscription(backing)
