@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import shlex
 import shutil
+import sys
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
 from commgrid import __version__
 from commgrid.commands.common import (
@@ -31,6 +34,7 @@ from commgrid.commands.common import (
     run,
     settings_for,
 )
+from commgrid.commands.namespaces import namespace_app, pull
 from commgrid.commands.phone_numbers import phone_number_app
 from commgrid.commands.sms import sms_app
 from commgrid.commands.subscriptions import deadletter_app, subscription_app
@@ -42,6 +46,12 @@ if TYPE_CHECKING:
     from commgrid.runtime import Runtime
     from commgrid.store.base import Topic
 
+# Plain help text: rich's option tables cut long flag names (`--included-even…`) in an 80-column terminal.
+typer.core.HAS_RICH = False
+
+# Plain help text: rich's option tables cut long flag names (`--included-even…`) in an 80-column terminal.
+typer.core.HAS_RICH = False
+
 app = typer.Typer(help="commgrid: Azure Event Grid and Communication Services on your machine.",
                   no_args_is_help=True, add_completion=False, context_settings={"max_content_width": 120})
 app.add_typer(topic_app, name="topic")
@@ -50,8 +60,10 @@ app.add_typer(subscription_app, name="subscription")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(phone_number_app, name="phone-number")
 app.add_typer(sms_app, name="sms")
+app.add_typer(namespace_app, name="namespace")
 ca_app = typer.Typer(help="A CA to pin, so clients trust every commgrid started with it.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
+app.command()(pull)
 app.command()(publish)
 
 
@@ -150,6 +162,7 @@ def _serve(settings: Settings) -> None:
         console.print(f"commgrid {__version__} ready", highlight=False)
         for label, value in shown:
             console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)
+        sys.stdout.flush()  # a pipe or a container log sees the banner now, not at exit
 
     try:
         _event_loop_runner()(run_server(settings, announce))
@@ -306,8 +319,35 @@ def version() -> None:
     console.print(__version__)
 
 
+#: az's flags that take several words: `--included-event-types A B` means the flag once per word.
+_MANY_WORDS = frozenset({"--included-event-types", "--labels", "--event-type"})
+#: az's flags whose words make one value: `--advanced-filter data.n NumberIn 1 2`.
+_ONE_VALUE_OF_WORDS = frozenset({"--advanced-filter", "--delivery-attribute-mapping"})
+
+
+def az_words(argv: list[str]) -> list[str]:
+    """Accept az's multi-word flags as well as commgrid's repeated (or quoted) ones."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        flag = argv[i]
+        i += 1
+        out.append(flag)
+        if flag not in _MANY_WORDS and flag not in _ONE_VALUE_OF_WORDS:
+            continue
+        words: list[str] = []
+        while i < len(argv) and not argv[i].startswith("--"):
+            words.append(argv[i])
+            i += 1
+        if flag in _ONE_VALUE_OF_WORDS or len(words) < 2:
+            out.extend([" ".join(shlex.quote(w) if " " in w else w for w in words)] if len(words) > 1 else words)
+        else:
+            out.extend([words[0], *(x for w in words[1:] for x in (flag, w))])
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=az_words(sys.argv[1:]), prog_name="commgrid")
 
 
 if __name__ == "__main__":

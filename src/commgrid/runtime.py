@@ -18,6 +18,7 @@ from commgrid.acs.sms import SmsService, SmsWorker
 from commgrid.config import Settings
 from commgrid.deployment import Deployment, load_deployment, read_deployment
 from commgrid.grid.delivery import DeliveryWorker
+from commgrid.grid.namespaces import Namespaces
 from commgrid.grid.service import Grid
 from commgrid.grid.subscriptions import Subscriptions
 from commgrid.store import Store, store_from_url
@@ -35,6 +36,7 @@ class Runtime:
         self.deployment: Deployment
         self.grid: Grid
         self.subscriptions: Subscriptions
+        self.namespaces: Namespaces
         self.delivery: DeliveryWorker | None = None
         self.acs: CommunicationResource
         self.identities: IdentityService
@@ -49,6 +51,8 @@ class Runtime:
         self.grid = Grid(self.store, self.deployment)
         await self.grid.start()
         self.subscriptions = Subscriptions(self.store, self.grid, self.settings)
+        self.namespaces = Namespaces(self.store, self.grid, self.subscriptions, self.settings)
+        self.grid.committer.listeners.append(self.namespaces.waker.wake)  # wakes long-polling receivers
         profile = await resolve_event_profile(self.store, self.settings.event_profile)
         self.acs = CommunicationResource(self.grid, self.deployment, event_profile=profile,
                                          time_scale=self.settings.time_scale)

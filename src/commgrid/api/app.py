@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from commgrid.api import acs, eventsubscriptions, health, management, publish
+from commgrid.api import acs, eventsubscriptions, health, management, namespaces, publish
 from commgrid.api.errors import HANDLERS
 from commgrid.config import Settings
 from commgrid.runtime import Runtime
@@ -34,7 +34,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             finally:
                 await owned.close()
 
-    routes = [*health.routes, *publish.routes, *acs.routes, *eventsubscriptions.routes, *management.routes]
+    routes = [*health.routes, *publish.routes, *acs.routes, *eventsubscriptions.routes, *management.routes,
+              *namespaces.routes]
     middleware = [Middleware(ArmPathPrefix)]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.runtime = runtime

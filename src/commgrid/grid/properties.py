@@ -24,6 +24,7 @@ ACTIVE = "Active"
 AWAITING = "AwaitingManualAction"
 FAILED = "Failed"
 CREATING = "Creating"
+QUEUE = "Queue"  # a namespace queue subscription: routed, then received by pull consumers, never pushed
 
 
 def base_url(url: str) -> str:

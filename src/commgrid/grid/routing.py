@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
-from commgrid.grid.properties import ACTIVE
+from commgrid.grid.properties import ACTIVE, QUEUE
 from commgrid.store import Store
 from commgrid.store.base import Missing, Route, Subscription, Topic
 
@@ -34,7 +34,7 @@ log = logging.getLogger("commgrid.grid")
 
 def is_routable(sub: Subscription, now: float) -> bool:
     """Events go only to validated subscriptions that have not expired."""
-    if sub.status != ACTIVE:
+    if sub.status not in (ACTIVE, QUEUE):
         return False
     expires = sub.properties.expires_at
     return expires is None or expires > now

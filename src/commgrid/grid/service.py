@@ -70,7 +70,8 @@ class Grid:
             raise NotFound(f"Topic '{name}' was not found.", code="ResourceNotFound") from None
 
     async def list_topics(self) -> list[Topic]:
-        return await self.store.list_topics()
+        """Custom topics and the system topic (the topics backing namespace topics are the namespaces' own)."""
+        return [t for t in await self.store.list_topics() if t.kind != "namespace"]
 
     async def update_topic(self, name: str, *, location: str | None = None, tags: dict[str, str] | None = None,
                            input_schema: str | None = None) -> Topic:

@@ -170,6 +170,15 @@ def _filter(value: Any, input_schema: str, problems: _Problems) -> EventFilter:
     )
 
 
+def parse_filter(value: Any, input_schema: str) -> EventFilter:
+    """An ARM `filter` object checked and typed on its own (`InvalidInput` listing every problem)."""
+    problems = _Problems()
+    parsed = _filter(value, input_schema, problems)
+    if problems.details:
+        raise InvalidInput.from_problems(problems.details)
+    return parsed
+
+
 def _advanced(f: dict[str, Any]) -> AdvancedFilter:
     """A clause that compiled: its operator spelt as Azure spells it."""
     return AdvancedFilter.from_arm({"operatorType": canonical_operator(f["operatortype"]), "key": f["key"],

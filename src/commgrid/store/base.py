@@ -140,6 +140,35 @@ class Document:
     version: int = 0
 
 
+@dataclass(slots=True)
+class NamespaceResource:
+    """A namespace (`topic` and `name` empty), a namespace topic (`name` empty) or a topic's event subscription.
+
+    Keys are lower-case names; `properties` holds the service's typed model as JSON.
+    """
+
+    namespace: str
+    topic: str
+    name: str
+    properties: dict[str, Any]
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class LockedEvent:
+    """A queued event handed to a pull consumer under `lock_token`; `delivery_count` counts the receives."""
+
+    id: int
+    lock_token: str
+    delivery_count: int
+    event: StoredEvent
+
+
+LOCK_OK, LOCK_EXPIRED, LOCK_UNKNOWN = "ok", "expired", "unknown"
+SETTLE_ACTIONS = ("acknowledge", "release", "renew", "reject")
+
+
 class Store(abc.ABC):
     """Durable state of one commgrid deployment. All methods are safe to call concurrently."""
 
@@ -318,3 +347,46 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_document(self, collection: str, key: str) -> None:
         """Remove a document; `Missing` if absent."""
+
+    # namespaces ------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_namespace_resource(self, resource: NamespaceResource, *, create: bool) -> None:
+        """Insert (`create`: `AlreadyExists` if present) or replace (`Missing` if absent) a namespace resource."""
+
+    @abc.abstractmethod
+    async def get_namespace_resource(self, namespace: str, topic: str = "", name: str = "") -> NamespaceResource:
+        """One namespace resource; `Missing` if absent."""
+
+    @abc.abstractmethod
+    async def list_namespace_resources(self, namespace: str = "", topic: str = "") -> list[NamespaceResource]:
+        """The children, by name: namespaces (no arguments), a namespace's topics, or a topic's subscriptions."""
+
+    @abc.abstractmethod
+    async def delete_namespace_resources(self, namespace: str, topic: str = "", name: str = "") -> None:
+        """Remove a namespace resource and every resource beneath it; `Missing` if absent."""
+
+    # queue subscriptions (pending deliveries consumed by pull) --------------------------------------------
+    @abc.abstractmethod
+    async def lock_events(
+        self, topic: str, subscription: str, now: float, limit: int, lock_until: float, *,
+        max_deliveries: int, published_after: float,
+    ) -> list[LockedEvent]:
+        """Lock up to `limit` available deliveries of a subscription, oldest first, each under a new token.
+
+        Available means due and not locked (or its lock lapsed). In the same transaction, available
+        deliveries already received `max_deliveries` times, or published at or before `published_after`,
+        are dead-lettered (`MaxDeliveryCountExceeded`, `TimeToLiveExceeded`) instead. Concurrent callers,
+        also on other nodes, never lock the same delivery at once.
+        """
+
+    @abc.abstractmethod
+    async def settle_locks(
+        self, topic: str, subscription: str, tokens: Sequence[str], action: str, now: float, *,
+        until: float = 0.0, reason: str = "",
+    ) -> dict[str, str]:
+        """Apply `action` to the deliveries locked under `tokens`; map each token to its outcome.
+
+        Outcomes: `LOCK_OK`, `LOCK_EXPIRED` (the lock lapsed at or before `now`), `LOCK_UNKNOWN`.
+        Actions (`SETTLE_ACTIONS`): acknowledge (forget the delivery), release (unlock, available again at
+        `until`), renew (lock until `until`), reject (dead-letter with `reason`).
+        """

@@ -13,14 +13,16 @@ import asyncpg
 import orjson
 
 from commgrid.errors import Conflict
-from commgrid.store import rows
+from commgrid.store import queue_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
     DeadLetter,
     Delivery,
     Document,
+    LockedEvent,
     Missing,
+    NamespaceResource,
     NewEvent,
     Route,
     Store,
@@ -64,6 +66,15 @@ MIGRATIONS: list[str] = [
     CREATE TABLE documents (
         collection TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, version INTEGER NOT NULL,
         PRIMARY KEY (collection, key));
+    """,
+    """
+    CREATE TABLE namespace_resources (
+        namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (namespace, topic, name));
+    ALTER TABLE deliveries ADD COLUMN lock_token TEXT;
+    CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL;
+    CREATE INDEX deliveries_subscription_id ON deliveries (topic, subscription, id);
     """,
     """
     ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
@@ -430,3 +441,78 @@ class PostgresStore(Store):
             status = await conn.execute("DELETE FROM documents WHERE collection = $1 AND key = $2", collection, key)
         if status.endswith(" 0"):
             raise Missing(f"Document '{collection}/{key}' was not found.")
+
+    # namespaces ------------------------------------------------------------------------------------------
+    async def put_namespace_resource(self, resource: NamespaceResource, *, create: bool) -> None:
+        values = rows.namespace_resource_values(resource)
+        async with self._conn(transaction=True) as conn:
+            if create:
+                await conn.execute(queue_sql.INSERT_RESOURCE.format(p="$1, $2, $3, $4, $5, $6"), *values)
+                return
+            status = await conn.execute(
+                "UPDATE namespace_resources SET properties = $4, updated_at = $5"
+                " WHERE namespace = $1 AND topic = $2 AND name = $3", *values[:4], values[5])
+            if status.endswith(" 0"):
+                raise Missing(f"Namespace resource '{rows.resource_path(resource)}' was not found.")
+
+    async def get_namespace_resource(self, namespace: str, topic: str = "", name: str = "") -> NamespaceResource:
+        row = await self._fetchrow(
+            f"{queue_sql.SELECT_RESOURCE} WHERE namespace = $1 AND topic = $2 AND name = $3", namespace, topic, name)
+        if row is None:
+            raise Missing(f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found.")
+        return rows.namespace_resource_from_row(row)
+
+    async def list_namespace_resources(self, namespace: str = "", topic: str = "") -> list[NamespaceResource]:
+        where, args = queue_sql.children(namespace, topic, "$")
+        found = await self._fetch(f"{queue_sql.SELECT_RESOURCE} WHERE {where} ORDER BY namespace, topic, name", *args)
+        return [rows.namespace_resource_from_row(r) for r in found]
+
+    async def delete_namespace_resources(self, namespace: str, topic: str = "", name: str = "") -> None:
+        where, args = queue_sql.subtree(namespace, topic, name, "$")
+        async with self._conn(transaction=True) as conn:
+            status = await conn.execute(f"DELETE FROM namespace_resources WHERE {where}", *args)
+            if status.endswith(" 0"):
+                raise Missing(f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found.")
+
+    # queue subscriptions ---------------------------------------------------------------------------------
+    async def lock_events(
+        self, topic: str, subscription: str, now: float, limit: int, lock_until: float, *,
+        max_deliveries: int, published_after: float,
+    ) -> list[LockedEvent]:
+        async with self._conn(transaction=True) as conn:
+            for _ in range(queue_sql.MAX_SWEEPS):
+                found = await conn.fetch(queue_sql.LOCK_CANDIDATES_PG, topic, subscription, now, limit)
+                take, dead = queue_sql.split_candidates(found, max_deliveries, published_after)
+                for reason, ids in dead.items():
+                    await conn.execute(DEAD_LETTER_MOVE, reason, 0, None, None, None, now, ids)
+                if take or not dead:
+                    break
+            if not take:
+                return []
+            locked = await conn.fetch(queue_sql.LOCK_PG, lock_until, take, queue_sql.new_tokens(len(take)))
+        return [rows.locked_event_from_row(r) for r in locked]
+
+    async def settle_locks(
+        self, topic: str, subscription: str, tokens: Sequence[str], action: str, now: float, *,
+        until: float = 0.0, reason: str = "",
+    ) -> dict[str, str]:
+        async with self._conn(transaction=True) as conn:
+            found = await conn.fetch(queue_sql.FIND_LOCKS_PG, list(tokens))
+            outcomes, valid = queue_sql.lock_outcomes(tokens, found, topic, subscription, now)
+            if valid:
+                await self._settle(conn, action, valid, now, until, reason)
+        return outcomes
+
+    async def _settle(
+        self, conn: asyncpg.Connection, action: str, ids: list[int], now: float, until: float, reason: str
+    ) -> None:
+        if action == "reject":
+            await conn.execute(DEAD_LETTER_MOVE, reason, 0, None, None, None, now, ids)
+        elif action == "acknowledge":
+            await conn.execute("DELETE FROM deliveries WHERE id = ANY($1::bigint[])", ids)
+        elif action == "release":
+            await conn.execute(queue_sql.RELEASE_PG, until, ids)
+        elif action == "renew":
+            await conn.execute("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2::bigint[])", until, ids)
+        else:
+            raise ValueError(f"unknown settle action {action!r}")

@@ -9,7 +9,17 @@ from typing import Any
 import orjson
 
 from commgrid.grid.properties import SubscriptionProperties
-from commgrid.store.base import Attempt, DeadLetter, Delivery, Document, StoredEvent, Subscription, Topic
+from commgrid.store.base import (
+    Attempt,
+    DeadLetter,
+    Delivery,
+    Document,
+    LockedEvent,
+    NamespaceResource,
+    StoredEvent,
+    Subscription,
+    Topic,
+)
 
 TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at, location, tags"
 SUBSCRIPTION_COLS = "topic, name, properties, status, created_at, updated_at"
@@ -99,3 +109,21 @@ def filter_sql(
             placeholder = mark if mark == "?" else f"${len(args)}"
             clauses.append(f"{prefix}{column} = {placeholder}")
     return (f"{base} WHERE {' AND '.join(clauses)}" if clauses else base), tuple(args)
+
+
+def namespace_resource_values(r: NamespaceResource) -> tuple:
+    return (r.namespace, r.topic, r.name, orjson.dumps(r.properties).decode(), r.created_at, r.updated_at)
+
+
+def namespace_resource_from_row(r: Sequence[Any]) -> NamespaceResource:
+    return NamespaceResource(namespace=r[0], topic=r[1], name=r[2], properties=orjson.loads(r[3]),
+                             created_at=r[4], updated_at=r[5])
+
+
+def resource_path(r: NamespaceResource) -> str:
+    return "/".join(filter(None, (r.namespace, r.topic, r.name)))
+
+
+def locked_event_from_row(r: Sequence[Any]) -> LockedEvent:
+    """From `d.id, d.lock_token, d.attempts, <EVENT_COLS>`."""
+    return LockedEvent(id=r[0], lock_token=r[1], delivery_count=r[2], event=event_from_row(r, 3))

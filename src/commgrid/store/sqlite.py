@@ -16,14 +16,16 @@ import aiosqlite
 import orjson
 
 from commgrid.errors import Conflict
-from commgrid.store import rows
+from commgrid.store import queue_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
     DeadLetter,
     Delivery,
     Document,
+    LockedEvent,
     Missing,
+    NamespaceResource,
     NewEvent,
     Route,
     Store,
@@ -63,6 +65,13 @@ MIGRATIONS: list[str] = [
     CREATE TABLE documents (
         collection TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, version INTEGER NOT NULL,
         PRIMARY KEY (collection, key));
+    """,
+    """
+    CREATE TABLE namespace_resources (
+        namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (namespace, topic, name));
+    ALTER TABLE deliveries ADD COLUMN lock_token TEXT;
+    CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL;
     """,
     """
     ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
@@ -453,3 +462,83 @@ class SQLiteStore(Store):
             if cur.rowcount == 0:
                 raise Missing(f"Document '{collection}/{key}' was not found.")
 
+    # namespaces ------------------------------------------------------------------------------------------
+    async def put_namespace_resource(self, resource: NamespaceResource, *, create: bool) -> None:
+        values = rows.namespace_resource_values(resource)
+        async with self._transaction() as conn:
+            if create:
+                await conn.execute(queue_sql.INSERT_RESOURCE.format(p=", ".join("?" * 6)), values)
+                return
+            cur = await conn.execute(
+                "UPDATE namespace_resources SET properties = ?, updated_at = ?"
+                " WHERE namespace = ? AND topic = ? AND name = ?", (values[3], values[5], *values[:3]))
+            if cur.rowcount == 0:
+                raise Missing(f"Namespace resource '{rows.resource_path(resource)}' was not found.")
+
+    async def get_namespace_resource(self, namespace: str, topic: str = "", name: str = "") -> NamespaceResource:
+        row = await self._one(f"{queue_sql.SELECT_RESOURCE} WHERE namespace = ? AND topic = ? AND name = ?",
+                              (namespace, topic, name))
+        if row is None:
+            raise Missing(f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found.")
+        return rows.namespace_resource_from_row(row)
+
+    async def list_namespace_resources(self, namespace: str = "", topic: str = "") -> list[NamespaceResource]:
+        where, args = queue_sql.children(namespace, topic, "?")
+        found = await self._all(f"{queue_sql.SELECT_RESOURCE} WHERE {where} ORDER BY namespace, topic, name", args)
+        return [rows.namespace_resource_from_row(r) for r in found]
+
+    async def delete_namespace_resources(self, namespace: str, topic: str = "", name: str = "") -> None:
+        await self.get_namespace_resource(namespace, topic, name)
+        where, args = queue_sql.subtree(namespace, topic, name, "?")
+        async with self._transaction() as conn:
+            await conn.execute(f"DELETE FROM namespace_resources WHERE {where}", args)
+
+    # queue subscriptions ---------------------------------------------------------------------------------
+    async def lock_events(
+        self, topic: str, subscription: str, now: float, limit: int, lock_until: float, *,
+        max_deliveries: int, published_after: float,
+    ) -> list[LockedEvent]:
+        async with self._transaction() as conn:
+            for _ in range(queue_sql.MAX_SWEEPS):
+                found = await (await conn.execute(
+                    queue_sql.LOCK_CANDIDATES_SQLITE, (topic, subscription, now, now, limit))).fetchall()
+                take, dead = queue_sql.split_candidates(found, max_deliveries, published_after)
+                for reason, ids in dead.items():
+                    await conn.executemany(DEAD_LETTER_INSERT,
+                                           [(reason, 0, None, None, None, None, now, i) for i in ids])
+                    await conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids])
+                if take or not dead:
+                    break
+            if not take:
+                return []
+            tokens = zip(take, queue_sql.new_tokens(len(take)), strict=True)
+            await conn.executemany(queue_sql.LOCK_SQLITE, [(lock_until, t, i) for i, t in tokens])
+            ids = orjson.dumps(take).decode()
+            locked = await (await conn.execute(queue_sql.SELECT_LOCKED_SQLITE, (ids,))).fetchall()
+        return [rows.locked_event_from_row(r) for r in locked]
+
+    async def settle_locks(
+        self, topic: str, subscription: str, tokens: Sequence[str], action: str, now: float, *,
+        until: float = 0.0, reason: str = "",
+    ) -> dict[str, str]:
+        async with self._transaction() as conn:
+            found = await (await conn.execute(queue_sql.FIND_LOCKS_SQLITE, (orjson.dumps(list(tokens)).decode(),))
+                           ).fetchall()
+            outcomes, valid = queue_sql.lock_outcomes(tokens, found, topic, subscription, now)
+            if valid:
+                await self._settle(conn, action, [(i,) for i in valid], now, until, reason)
+        return outcomes
+
+    async def _settle(
+        self, conn: aiosqlite.Connection, action: str, ids: list[tuple[int]], now: float, until: float, reason: str
+    ) -> None:
+        if action == "reject":
+            await conn.executemany(DEAD_LETTER_INSERT, [(reason, 0, None, None, None, None, now, i) for (i,) in ids])
+        if action in ("acknowledge", "reject"):
+            await conn.executemany("DELETE FROM deliveries WHERE id = ?", ids)
+        elif action == "release":
+            await conn.executemany(queue_sql.RELEASE_SQLITE, [(until, i) for (i,) in ids])
+        elif action == "renew":
+            await conn.executemany("UPDATE deliveries SET lease_until = ? WHERE id = ?", [(until, i) for (i,) in ids])
+        else:
+            raise ValueError(f"unknown settle action {action!r}")

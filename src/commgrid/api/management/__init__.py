@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from commgrid.api.management import communication, eventgrid
+from commgrid.api.management import communication, eventgrid, namespaces
 from commgrid.api.management.router import ArmCall, ArmRouter
 from commgrid.errors import BadRequest, NotFound
 from commgrid.jsonresponse import json_response
@@ -21,6 +21,7 @@ from commgrid.jsonresponse import json_response
 ROUTER = ArmRouter()
 eventgrid.add_routes(ROUTER)
 communication.add_routes(ROUTER)
+namespaces.add_routes(ROUTER)
 
 
 def _unauthorized(code: str, message: str) -> Response:
