@@ -1,0 +1,37 @@
+"""Both backends define the same tables with the same columns once their migrations have run."""
+
+from __future__ import annotations
+
+import aiosqlite
+import asyncpg
+
+from commgrid.store import store_from_url
+
+
+async def _sqlite_columns(url: str) -> dict[str, set[str]]:
+    async with aiosqlite.connect(url.removeprefix("sqlite:///")) as db:
+        tables = [r[0] for r in await db.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: {r[1] for r in await db.execute_fetchall(f"PRAGMA table_info({t})")} for t in tables}
+
+
+async def _postgres_columns(url: str) -> dict[str, set[str]]:
+    conn = await asyncpg.connect(url)
+    try:
+        found: dict[str, set[str]] = {}
+        for r in await conn.fetch("SELECT table_name, column_name FROM information_schema.columns"
+                                  " WHERE table_schema = 'public'"):
+            found.setdefault(r["table_name"], set()).add(r["column_name"])
+        return found
+    finally:
+        await conn.close()
+
+
+async def test_sqlite_and_postgresql_define_the_same_schema(sqlite_url: str, postgres_url: str) -> None:
+    for url in (sqlite_url, postgres_url):
+        store = store_from_url(url)
+        await store.open()
+        await store.close()
+    sqlite, postgres = await _sqlite_columns(sqlite_url), await _postgres_columns(postgres_url)
+    assert sorted(sqlite) == sorted(postgres)
+    for table, columns in sqlite.items():
+        assert columns == postgres[table], table
