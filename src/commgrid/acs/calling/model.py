@@ -1,0 +1,199 @@
+"""The call model in the store, and the effects a change has.
+
+A call is one document (collection `CALLS`, keyed by its call connection id): its parties, the app's
+connection, the media operation in progress and its recordings. Every change is a read-modify-write with an
+optimistic version; the change's effects (Event Grid events, callback events, timers) are written into the
+document in the same write (`pending`) and carried out afterwards by `CallRepository.flush`, which a later
+touch or the startup sweep repeats if a crash interrupted it. Nothing acknowledged is therefore lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from commgrid.acs.resource import CommunicationResource
+from commgrid.errors import BadRequest, Conflict, NotFound
+from commgrid.store.base import Document, Missing
+
+log = logging.getLogger("commgrid.calling")
+
+CALLS = "acs.calls"
+GROUP_CALLS = "acs.calls.groups"  # key: group or room id → the call's key
+CALLBACKS = "acs.calls.callbacks"  # the callback outbox (callbacks.py)
+TIMERS = "acs.calls.timers"  # simulated durations (timers.py)
+RECORDINGS = "acs.calls.recordings"
+PARTY_SETTINGS = "acs.calls.parties"  # how a simulated party answers (`commgrid call party`)
+
+# Call Automation's `callConnectionState` values.
+CONNECTING, CONNECTED, TRANSFERRING, DISCONNECTED = "connecting", "connected", "transferring", "disconnected"
+RINGING = "ringing"  # commgrid's own: an IncomingCall nobody has answered yet
+
+
+class CallNotFound(NotFound):
+    """The service's answer for an unknown or finished call (`{"code": "8522", "message": "Call not found."}`)."""
+
+    code = "8522"
+
+    def __init__(self, call_id: str = "") -> None:
+        super().__init__("Call not found.")
+        self.target = f"/calling/callConnections/{call_id}"
+
+    def to_body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "target": self.target}}
+
+
+class NotEstablished(BadRequest):
+    code = "8501"
+
+    def __init__(self) -> None:
+        super().__init__("Action is not valid when call is not in Established state.")
+
+
+class AlreadyHandled(Conflict):
+    code = "8519"
+
+    def __init__(self, what: str = "The call has already been answered, rejected or redirected.") -> None:
+        super().__init__(what)
+
+
+@dataclass
+class Effects:
+    """What one change publishes, posts and schedules; kept in the call document until carried out."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)  # Event Grid events for the system topic
+    callbacks: list[dict[str, Any]] = field(default_factory=list)  # {"url", "event"}
+    timers: list[dict[str, Any]] = field(default_factory=list)  # {"in", "action", "args"}
+
+    def timer(self, seconds: float, action: str, **args: Any) -> None:
+        self.timers.append({"in": seconds, "action": action, "args": args})
+
+    def to_json(self, created: float) -> dict[str, Any]:
+        return {"id": uuid.uuid4().hex, "created": created, "events": self.events, "callbacks": self.callbacks,
+                "timers": self.timers}
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.callbacks or self.timers)
+
+
+Change = Callable[[dict[str, Any], Effects], Any]
+
+
+class CallRepository:
+    """Load, change and flush calls; the only writer of `CALLS` documents."""
+
+    def __init__(self, resource: CommunicationResource, time_scale: float,
+                 wake: Callable[[], None] = lambda: None) -> None:
+        self.resource = resource
+        self.store = resource.store
+        self.time_scale = time_scale
+        self.wake = wake
+
+    async def get(self, call_id: str) -> dict[str, Any]:
+        try:
+            return (await self.store.get_document(CALLS, call_id)).value
+        except Missing:
+            raise CallNotFound(call_id) from None
+
+    async def create(self, call: dict[str, Any], build: Change) -> Any:
+        effects = Effects()
+        result = build(call, effects)
+        call["pending"] = [effects.to_json(self.resource.clock())] if effects else []
+        await self.store.put_document(Document(CALLS, call["id"], call), expect_version=0)
+        await self.flush(call["id"])
+        return result
+
+    async def change(self, call_id: str, change: Change, attempts: int = 20) -> Any:
+        """Apply `change(call, effects)` atomically; retried on a concurrent write. Returns its result."""
+        for _ in range(attempts):
+            try:
+                doc = await self.store.get_document(CALLS, call_id)
+            except Missing:
+                raise CallNotFound(call_id) from None
+            call, effects = doc.value, Effects()
+            result = change(call, effects)
+            if effects:
+                call.setdefault("pending", []).append(effects.to_json(self.resource.clock()))
+            try:
+                await self.store.put_document(Document(CALLS, call_id, call), expect_version=doc.version)
+            except Conflict:
+                continue
+            if effects:
+                await self.flush(call_id)
+            return result
+        raise Conflict("The call changed concurrently too often; try again.")
+
+    async def flush(self, call_id: str) -> None:
+        """Carry out the call's pending effects, oldest first, then drop them from the document."""
+        with contextlib.suppress(Missing):
+            doc = await self.store.get_document(CALLS, call_id)
+            for pending in doc.value.get("pending", []):
+                await self._carry_out(call_id, pending)
+                await self._forget(call_id, pending["id"])
+
+    async def _carry_out(self, call_id: str, pending: dict[str, Any]) -> None:
+        # Keys derive from the pending entry, so repeating a flush rewrites the same outbox rows.
+        await self.resource.emit(pending["events"])
+        for n, callback in enumerate(pending["callbacks"]):
+            key = f"{pending['created']:017.6f}-{pending['id']}-{n:03d}"
+            row = {"callId": call_id, "url": callback["url"], "event": callback["event"], "dueAt": 0.0,
+                   "attempts": 0}
+            await self.store.put_document(Document(CALLBACKS, key, row))
+        for n, timer in enumerate(pending["timers"]):
+            due = pending["created"] + timer["in"] / self.time_scale
+            key = f"{due:017.6f}-{pending['id']}-{n:03d}"
+            row = {"callId": call_id, "dueAt": due, "action": timer["action"], "args": timer["args"]}
+            await self.store.put_document(Document(TIMERS, key, row))
+        if pending["callbacks"] or pending["timers"]:
+            self.wake()
+
+    async def _forget(self, call_id: str, pending_id: str) -> None:
+        for _ in range(20):
+            try:
+                doc = await self.store.get_document(CALLS, call_id)
+            except Missing:
+                return
+            left = [p for p in doc.value.get("pending", []) if p["id"] != pending_id]
+            try:
+                await self.store.put_document(Document(CALLS, call_id, doc.value | {"pending": left}),
+                                              expect_version=doc.version)
+                return
+            except Conflict:
+                continue
+
+    async def sweep(self) -> int:
+        """Flush every call left with pending effects (a crash between a write and its flush)."""
+        count, after = 0, None
+        while page := await self.store.list_documents(CALLS, after_key=after, limit=100):
+            for doc in page:
+                if doc.value.get("pending"):
+                    await self.flush(doc.key)
+                    count += 1
+            after = page[-1].key
+        return count
+
+    async def list_calls(self) -> list[dict[str, Any]]:
+        calls, after = [], None
+        while page := await self.store.list_documents(CALLS, after_key=after, limit=100):
+            calls += [d.value for d in page]
+            after = page[-1].key
+        return calls
+
+
+async def retrying(step: Callable[[], Awaitable[Any]], attempts: int = 20) -> Any:
+    """Run an optimistic step again while it conflicts."""
+    for _ in range(attempts - 1):
+        try:
+            return await step()
+        except Conflict:
+            continue
+    return await step()
+
+
+def now() -> float:
+    return time.time()
