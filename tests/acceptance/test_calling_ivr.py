@@ -24,7 +24,16 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.eventgrid import EventGridEvent
 
 from tests.acceptance.acs_helpers import Acs, assert_same_shape
-from tests.acceptance.calling_helpers import CALLER, IVR_NUMBER, Sim, automation, callbacks, names, sample, wait_callback
+from tests.acceptance.calling_helpers import (
+    CALLER,
+    IVR_NUMBER,
+    Sim,
+    automation,
+    callbacks,
+    names,
+    sample,
+    wait_callback,
+)
 from tests.acceptance.receiver import Receiver
 from tests.acceptance.subscribing import subscribe
 from tests.support import ServerProcess
@@ -127,8 +136,7 @@ def test_ivr_answers_collects_digits_transfers_and_downloads_the_recording(
                                          dtmf_stop_tones=["pound"], initial_silence_timeout=10,
                                          dtmf_inter_tone_timeout=10, operation_context="account")
             assert "stop tone" in sim.step(caller["id"], "press", tones=["1", "2", "#"])["outcome"]
-            recognized = [e for e in wait_callback(rx, "cb", "RecognizeCompleted") if e.type.endswith("Completed")
-                          and "dtmfResult" in e.data][0]
+            recognized = next(e for e in wait_callback(rx, "cb", "RecognizeCompleted") if "dtmfResult" in e.data)
             assert recognized.data["dtmfResult"] == {"tones": ["one", "two"]}
             assert recognized.data["resultInformation"]["subCode"] == 8514
             assert recognized.data["operationContext"] == "account"
