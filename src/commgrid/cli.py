@@ -14,6 +14,7 @@ import uvloop
 
 from commgrid import __version__
 from commgrid.acs.phone_numbers import number_kind
+from commgrid.commands.calls import call_app
 from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, err, fail, print_json, run
 from commgrid.commands.phone_numbers import phone_number_app
 from commgrid.commands.sms import sms_app
@@ -35,6 +36,7 @@ app.add_typer(subscription_app, name="subscription")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(phone_number_app, name="phone-number")
 app.add_typer(sms_app, name="sms")
+app.add_typer(call_app, name="call")
 app.command()(publish)
 
 

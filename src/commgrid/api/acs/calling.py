@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from commgrid.acs.calling.ids import InvalidCallRequest, normalize_party, raw_id_of
 from commgrid.acs.calling.media_files import CONTENT_TYPES, media_file
 from commgrid.acs.calling.service import CallingService
+from commgrid.acs.calling.views import sim_view
 from commgrid.acs.validation import parse_object
 from commgrid.api.acs.auth import signed_body
 from commgrid.api.acs.common import acs_empty, acs_json, begin, require_api_version
@@ -281,18 +282,6 @@ async def sim_party(request: Request) -> Response:
     raw_id = normalize_party(request.path_params["raw_id"])
     await _service(request).calls.set_party_setting(raw_id, str(body.get("answer", "")))
     return acs_json(request, {"party": raw_id, "answer": body.get("answer")})
-
-
-def sim_view(call: dict[str, Any]) -> dict[str, Any]:
-    """A call as the simulation API shows it."""
-    keys = ("id", "serverCallId", "correlationId", "kind", "state", "live", "startedBy", "recipient", "groupId",
-            "roomId", "incomingCallContext")
-    view = {k: call[k] for k in keys if call.get(k) is not None}
-    view["parties"] = [{"rawId": p["rawId"], "state": p["state"]} for p in call["parties"]]
-    if call.get("media"):
-        view["media"] = {"kind": call["media"]["kind"], "phase": call["media"].get("phase", "playing")}
-    view["recordings"] = {rid: r["state"] for rid, r in call.get("recordings", {}).items()}
-    return view
 
 
 _CC = "/calling/callConnections"
