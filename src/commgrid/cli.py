@@ -65,6 +65,10 @@ def serve(
     phone_number: Annotated[list[str] | None, typer.Option(
         "--phone-number", envvar="COMMGRID_PHONE_NUMBERS",
         help="A phone number (E.164) or short code the resource owns (repeat; env: space-separated).")] = None,
+    recording_host: Annotated[str | None, typer.Option(
+        envvar="COMMGRID_RECORDING_HOST",
+        help="Host name in recording file URLs, e.g. recordings.asm.skype.com mapped to this machine "
+             "(added to a new TLS certificate).")] = None,
     log_level: Annotated[str, typer.Option(envvar="COMMGRID_LOG_LEVEL",
                                            help="debug, info (every delivery step), warning or error.")] = "warning",
 ) -> None:
@@ -85,7 +89,7 @@ def serve(
     settings = Settings(data_dir=data_dir, host=host, port=port, tls_port=tls_port, store_url=store,
                         resource_name=resource_name, subscription_id=subscription_id,
                         resource_group=resource_group, time_scale=time_scale, event_profile=profile,
-                        phone_numbers=numbers)
+                        phone_numbers=numbers, recording_host=recording_host)
 
     def announce(runtime: Runtime, tls: Any) -> None:
         console.print(f"commgrid {__version__} ready", highlight=False)

@@ -35,6 +35,9 @@ class Settings:
     delivery_lease: float = 60.0
     delivery_concurrency: int = 256
     node_id: str = ""
+    #: Host name in recording file URLs (e.g. `recordings.asm.skype.com`, mapped to this machine), which SDKs that
+    #: accept only Azure's recording hosts can download from; None: the HTTPS base URL's host.
+    recording_host: str | None = None
 
     @property
     def effective_store_url(self) -> str:
@@ -47,6 +50,10 @@ class Settings:
     @property
     def https_base(self) -> str:
         return f"https://{self.host}:{self.tls_port}"
+
+    @property
+    def recording_base(self) -> str:
+        return f"https://{self.recording_host}:{self.tls_port}" if self.recording_host else self.https_base
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

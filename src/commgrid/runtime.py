@@ -55,7 +55,7 @@ class Runtime:
         self.identities = IdentityService(self.acs)
         self.sms = SmsService(self.acs)
         self.chat = ChatService(self.acs)
-        self.calling = CallingService(self.acs, recording_base_url=self.settings.https_base)
+        self.calling = CallingService(self.acs, recording_base_url=self.settings.recording_base)
         if workers:
             await self._start_workers()
 

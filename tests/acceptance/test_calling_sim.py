@@ -4,6 +4,7 @@ survive a killed server, and callbacks an app fails to take are retried in order
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -165,3 +166,42 @@ def test_calls_survive_a_killed_server_and_callbacks_are_retried_in_order(server
         assert failed.data["resultInformation"]["subCode"] == 8510
         call.hang_up(is_for_everyone=True)
     wait_callback(rx, "cb", "CallDisconnected")
+
+
+RECORDING_HOST = "recordings.asm.skype.com"
+
+
+@pytest.fixture
+def host_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What an /etc/hosts line `127.0.0.1 recordings.asm.skype.com` does, for this test process only."""
+    real = socket.getaddrinfo
+
+    def resolve(host: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return real("127.0.0.1" if host == RECORDING_HOST else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+def test_recording_host_satisfies_the_sdk_allow_list_unpatched(tmp_path: Path, rx: Receiver,
+                                                              host_mapping: None) -> None:
+    server = ServerProcess(tmp_path / "rec", extra_args=(
+        "--time-scale", "20", "--phone-number", IVR_NUMBER, "--recording-host", RECORDING_HOST)).start()
+    try:
+        acs = Acs(server)
+        with automation(acs) as client:
+            created = client.create_call(PhoneNumberIdentifier("+14255550199"), rx.endpoint("cb"),
+                                         source_caller_id_number=PhoneNumberIdentifier(IVR_NUMBER))
+            wait_callback(rx, "cb", "CallConnected")
+            recording = client.start_recording(call_connection_id=created.call_connection_id,
+                                               recording_content_type="audio", recording_format_type="wav")
+            rx.wait(lambda: client.get_recording_properties(recording.recording_id).recording_state == "active",
+                    10, "an active recording")
+            client.get_call_connection(created.call_connection_id).hang_up(is_for_everyone=True)
+            event = acs.wait_events(lambda e: e["eventType"] == NS + "RecordingFileStatusUpdated", 1)[0]
+            chunk = event["data"]["recordingStorageInfo"]["recordingChunks"][0]
+            assert chunk["contentLocation"].startswith(f"https://{RECORDING_HOST}:{server.tls_port}/v1/objects/")
+            audio = client.download_recording(chunk["contentLocation"]).read()
+            assert audio[:4] == b"RIFF"
+            client.delete_recording(chunk["deleteLocation"])
+    finally:
+        server.stop()

@@ -22,10 +22,10 @@ from commgrid.acs.calling.media_files import CONTENT_TYPES, media_file
 from commgrid.acs.calling.service import CallingService
 from commgrid.acs.calling.views import sim_view
 from commgrid.acs.validation import parse_object
-from commgrid.api.acs.auth import signed_body
+from commgrid.api.acs.auth import path_and_query, resource, signed_body
 from commgrid.api.acs.common import acs_empty, acs_json, begin, require_api_version
 from commgrid.api.acs.sms import _inbound_body
-from commgrid.errors import NotFound
+from commgrid.errors import NotFound, Unauthorized
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -178,9 +178,24 @@ async def recording(request: Request) -> Response:
     return acs_empty(request, 202)
 
 
+async def _storage_request(request: Request) -> None:
+    """Authenticate a recording storage request. The SDK signs it with the endpoint's host and port while it goes to
+    the recording host (`--recording-host`), naming the endpoint's host in `x-ms-host`: accept that signature too."""
+    begin(request)
+    try:
+        await signed_body(request)
+    except Unauthorized:
+        endpoint_host = request.headers.get("x-ms-host")
+        if not endpoint_host:
+            raise
+        port = request.headers.get("host", "").rpartition(":")[2]
+        headers = dict(request.headers) | {"host": f"{endpoint_host}:{port}" if port.isdigit() else endpoint_host}
+        resource(request).check_hmac(request.method, path_and_query(request), headers, await request.body())
+
+
 async def recording_content(request: Request) -> Response:
     """`GET /v1/objects/{documentId}/content/{audio|video|acsmetadata}`: the chunk, ranges allowed."""
-    await _body(request, versioned=False)
+    await _storage_request(request)
     recordings = _service(request).recordings
     call, rec = await recordings.chunk(request.path_params["document_id"])
     part = request.path_params["part"]
@@ -206,7 +221,7 @@ def _ranged(request: Request, content: bytes, media_type: str) -> Response:
 
 async def recording_object(request: Request) -> Response:
     """`DELETE /v1/objects/{documentId}` → 200 (the only status the SDK accepts)."""
-    await _body(request, versioned=False)
+    await _storage_request(request)
     await _service(request).recordings.delete_chunk(request.path_params["document_id"])
     return Response(status_code=200)
 
