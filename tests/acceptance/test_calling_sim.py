@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from azure.communication.callautomation import PhoneNumberIdentifier
+from azure.core.exceptions import ResourceExistsError
 from azure.eventgrid import EventGridEvent
 
 from tests.acceptance.acs_helpers import Acs
@@ -205,3 +206,27 @@ def test_recording_host_satisfies_the_sdk_allow_list_unpatched(tmp_path: Path, r
             client.delete_recording(chunk["deleteLocation"])
     finally:
         server.stop()
+
+
+def test_user_calls_user_who_answers_from_the_cli(server: ServerProcess, rx: Receiver) -> None:
+    acs = Acs(server)
+    subscribe(server, acs.system_topic, "calls", rx.endpoint("eg"))
+    alice, bob = (acs.request("POST", "/identities?api-version=2023-10-01", {}).json()["identity"]["id"]
+                  for _ in range(2))
+    call = json.loads(server.cli("call", "dial", "--from", alice, "--to", bob, "--display-name", "Alice",
+                                 "--json").stdout)
+    incoming = _incoming(rx)
+    assert incoming.subject == f"/caller/{alice}/recipient/{bob}"
+    assert incoming.data["to"]["kind"] == "communicationUser" and incoming.data["callerDisplayName"] == "Alice"
+    server.cli("call", "answer", "--call", call["id"], "--as", bob)
+    server.cli("call", "hangup", "--call", call["id"], "--as", bob)
+    rx.wait(lambda: any(e["eventType"] == NS + "CallEnded" for e in rx.events("eg")), 10, "CallEnded")
+    stored = list(reversed(acs.events()))
+    assert [(e["eventType"].removeprefix(NS), e["subject"].rsplit("/", 1)[-1]) for e in stored] == [
+        ("IncomingCall", bob), ("CallStarted", alice), ("CallParticipantAdded", alice), ("CallParticipantAdded", bob),
+        ("CallParticipantRemoved", alice), ("UserDisconnected", alice), ("CallParticipantRemoved", bob),
+        ("UserDisconnected", bob), ("CallEnded", call["serverCallId"])]
+    assert stored[1]["data"]["isTwoParty"] is True
+    # The user answered it: no app can any more.
+    with automation(acs) as client, pytest.raises(ResourceExistsError):
+        client.answer_call(incoming.data["incomingCallContext"], rx.endpoint("cb"))
