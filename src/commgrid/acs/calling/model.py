@@ -3,17 +3,17 @@
 A call is one document (collection `CALLS`, keyed by its call connection id): its parties, the app's
 connection, the media operation in progress and its recordings. Every change is a read-modify-write with an
 optimistic version; the change's effects (Event Grid events, callback events, timers) are written into the
-document in the same write (`pending`) and carried out afterwards by `CallRepository.flush`, which a later
-touch or the startup sweep repeats if a crash interrupted it. Nothing acknowledged is therefore lost.
+document in the same write (`pending`) and carried out right after it by the writer; effects a crash left
+behind are carried out by the calling worker's sweep (`sweep`) within about ten seconds, so nothing
+acknowledged is lost (at least once: the events keep their ids).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ CALLBACKS = "acs.calls.callbacks"  # the callback outbox (callbacks.py)
 TIMERS = "acs.calls.timers"  # simulated durations (timers.py)
 RECORDINGS = "acs.calls.recordings"
 PARTY_SETTINGS = "acs.calls.parties"  # how a simulated party answers (`commgrid call party`)
+STALE_PENDING = 10.0  # seconds after which pending effects count as left behind by a crash
 
 # Call Automation's `callConnectionState` values.
 CONNECTING, CONNECTED, TRANSFERRING, DISCONNECTED = "connecting", "connected", "transferring", "disconnected"
@@ -103,9 +104,11 @@ class CallRepository:
     async def create(self, call: dict[str, Any], build: Change) -> Any:
         effects = Effects()
         result = build(call, effects)
-        call["pending"] = [effects.to_json(self.resource.clock())] if effects else []
+        pending = effects.to_json(self.resource.clock())
+        call["pending"] = [pending] if effects else []
         await self.store.put_document(Document(CALLS, call["id"], call), expect_version=0)
-        await self.flush(call["id"])
+        if effects:
+            await self._finish(call["id"], pending)
         return result
 
     async def change(self, call_id: str, change: Change, attempts: int = 20) -> Any:
@@ -117,24 +120,34 @@ class CallRepository:
                 raise CallNotFound(call_id) from None
             call, effects = doc.value, Effects()
             result = change(call, effects)
+            pending = effects.to_json(self.resource.clock())
             if effects:
-                call.setdefault("pending", []).append(effects.to_json(self.resource.clock()))
+                call.setdefault("pending", []).append(pending)
             try:
                 await self.store.put_document(Document(CALLS, call_id, call), expect_version=doc.version)
             except Conflict:
                 continue
             if effects:
-                await self.flush(call_id)
+                await self._finish(call_id, pending)
             return result
         raise Conflict("The call changed concurrently too often; try again.")
 
-    async def flush(self, call_id: str) -> None:
-        """Carry out the call's pending effects, oldest first, then drop them from the document."""
+    async def _finish(self, call_id: str, pending: dict[str, Any]) -> None:
+        """Carry out the effects of the change just written (only those: concurrent changes carry out theirs)."""
+        await self._carry_out(call_id, pending)
+        await self._forget(call_id, pending["id"])
+
+    async def flush(self, call_id: str, older_than: float = 0.0) -> int:
+        """Carry out pending effects left behind (by a crash) that are at least `older_than` seconds old."""
+        count = 0
         with contextlib.suppress(Missing):
             doc = await self.store.get_document(CALLS, call_id)
+            cutoff = self.resource.clock() - older_than
             for pending in doc.value.get("pending", []):
-                await self._carry_out(call_id, pending)
-                await self._forget(call_id, pending["id"])
+                if pending["created"] <= cutoff:
+                    await self._finish(call_id, pending)
+                    count += 1
+        return count
 
     async def _carry_out(self, call_id: str, pending: dict[str, Any]) -> None:
         # Keys derive from the pending entry, so repeating a flush rewrites the same outbox rows.
@@ -166,14 +179,14 @@ class CallRepository:
             except Conflict:
                 continue
 
-    async def sweep(self) -> int:
-        """Flush every call left with pending effects (a crash between a write and its flush)."""
+    async def sweep(self, older_than: float = STALE_PENDING) -> int:
+        """Carry out the effects a crash left pending in any call (older than `older_than` seconds, so a change
+        another node is carrying out right now is left to it)."""
         count, after = 0, None
         while page := await self.store.list_documents(CALLS, after_key=after, limit=100):
             for doc in page:
                 if doc.value.get("pending"):
-                    await self.flush(doc.key)
-                    count += 1
+                    count += await self.flush(doc.key, older_than)
             after = page[-1].key
         return count
 
@@ -183,17 +196,3 @@ class CallRepository:
             calls += [d.value for d in page]
             after = page[-1].key
         return calls
-
-
-async def retrying(step: Callable[[], Awaitable[Any]], attempts: int = 20) -> Any:
-    """Run an optimistic step again while it conflicts."""
-    for _ in range(attempts - 1):
-        try:
-            return await step()
-        except Conflict:
-            continue
-    return await step()
-
-
-def now() -> float:
-    return time.time()

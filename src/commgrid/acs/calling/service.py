@@ -22,11 +22,10 @@ class CallingService:
         self.worker: CallingWorker | None = None
 
     async def start(self) -> None:
-        """Serve: run timers and callbacks, after finishing changes a crash interrupted."""
+        """Serve: run timers and callbacks, and finish changes a crash interrupted."""
         self.worker = CallingWorker(self.resource.store, self.dispatch, time_scale=self.resource.time_scale,
-                                    clock=self.resource.clock)
+                                    clock=self.resource.clock, sweep=self.repo.sweep)
         self.repo.wake = self.worker.wake
-        await self.repo.sweep()
         await self.worker.start()
 
     async def stop(self) -> None:

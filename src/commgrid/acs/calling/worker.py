@@ -3,7 +3,8 @@ events to apps, in order per callback URL, with retries.
 
 Both queues are store documents keyed so that key order is due order (timers) or creation order (callbacks).
 A node leases a row (an optimistic write of `leaseUntil`) before acting on it, so several nodes share the work
-and a crashed node's rows are taken over when its lease ends (at least once). A callback that fails is retried
+and a crashed node's rows are taken over when its lease ends (at least once). Every few seconds the worker also
+sweeps calls for effects a crash left pending (`CallRepository.sweep`). A callback that fails is retried
 after 5, 10, 30, 60, 300 and 600 seconds (divided by the time scale); later callbacks to the same URL wait
 behind it, keeping the service's order; after the last retry it is dropped and logged.
 """
@@ -31,14 +32,17 @@ RETRIES = (5.0, 10.0, 30.0, 60.0, 300.0, 600.0)
 LEASE = 30.0
 POST_TIMEOUT = 10.0
 
+SWEEP_EVERY = 5.0  # seconds between sweeps for effects a crash left pending
+
 Dispatch = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
 class CallingWorker:
     def __init__(self, store: Store, dispatch: Dispatch, *, time_scale: float, clock: Callable[[], float],
-                 poll_interval: float = 0.25) -> None:
+                 sweep: Callable[[], Awaitable[int]], poll_interval: float = 0.25) -> None:
         self.store = store
         self.dispatch = dispatch
+        self.sweep = sweep
         self.time_scale = time_scale
         self.clock = clock
         self.poll_interval = poll_interval
@@ -65,9 +69,13 @@ class CallingWorker:
             self._session = None
 
     async def _run(self) -> None:
+        next_sweep = self.clock()
         while True:
             due: list[float] = []
             try:
+                if self.clock() >= next_sweep:
+                    next_sweep = self.clock() + SWEEP_EVERY
+                    await self.sweep()
                 due = [d for d in (await self.fire_timers(), await self.post_callbacks()) if d is not None]
             except Exception:  # the store may be briefly unavailable: retry on the next round
                 log.exception("calling round failed", extra={"action": "calling_round_failed"})

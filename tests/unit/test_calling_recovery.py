@@ -1,0 +1,44 @@
+"""Effects a crash left in a call document (written with the change, not yet carried out) are carried out by the
+sweep, once, on both store backends; fresh ones are left to the writer."""
+
+from __future__ import annotations
+
+import pytest
+
+from commgrid.acs.calling.model import CALLBACKS, CALLS, TIMERS
+from commgrid.acs.phone_numbers import PhoneNumbers
+from commgrid.config import Settings
+from commgrid.runtime import Runtime
+from commgrid.store.base import Document
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_sweep_carries_out_left_behind_effects_once(store_url: str, tmp_path) -> None:
+    async with Runtime(Settings(data_dir=tmp_path, store_url=store_url)) as runtime:
+        await PhoneNumbers(runtime.store).add("+18005550100", "2026-11-30T00:00:00Z")
+        calls = runtime.calling.calls
+        call = await calls.dial("4:+14255550123", "4:+18005550100")
+        topic = runtime.deployment.system_topic_name
+        assert await runtime.store.count_events(topic) == 1  # IncomingCall, carried out by the writer
+
+        doc = await runtime.store.get_document(CALLS, call["id"])
+        now = runtime.acs.clock()
+        event = runtime.acs.profile.user_disconnected(runtime.acs.emission(), "8:acs:x_1")
+        left = {"id": "crash", "created": now - 60, "events": [event],
+                "callbacks": [{"url": "http://127.0.0.1:9/cb", "event": {"type": "t", "source": "s"}}],
+                "timers": [{"in": 1.0, "action": "unanswered", "args": {}}]}
+        fresh = left | {"id": "in-flight", "created": now, "events": []}
+        await runtime.store.put_document(Document(CALLS, call["id"], doc.value | {"pending": [left, fresh]}),
+                                         expect_version=doc.version)
+
+        assert await runtime.calling.repo.sweep() == 1
+        assert await runtime.calling.repo.sweep() == 0
+        assert await runtime.store.count_events(topic) == 2
+        stored = await runtime.store.list_events(topic, limit=1)
+        assert stored[0].id == event["id"]
+        assert len(await runtime.store.list_documents(CALLBACKS)) == 1
+        timers = [t.value["action"] for t in await runtime.store.list_documents(TIMERS)]
+        assert timers.count("unanswered") == 2  # the dial's own, and the one left behind
+        remaining = (await runtime.store.get_document(CALLS, call["id"])).value["pending"]
+        assert [p["id"] for p in remaining] == ["in-flight"]
