@@ -5,8 +5,10 @@ The other end of the line is commgrid's simulation API."""
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from azure.communication.callautomation import (
     CallAutomationClient,
@@ -181,6 +183,9 @@ def test_send_dtmf_add_remove_and_transfer(client: CallAutomationClient, rx: Rec
     call.add_participant(PhoneNumberIdentifier(DECLINES), operation_context="nope")
     failed = wait_callback(rx, "cb", "AddParticipantFailed")[-1]
     assert failed.data["resultInformation"]["code"] == 603
+    call.add_participant(PhoneNumberIdentifier(NEVER), invitation_timeout=1, operation_context="late")
+    late = wait_callback(rx, "cb", "AddParticipantFailed", 2)[-1]
+    assert (late.data["resultInformation"]["code"], late.data["operationContext"]) == (408, "late")
     removed = call.remove_participant(CommunicationUserIdentifier(agent), operation_context="rm")
     assert removed.operation_context == "rm"
     wait_callback(rx, "cb", "RemoveParticipantSucceeded")
@@ -251,3 +256,20 @@ def test_recording_lifecycle(client: CallAutomationClient, rx: Receiver) -> None
         client.pause_recording(started.recording_id)
     assert names(callbacks(rx, "cb")) == ["CallConnected", "ParticipantsUpdated"]  # state changes go elsewhere
     call.hang_up(is_for_everyone=True)
+
+
+def test_simulation_api_errors(acs: Acs, sim: Sim) -> None:
+    unowned = sim.client.post(acs.endpoint + "/commgrid/calls", json={"from": CALLER, "to": "+18005550999"})
+    assert unowned.status_code == 404 and "does not own" in unowned.json()["error"]["message"]
+    malformed = sim.client.post(acs.endpoint + "/commgrid/calls", json={"from": "425-555", "to": IVR_NUMBER})
+    assert malformed.status_code == 400
+    keyless = httpx.post(acs.endpoint + "/commgrid/calls", json={"from": CALLER, "to": IVR_NUMBER},
+                         verify=ssl.create_default_context(cafile=acs.ca))
+    assert keyless.status_code == 401
+    missing = sim.client.post(acs.endpoint + "/commgrid/calls/nope:press", json={"tones": ["1"]})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "8522"
+    ringing = sim.dial(CALLER, IVR_NUMBER)
+    bad_tone = sim.client.post(f"{acs.endpoint}/commgrid/calls/{ringing['id']}:press", json={"tones": ["x"]})
+    assert bad_tone.status_code == 400
+    sim.step(ringing["id"], "hangup")
+    assert sim.call(ringing["id"])["live"] is False
