@@ -42,7 +42,6 @@ from commgrid.acs.calling.notify import (
     DECLINED,
     ENDED_BY_API,
     NO_ANSWER,
-    OK,
     TRANSFERRED,
     CallNotifier,
     connected,
@@ -328,25 +327,25 @@ class CallLifecycle:
         setting = await self.party_setting(target)
 
         def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            self._require_connected(call)
+            self.require_connected(call)
             invite = {"purpose": "add", "context": context, "url": url, "invitationId": new_call_connection_id()}
             self._invite(call, fx, target, setting, invite, timeout or durations.INVITATION_TIMEOUT)
             if call["kind"] == "twoParty":
                 call["kind"] = "group"
             participant = {"identifier": identifier_model(target), "isMuted": False, "isOnHold": False}
-            return {"participant": participant, "invitationId": invite["invitationId"]} | _ctx(context)
+            return {"participant": participant, "invitationId": invite["invitationId"]} | context_field(context)
 
         return await self.repo.change(call_id, change)
 
     async def remove_participant(self, call_id: str, target: str, *, context: str | None,
                                  url: str | None) -> dict[str, Any]:
         def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            self._require_connected(call)
+            self.require_connected(call)
             party = self.connected_party(call, target)
             self.notify.callback(call, fx, "RemoveParticipantSucceeded", {"participant": identifier_model(target)},
                                  context=context, url=url)
             self._leave(call, fx, party, ended_by=None)
-            return _ctx(context)
+            return context_field(context)
 
         return await self.repo.change(call_id, change)
 
@@ -357,7 +356,7 @@ class CallLifecycle:
             raise NotFound("Participant not found.", code="8522")
         return party
 
-    def _require_connected(self, call: dict[str, Any]) -> None:
+    def require_connected(self, call: dict[str, Any]) -> None:
         if not call.get("app") or call["state"] == DISCONNECTED:
             raise CallNotFound(call["id"])
         if call["state"] != CONNECTED:
@@ -369,7 +368,7 @@ class CallLifecycle:
         setting = await self.party_setting(target)
 
         def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            self._require_connected(call)
+            self.require_connected(call)
             others = connected(call)
             if transferee is None and len(others) != 1:
                 raise InvalidCallRequest("Transferee is required to transfer a call with several participants.")
@@ -378,7 +377,7 @@ class CallLifecycle:
             call["state"] = TRANSFERRING
             call["transfer"] = {"target": target, "transferee": moved}
             self._invite(call, fx, target, setting, {"purpose": "transfer", "context": context, "url": url})
-            return _ctx(context)
+            return context_field(context)
 
         return await self.repo.change(call_id, change)
 
@@ -531,8 +530,7 @@ class CallLifecycle:
         await self.repo.change(call_id, change)
 
 
-def _ctx(context: str | None) -> dict[str, Any]:
+def context_field(context: str | None) -> dict[str, Any]:
+    """`{"operationContext": …}` when the request gave one (the SDK's result models read it)."""
     return {"operationContext": context} if context is not None else {}
 
-
-__all__ = ["OK", "CallLifecycle"]

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from commgrid.acs.calling import durations
-from commgrid.acs.calling.calls import CallLifecycle, _ctx
+from commgrid.acs.calling.calls import CallLifecycle, context_field
 from commgrid.acs.calling.ids import InvalidCallRequest, raw_id_of
 from commgrid.acs.calling.model import Effects
 from commgrid.acs.calling.notify import CANCELED, COMPLETED
@@ -103,7 +103,7 @@ class MediaOps:
                "url": body.get("operationCallbackUri")}
 
         def change(call: dict[str, Any], fx: Effects) -> None:
-            self.calls._require_connected(call)
+            self.calls.require_connected(call)
             for target in op.get("playTo", []):
                 self.calls.connected_party(call, target)
             if call["media"] and body.get("interruptCallMediaOperation"):
@@ -118,7 +118,7 @@ class MediaOps:
 
     async def cancel_all(self, call_id: str) -> None:
         def change(call: dict[str, Any], fx: Effects) -> None:
-            self.calls._require_connected(call)
+            self.calls.require_connected(call)
             for op in ([call["media"]] if call["media"] else []) + call["mediaQueue"]:
                 self._cancel(call, fx, op)
             call["media"], call["mediaQueue"] = None, []
@@ -133,10 +133,10 @@ class MediaOps:
         context, url = body.get("operationContext"), body.get("operationCallbackUri")
 
         def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            self.calls._require_connected(call)
+            self.calls.require_connected(call)
             self.calls.connected_party(call, target)
             fx.timer(durations.TONE * len(tones), "dtmf_sent", context=context, url=url)
-            return _ctx(context)
+            return context_field(context)
 
         return await self.repo.change(call_id, change)
 

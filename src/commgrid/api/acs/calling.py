@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from commgrid.acs.calling.ids import InvalidCallRequest, normalize_party, raw_id_of
+from commgrid.acs.calling.ids import InvalidCallRequest, identifier_model, normalize_party, raw_id_of
 from commgrid.acs.calling.media_files import CONTENT_TYPES, media_file
 from commgrid.acs.calling.service import CallingService
 from commgrid.acs.calling.views import sim_view
@@ -49,11 +49,11 @@ def _service(request: Request) -> CallingService:
     return request.app.state.runtime.calling
 
 
-async def _body(request: Request, *, versioned: bool = True) -> dict[str, Any]:
+async def _body(request: Request) -> dict[str, Any]:
+    """The JSON body of a signed Call Automation request (an `api-version` is required)."""
     begin(request)
     raw = await signed_body(request)
-    if versioned:
-        require_api_version(request)
+    require_api_version(request)
     return parse_object(raw, optional=True)
 
 
@@ -148,8 +148,6 @@ async def participants(request: Request) -> Response:
 
 
 def _participant(party: dict[str, Any]) -> dict[str, Any]:
-    from commgrid.acs.calling.ids import identifier_model
-
     return {"identifier": identifier_model(party["rawId"]), "isMuted": party["isMuted"],
             "isOnHold": party["isOnHold"]}
 
