@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,3 +231,31 @@ def test_user_calls_user_who_answers_from_the_cli(server: ServerProcess, rx: Rec
     # The user answered it: no app can any more.
     with automation(acs) as client, pytest.raises(ResourceExistsError):
         client.answer_call(incoming.data["incomingCallContext"], rx.endpoint("cb"))
+
+
+def test_two_nodes_fire_each_call_timer_and_post_each_callback_once(tmp_path: Path, postgres_url: str,
+                                                                     rx: Receiver) -> None:
+    nodes = [ServerProcess(tmp_path / name, store=postgres_url, extra_args=(
+        "--time-scale", "20", "--phone-number", IVR_NUMBER)).start() for name in ("a", "b")]
+    try:
+        acs_a, acs_b = Acs(nodes[0]), Acs(nodes[1])
+        with automation(acs_a) as client_a, automation(acs_b) as client_b:
+            calls = []
+            for n in range(6):
+                client = client_a if n % 2 else client_b
+                created = client.create_call(PhoneNumberIdentifier(f"+1425555020{n}"), rx.endpoint(f"cb{n}"),
+                                             source_caller_id_number=PhoneNumberIdentifier(IVR_NUMBER))
+                calls.append(created.call_connection_id)
+            for n, call_id in enumerate(calls):
+                wait_callback(rx, f"cb{n}", "CallConnected", timeout=15)
+                (client_b if n % 2 else client_a).get_call_connection(call_id).start_recognizing_media(
+                    "dtmf", PhoneNumberIdentifier(f"+1425555020{n}"), initial_silence_timeout=2)
+            for n in range(len(calls)):
+                wait_callback(rx, f"cb{n}", "RecognizeFailed", timeout=15)
+        time.sleep(0.5)  # a duplicate, if both nodes fired a timer or posted a callback, would arrive by now
+        for n in range(len(calls)):
+            assert names(callbacks(rx, f"cb{n}")) == ["CallConnected", "ParticipantsUpdated", "RecognizeFailed"]
+    finally:
+        for node in nodes:
+            if node.process:
+                node.stop()
