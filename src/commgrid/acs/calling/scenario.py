@@ -80,12 +80,12 @@ class Player:
         call = await self.service.repo.get(call_id)
         who = normalize_party(str(args["as"])) if args.get("as") else call["startedBy"]
         if kind == "press":
-            keys = args.get("keys", arg) if isinstance(arg, dict) else arg
-            return await media.press(call_id, str(keys).split() if isinstance(keys, str) else list(keys))
+            keys = (args.get("keys") or args.get("tones") or []) if isinstance(arg, dict) else arg
+            return await media.press(call_id, str(keys).split() if isinstance(keys, str) else [str(k) for k in keys])
         if kind == "say":
-            return await media.say(call_id, str(args.get("phrase", arg) if isinstance(arg, dict) else arg))
+            return await media.say(call_id, str(args.get("phrase", "") if isinstance(arg, dict) else arg))
         if kind == "answer":
-            await calls.sim_answer(call_id, who)
+            await calls.sim_answer(call_id, who, str(args.get("displayName") or ""))
             return f"{who} answered"
         if kind == "hangup":
             await calls.party_hangs_up(call_id, who)

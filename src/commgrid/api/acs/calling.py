@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from commgrid.acs.calling.ids import InvalidCallRequest, identifier_model, normalize_party, raw_id_of
 from commgrid.acs.calling.media_files import CONTENT_TYPES, media_file
+from commgrid.acs.calling.scenario import Player
 from commgrid.acs.calling.service import CallingService
 from commgrid.acs.calling.views import sim_view
 from commgrid.acs.validation import parse_object
@@ -254,20 +255,15 @@ async def sim_call(request: Request) -> Response:
 
 
 async def sim_action(service: CallingService, call_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-    """One simulation step; shared by the HTTP API, the CLI and scenarios."""
-    call = await service.repo.get(call_id)
-    who = normalize_party(str(body["as"])) if body.get("as") else call["startedBy"]
+    """One simulation step (`:answer`, `:hangup`, `:press`, `:say`), played as a scenario step would be."""
     outcome = ""
-    if action == ":answer":
-        await service.calls.sim_answer(call_id, who, str(body.get("displayName") or ""))
-    elif action == ":hangup":
-        await service.calls.party_hangs_up(call_id, who)
-    elif action == ":press":
-        outcome = await service.media.press(call_id, [str(t) for t in body.get("tones") or []])
-    elif action == ":say":
-        outcome = await service.media.say(call_id, str(body.get("phrase", "")))
-    elif action:
-        raise NotFound(f"No such simulation step {action}.")
+    if action:
+        if action not in (":answer", ":hangup", ":press", ":say"):
+            raise NotFound(f"No such simulation step {action}.")
+        player = Player(service, service.resource.time_scale, lambda _: None)
+        player.call_id = call_id
+        await service.repo.get(call_id)  # 404 for an unknown call
+        outcome = await player.step(action[1:], body)
     return sim_view(await service.repo.get(call_id)) | ({"outcome": outcome} if outcome else {})
 
 
