@@ -53,11 +53,14 @@ def dial(
     _show(sim_view(call), as_json, f"call {call['id']} ringing {to}; IncomingCall published")
 
 
-def _step(data_dir: Path, store: str | None, call_id: str | None, who: str | None, kind: str, arg: Any) -> str:
+def _step(data_dir: Path, store: str | None, call_id: str | None, kind: str, arg: Any) -> str:
+    """One scenario step on the given call (default: the most recent live one)."""
+
     async def go(runtime: Runtime) -> str:
         player = Player(runtime.calling, runtime.settings.time_scale, lambda _: None)
-        player.call_id = await _call_id(runtime, call_id)
-        return await player.step(kind, {"as": who, "keys": arg, "phrase": arg} if who else arg)
+        if kind not in ("join", "leave"):
+            player.call_id = await _call_id(runtime, call_id)
+        return await player.step(kind, arg)
 
     return run(data_dir, store, go)
 
@@ -65,26 +68,26 @@ def _step(data_dir: Path, store: str | None, call_id: str | None, who: str | Non
 @call_app.command("answer")
 def answer(call: CallId = None, as_: As = None, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
     """Answer as a ringing party (a user an IncomingCall was for, or an invited party)."""
-    console.print(_step(data_dir, store, call, as_, "answer", {"as": as_} if as_ else {}), highlight=False)
+    console.print(_step(data_dir, store, call, "answer", {"as": as_} if as_ else {}), highlight=False)
 
 
 @call_app.command("hangup")
 def hangup(call: CallId = None, as_: As = None, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
     """Hang up as a party (default: the caller)."""
-    console.print(_step(data_dir, store, call, as_, "hangup", {"as": as_} if as_ else {}), highlight=False)
+    console.print(_step(data_dir, store, call, "hangup", {"as": as_} if as_ else {}), highlight=False)
 
 
 @call_app.command("press")
 def press(keys: Annotated[list[str], typer.Argument(help="Keys: 0-9, A-D, # and *.")], call: CallId = None,
           data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
     """Press keys as the caller: `commgrid call press 1 2 '#'`."""
-    console.print(_step(data_dir, store, call, None, "press", keys), highlight=False)
+    console.print(_step(data_dir, store, call, "press", keys), highlight=False)
 
 
 @call_app.command("say")
 def say(phrase: str, call: CallId = None, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
     """Say a phrase as the caller (matched against recognize choices, or returned as speech)."""
-    console.print(_step(data_dir, store, call, None, "say", phrase), highlight=False)
+    console.print(_step(data_dir, store, call, "say", phrase), highlight=False)
 
 
 @call_app.command("join")
@@ -94,14 +97,14 @@ def join(group: str, user: Annotated[str, typer.Option("--user", help="The user 
          data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None) -> None:
     """Join a group (or rooms) call as a user; the first to join starts it."""
     step = {"group": group, "user": user, "room": room, "displayName": display_name}
-    console.print(_step(data_dir, store, "-", None, "join", step), highlight=False)
+    console.print(_step(data_dir, store, None, "join", step), highlight=False)
 
 
 @call_app.command("leave")
 def leave(group: str, user: Annotated[str, typer.Option("--user")], data_dir: DataDir = DEFAULT_DIR,
           store: StoreUrl = None) -> None:
     """Leave a group call; the last to leave ends it."""
-    console.print(_step(data_dir, store, "-", None, "leave", {"group": group, "user": user}), highlight=False)
+    console.print(_step(data_dir, store, None, "leave", {"group": group, "user": user}), highlight=False)
 
 
 @call_app.command("party")
