@@ -146,6 +146,19 @@ def test_group_call_joined_and_left_by_users_is_recorded(server: ServerProcess, 
     assert chunk["contentLocation"].endswith("/content/audio")
     assert chunk["contentLocation"].startswith(f"https://127.0.0.1:{server.tls_port}/v1/objects/")
 
+    room = "99021234-5678-4abc-9def-0123456789ab"
+    sim = Sim(acs)
+    try:
+        sim.group(room, "join", alice, room=True)
+        with automation(acs) as client:
+            in_room = client.start_recording(room_id=room, recording_content_type="audio", recording_format_type="wav")
+            assert client.get_recording_properties(in_room.recording_id).recording_kind == "azureCommunicationServices"
+        sim.group(room, "leave", alice)
+    finally:
+        sim.close()
+    started = acs.wait_events(lambda e: e["eventType"] == NS + "CallStarted" and e["data"]["isRoomsCall"], 1)[0]
+    assert started["data"]["room"] == {"id": room} and started["data"]["isTwoParty"] is False
+
 
 def test_calls_survive_a_killed_server_and_callbacks_are_retried_in_order(server: ServerProcess,
                                                                           rx: Receiver) -> None:

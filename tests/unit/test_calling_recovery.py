@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from commgrid.acs.calling.model import CALLBACKS, CALLS, TIMERS
+from commgrid.acs.calling.model import CALLBACKS, CALLS, RETENTION, TIMERS
 from commgrid.acs.phone_numbers import PhoneNumbers
 from commgrid.config import Settings
 from commgrid.runtime import Runtime
@@ -42,3 +42,16 @@ async def test_sweep_carries_out_left_behind_effects_once(store_url: str, tmp_pa
         assert timers.count("unanswered") == 2  # the dial's own, and the one left behind
         remaining = (await runtime.store.get_document(CALLS, call["id"])).value["pending"]
         assert [p["id"] for p in remaining] == ["in-flight"]
+
+
+async def test_sweep_forgets_calls_ended_long_ago(store_url: str, tmp_path) -> None:
+    async with Runtime(Settings(data_dir=tmp_path, store_url=store_url)) as runtime:
+        await PhoneNumbers(runtime.store).add("+18005550100", "2026-11-30T00:00:00Z")
+        old, recent = [await runtime.calling.calls.dial("4:+14255550123", "4:+18005550100") for _ in range(2)]
+        for call, age in ((old, RETENTION + 60), (recent, 60)):
+            await runtime.calling.calls.party_hangs_up(call["id"], "4:+14255550123")
+            doc = await runtime.store.get_document(CALLS, call["id"])
+            ended = doc.value | {"endedAt": runtime.acs.clock() - age}
+            await runtime.store.put_document(Document(CALLS, call["id"], ended), expect_version=doc.version)
+        await runtime.calling.repo.sweep()
+        assert [c["id"] for c in await runtime.calling.repo.list_calls()] == [recent["id"]]

@@ -30,6 +30,7 @@ TIMERS = "acs.calls.timers"  # simulated durations (timers.py)
 RECORDINGS = "acs.calls.recordings"
 PARTY_SETTINGS = "acs.calls.parties"  # how a simulated party answers (`commgrid call party`)
 STALE_PENDING = 10.0  # seconds after which pending effects count as left behind by a crash
+RETENTION = 48 * 3600.0  # ended calls, and their recordings, are forgotten this long after they end
 
 # Call Automation's `callConnectionState` values.
 CONNECTING, CONNECTED, TRANSFERRING, DISCONNECTED = "connecting", "connected", "transferring", "disconnected"
@@ -181,12 +182,16 @@ class CallRepository:
 
     async def sweep(self, older_than: float = STALE_PENDING) -> int:
         """Carry out the effects a crash left pending in any call (older than `older_than` seconds, so a change
-        another node is carrying out right now is left to it)."""
+        another node is carrying out right now is left to it), and forget calls ended `RETENTION` ago."""
         count, after = 0, None
+        forget_before = self.resource.clock() - RETENTION
         while page := await self.store.list_documents(CALLS, after_key=after, limit=100):
             for doc in page:
                 if doc.value.get("pending"):
                     count += await self.flush(doc.key, older_than)
+                elif not doc.value["live"] and doc.value.get("endedAt", doc.value["createdAt"]) < forget_before:
+                    with contextlib.suppress(Missing):
+                        await self.store.delete_document(CALLS, doc.key)
             after = page[-1].key
         return count
 
