@@ -55,3 +55,23 @@ async def test_sweep_forgets_calls_ended_long_ago(store_url: str, tmp_path) -> N
             await runtime.store.put_document(Document(CALLS, call["id"], ended), expect_version=doc.version)
         await runtime.calling.repo.sweep()
         assert [c["id"] for c in await runtime.calling.repo.list_calls()] == [recent["id"]]
+
+
+async def test_user_disconnected_only_when_the_last_call_connection_closes(store_url: str, tmp_path) -> None:
+    alice, bob = "8:acs:r_00000000-0000-0000-0000-00000000000a", "8:acs:r_00000000-0000-0000-0000-00000000000b"
+    async with Runtime(Settings(data_dir=tmp_path, store_url=store_url)) as runtime:
+        calls = runtime.calling.calls
+        for group in ("g1", "g2"):
+            await calls.join(alice, group_id=group, room_id=None)
+            await calls.join(bob, group_id=group, room_id=None)
+
+        async def disconnected() -> list[str]:
+            events = await runtime.store.list_events(runtime.deployment.system_topic_name, limit=100)
+            return [e.subject for e in events if e.type.endswith("UserDisconnected")]
+
+        g1 = await calls.by_group("g1")
+        await calls.party_hangs_up(g1["id"], alice)
+        assert await disconnected() == []
+        g2 = await calls.by_group("g2")
+        await calls.party_hangs_up(g2["id"], alice)
+        assert await disconnected() == [f"user/{alice}"]

@@ -339,12 +339,14 @@ class CallLifecycle:
 
     async def remove_participant(self, call_id: str, target: str, *, context: str | None,
                                  url: str | None) -> dict[str, Any]:
+        elsewhere = await self.connected_elsewhere(call_id)
+
         def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
             self.require_connected(call)
             party = self.connected_party(call, target)
             self.notify.callback(call, fx, "RemoveParticipantSucceeded", {"participant": identifier_model(target)},
                                  context=context, url=url)
-            self._leave(call, fx, party, ended_by=None)
+            self._leave(call, fx, party, None, elsewhere)
             return context_field(context)
 
         return await self.repo.change(call_id, change)
@@ -392,21 +394,29 @@ class CallLifecycle:
         self._disconnect_app(call, fx, TRANSFERRED)
 
     # Leaving and ending --------------------------------------------------------------------------------------
+    async def connected_elsewhere(self, call_id: str) -> frozenset[str]:
+        """Users connected to another live call: closing this call's connection leaves them connected."""
+        return frozenset(p["rawId"] for c in await self.repo.list_calls() if c["live"] and c["id"] != call_id
+                         for p in connected(c) if p["rawId"].startswith("8:"))
+
     async def hang_up(self, call_id: str, for_everyone: bool) -> None:
+        elsewhere = await self.connected_elsewhere(call_id)
+
         def change(call: dict[str, Any], fx: Effects) -> None:
             if not call.get("app") or call["state"] == DISCONNECTED:
                 raise CallNotFound(call_id)
             if for_everyone:
-                self.end(call, fx, None, ENDED_BY_API)
+                self.end(call, fx, None, ENDED_BY_API, elsewhere)
                 return
             self._disconnect_app(call, fx, ENDED_BY_API)
             if call["kind"] == "twoParty" and len(connected(call)) < 2:
-                self.end(call, fx, None, ENDED_BY_API)
+                self.end(call, fx, None, ENDED_BY_API, elsewhere)
 
         await self.repo.change(call_id, change)
 
     async def party_hangs_up(self, call_id: str, raw_id: str) -> None:
         """A simulated party leaves the call (or, while it rings, gives up calling)."""
+        elsewhere = await self.connected_elsewhere(call_id)
 
         def change(call: dict[str, Any], fx: Effects) -> None:
             if not call["live"]:
@@ -422,28 +432,29 @@ class CallLifecycle:
                 party["state"] = "declined"
                 self._invite_failed(call, fx, party, DECLINED)
                 return
-            self._leave(call, fx, party, ended_by=raw_id)
+            self._leave(call, fx, party, raw_id, elsewhere)
 
         await self.repo.change(call_id, change)
 
-    def _leave(self, call: dict[str, Any], fx: Effects, party: dict[str, Any], ended_by: str | None) -> None:
+    def _leave(self, call: dict[str, Any], fx: Effects, party: dict[str, Any], ended_by: str | None,
+               elsewhere: frozenset[str]) -> None:
         """One participant leaves; the call ends if too few members remain."""
         members = len(connected(call)) - 1 + (1 if self._app_connected(call) else 0)
         ends = members == 0 if call.get("groupId") or call.get("roomId") else members < 2
         if ends:
-            self.end(call, fx, ended_by, CONVERSATION_ENDED)
+            self.end(call, fx, ended_by, CONVERSATION_ENDED, elsewhere)
             return
-        self._remove(call, fx, party)
+        self._remove(call, fx, party, elsewhere)
         if self._app_connected(call):
             self.notify.participants_updated(call, fx)
 
-    def _remove(self, call: dict[str, Any], fx: Effects, party: dict[str, Any]) -> None:
+    def _remove(self, call: dict[str, Any], fx: Effects, party: dict[str, Any], elsewhere: frozenset[str]) -> None:
         party["state"] = "left"
         if call["startedAt"] is not None:
             self.notify.grid(fx, "call_participant_removed", self.notify.snapshot(call),
                              self.notify.party(call, party["rawId"]))
-        if party["rawId"].startswith("8:"):
-            self.notify.grid(fx, "user_disconnected", party["rawId"])
+        if party["rawId"].startswith("8:") and party["rawId"] not in elsewhere:
+            self.notify.grid(fx, "user_disconnected", party["rawId"])  # the user's last call connection closed
 
     @staticmethod
     def _app_connected(call: dict[str, Any]) -> bool:
@@ -454,11 +465,12 @@ class CallLifecycle:
         self.notify.callback(call, fx, "CallDisconnected", result=result)
         call["state"] = DISCONNECTED
 
-    def end(self, call: dict[str, Any], fx: Effects, ended_by: str | None, result: tuple[int, int, str]) -> None:
+    def end(self, call: dict[str, Any], fx: Effects, ended_by: str | None, result: tuple[int, int, str],
+            elsewhere: frozenset[str] = frozenset()) -> None:
         """End the call for everyone: participants removed, CallEnded, the app disconnected, recordings done."""
         ending_party = self.notify.party(call, ended_by) if ended_by else None
         for party in connected(call):
-            self._remove(call, fx, party)
+            self._remove(call, fx, party, elsewhere)
         for party in call["parties"]:
             if party["state"] == "ringing":
                 party["state"] = "canceled"
