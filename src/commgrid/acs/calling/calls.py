@@ -6,7 +6,8 @@ Rules commgrid follows where documentation is thin:
   rooms calls, which end when the last participant leaves;
 - calling Event Grid events (CallStarted, CallParticipantAdded/Removed, CallEnded) describe every participant
   but the app itself, PSTN callers included, so an IVR's calls can be observed end to end;
-- `UserDisconnected` is emitted when a Communication Services user's call connection closes.
+- `UserDisconnected` is emitted when a Communication Services user's last call connection closes (commgrid has
+  no real-time chat connections).
 """
 
 from __future__ import annotations
