@@ -61,9 +61,10 @@ async def test_user_disconnected_only_when_the_last_call_connection_closes(store
     alice, bob = "8:acs:r_00000000-0000-0000-0000-00000000000a", "8:acs:r_00000000-0000-0000-0000-00000000000b"
     async with Runtime(Settings(data_dir=tmp_path, store_url=store_url)) as runtime:
         calls = runtime.calling.calls
+        joining = runtime.calling.participants
         for group in ("g1", "g2"):
-            await calls.join(alice, group_id=group, room_id=None)
-            await calls.join(bob, group_id=group, room_id=None)
+            await joining.join(alice, group_id=group, room_id=None)
+            await joining.join(bob, group_id=group, room_id=None)
 
         async def disconnected() -> list[str]:
             events = await runtime.store.list_events(runtime.deployment.system_topic_name, limit=100)

@@ -1,5 +1,7 @@
-"""Call lifecycle: incoming calls and answer/reject/redirect, outbound calls, participants, transfer, hang-up,
-group calls, and the Event Grid and callback events each step emits.
+"""Call lifecycle: incoming calls and answer/reject/redirect, outbound calls, invitations and how they end
+(answered, declined, timed out, a transfer accepted), leaving, hang-up and the end of a call, with the Event Grid
+and callback events each step emits. Adding, removing and transferring participants, and group calls, are in
+`participants.py`.
 
 Rules commgrid follows where documentation is thin:
 - a call ends when fewer than two members remain (the app's connection counts as one), except group and
@@ -107,26 +109,26 @@ class CallLifecycle:
         return props
 
     # Creating calls --------------------------------------------------------------------------------------
-    def _new_call(self, kind: str, started_by: str, state: str) -> dict[str, Any]:
+    def new_call(self, kind: str, started_by: str, state: str) -> dict[str, Any]:
         return {"id": new_call_connection_id(), "serverCallId": new_server_call_id(),
                 "correlationId": new_call_connection_id(), "kind": kind, "state": state, "live": True,
                 "app": None, "startedBy": started_by, "parties": [], "sequence": 0, "startedAt": None,
                 "createdAt": self.resource.clock(), "media": None, "mediaQueue": [], "recordings": {}}
 
-    def _party(self, raw_id: str, state: str, display_name: str = "", **extra: Any) -> dict[str, Any]:
+    def new_party(self, raw_id: str, state: str, display_name: str = "", **extra: Any) -> dict[str, Any]:
         return {"rawId": raw_id, "displayName": display_name, "participantId": new_call_connection_id(),
                 "state": state, "isMuted": False, "isOnHold": False} | extra
 
-    async def _index(self, call: dict[str, Any]) -> None:
+    async def index(self, call: dict[str, Any]) -> None:
         await self.resource.store.put_document(Document(SERVER_CALLS, call["serverCallId"], {"callId": call["id"]}))
 
     async def dial(self, caller: str, recipient: str, display_name: str = "",
                    sip_headers: dict[str, str] | None = None) -> dict[str, Any]:
         """A simulated party calls an owned number or a user: IncomingCall to the resource's subscribers."""
         await self._check_recipient(recipient)
-        call = self._new_call("twoParty", caller, RINGING)
+        call = self.new_call("twoParty", caller, RINGING)
         call["recipient"] = recipient
-        call["parties"].append(self._party(caller, "connected", display_name))
+        call["parties"].append(self.new_party(caller, "connected", display_name))
         context = incoming_call_context(call["id"])
 
         def build(c: dict[str, Any], fx: Effects) -> None:
@@ -135,7 +137,7 @@ class CallLifecycle:
             self.notify.grid(fx, "incoming_call", facts)
             fx.timer(durations.UNANSWERED, "unanswered")
 
-        await self._index(call)
+        await self.index(call)
         await self.repo.create(call, build)
         return call | {"incomingCallContext": context}
 
@@ -159,16 +161,16 @@ class CallLifecycle:
             if not await self.numbers.owns(source_number):
                 raise InvalidCallRequest(f"The resource does not own the caller id {source_number}.")
         started_by = f"4:{source_number}" if source_number else targets[0]
-        call = self._new_call("twoParty" if len(targets) == 1 else "group", started_by, CONNECTING)
+        call = self.new_call("twoParty" if len(targets) == 1 else "group", started_by, CONNECTING)
         call["app"] = {"callbackUri": callback_uri, "operationContext": context,
                        "sourceCallerIdNumber": source_number, "sourceDisplayName": source_name}
         settings = {t: await self.party_setting(t) for t in targets}
 
         def build(c: dict[str, Any], fx: Effects) -> None:
             for target in targets:
-                self._invite(c, fx, target, settings[target], {"purpose": "create", "context": context})
+                self.invite(c, fx, target, settings[target], {"purpose": "create", "context": context})
 
-        await self._index(call)
+        await self.index(call)
         await self.repo.create(call, build)
         return self.props(call)
 
@@ -184,9 +186,10 @@ class CallLifecycle:
             raise InvalidCallRequest("answer must be auto, manual or decline.")
         await self.resource.store.put_document(Document(PARTY_SETTINGS, raw_id, {"answer": answer}))
 
-    def _invite(self, call: dict[str, Any], fx: Effects, raw_id: str, setting: str, invite: dict[str, Any],
-                timeout: float = durations.INVITATION_TIMEOUT) -> dict[str, Any]:
-        party = self._party(raw_id, "ringing", invite=invite)
+    def invite(self, call: dict[str, Any], fx: Effects, raw_id: str, setting: str, invite: dict[str, Any],
+               timeout: float = durations.INVITATION_TIMEOUT) -> dict[str, Any]:
+        """Ring `raw_id`; the party answers or declines after a ring (per its setting) or times out."""
+        party = self.new_party(raw_id, "ringing", invite=invite)
         call["parties"] = [p for p in call["parties"] if p["rawId"] != raw_id or p["state"] == "connected"]
         call["parties"].append(party)
         args = {"party": raw_id, "participantId": party["participantId"]}
@@ -224,7 +227,7 @@ class CallLifecycle:
         def change(call: dict[str, Any], fx: Effects) -> None:
             self._require_ringing(call)
             call["recipient"] = target
-            self._invite(call, fx, target, setting, {"purpose": "redirect"})
+            self.invite(call, fx, target, setting, {"purpose": "redirect"})
 
         await self.repo.change(call_of_context(context), change)
 
@@ -249,7 +252,7 @@ class CallLifecycle:
             self.notify.grid(fx, "call_participant_added", self.notify.snapshot(call),
                              self.notify.party(call, party["rawId"]))
 
-    def _joined(self, call: dict[str, Any], fx: Effects, party: dict[str, Any]) -> None:
+    def joined(self, call: dict[str, Any], fx: Effects, party: dict[str, Any]) -> None:
         party["state"] = "connected"
         if call["startedAt"] is None:
             self._start(call, fx)
@@ -270,7 +273,7 @@ class CallLifecycle:
     def _invite_answered(self, call: dict[str, Any], fx: Effects, party: dict[str, Any]) -> None:
         purpose = party.get("invite", {}).get("purpose")
         invite = party.pop("invite", {})
-        self._joined(call, fx, party)
+        self.joined(call, fx, party)
         if purpose == "create" and call["state"] == CONNECTING:
             call["state"] = CONNECTED
             self._connect(call, fx, invite.get("context"))
@@ -322,36 +325,7 @@ class CallLifecycle:
         return next((p for p in call["parties"] if p["rawId"] == raw_id and p["state"] == "ringing"
                      and (participant_id is None or p["participantId"] == participant_id)), None)
 
-    # Participants ------------------------------------------------------------------------------------------
-    async def add_participant(self, call_id: str, target: str, *, context: str | None, url: str | None,
-                              timeout: float | None) -> dict[str, Any]:
-        setting = await self.party_setting(target)
-
-        def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            self.require_connected(call)
-            invite = {"purpose": "add", "context": context, "url": url, "invitationId": new_call_connection_id()}
-            self._invite(call, fx, target, setting, invite, timeout or durations.INVITATION_TIMEOUT)
-            if call["kind"] == "twoParty":
-                call["kind"] = "group"
-            participant = {"identifier": identifier_model(target), "isMuted": False, "isOnHold": False}
-            return {"participant": participant, "invitationId": invite["invitationId"]} | context_field(context)
-
-        return await self.repo.change(call_id, change)
-
-    async def remove_participant(self, call_id: str, target: str, *, context: str | None,
-                                 url: str | None) -> dict[str, Any]:
-        elsewhere = await self.connected_elsewhere(call_id)
-
-        def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            self.require_connected(call)
-            party = self.connected_party(call, target)
-            self.notify.callback(call, fx, "RemoveParticipantSucceeded", {"participant": identifier_model(target)},
-                                 context=context, url=url)
-            self._leave(call, fx, party, None, elsewhere)
-            return context_field(context)
-
-        return await self.repo.change(call_id, change)
-
+    # Checks -------------------------------------------------------------------------------------------------
     @staticmethod
     def connected_party(call: dict[str, Any], raw_id: str) -> dict[str, Any]:
         party = next((p for p in connected(call) if p["rawId"] == raw_id), None)
@@ -364,25 +338,6 @@ class CallLifecycle:
             raise CallNotFound(call["id"])
         if call["state"] != CONNECTED:
             raise NotEstablished()
-
-    # Transfer ----------------------------------------------------------------------------------------------
-    async def transfer(self, call_id: str, target: str, transferee: str | None, *, context: str | None,
-                       url: str | None) -> dict[str, Any]:
-        setting = await self.party_setting(target)
-
-        def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            self.require_connected(call)
-            others = connected(call)
-            if transferee is None and len(others) != 1:
-                raise InvalidCallRequest("Transferee is required to transfer a call with several participants.")
-            moved = transferee or others[0]["rawId"]
-            self.connected_party(call, moved)
-            call["state"] = TRANSFERRING
-            call["transfer"] = {"target": target, "transferee": moved}
-            self._invite(call, fx, target, setting, {"purpose": "transfer", "context": context, "url": url})
-            return context_field(context)
-
-        return await self.repo.change(call_id, change)
 
     def _transfer_accepted(self, call: dict[str, Any], fx: Effects, party: dict[str, Any],
                            invite: dict[str, Any]) -> None:
@@ -433,20 +388,20 @@ class CallLifecycle:
                 party["state"] = "declined"
                 self._invite_failed(call, fx, party, DECLINED)
                 return
-            self._leave(call, fx, party, raw_id, elsewhere)
+            self.leave(call, fx, party, raw_id, elsewhere)
 
         await self.repo.change(call_id, change)
 
-    def _leave(self, call: dict[str, Any], fx: Effects, party: dict[str, Any], ended_by: str | None,
+    def leave(self, call: dict[str, Any], fx: Effects, party: dict[str, Any], ended_by: str | None,
                elsewhere: frozenset[str]) -> None:
         """One participant leaves; the call ends if too few members remain."""
-        members = len(connected(call)) - 1 + (1 if self._app_connected(call) else 0)
+        members = len(connected(call)) - 1 + (1 if self.app_connected(call) else 0)
         ends = members == 0 if call.get("groupId") or call.get("roomId") else members < 2
         if ends:
             self.end(call, fx, ended_by, CONVERSATION_ENDED, elsewhere)
             return
         self._remove(call, fx, party, elsewhere)
-        if self._app_connected(call):
+        if self.app_connected(call):
             self.notify.participants_updated(call, fx)
 
     def _remove(self, call: dict[str, Any], fx: Effects, party: dict[str, Any], elsewhere: frozenset[str]) -> None:
@@ -458,7 +413,7 @@ class CallLifecycle:
             self.notify.grid(fx, "user_disconnected", party["rawId"])  # the user's last call connection closed
 
     @staticmethod
-    def _app_connected(call: dict[str, Any]) -> bool:
+    def app_connected(call: dict[str, Any]) -> bool:
         return bool(call.get("app")) and call["state"] in (CONNECTED, TRANSFERRING, CONNECTING)
 
     def _disconnect_app(self, call: dict[str, Any], fx: Effects, result: tuple[int, int, str]) -> None:
@@ -480,7 +435,7 @@ class CallLifecycle:
             ending = CallEnding(ending_party, "Participant" if ended_by else "MicrosoftInternal", code, sub, phrase,
                                 round(self.resource.clock() - call["startedAt"], 3))
             self.notify.grid(fx, "call_ended", self.notify.snapshot(call), ending)
-        if self._app_connected(call):
+        if self.app_connected(call):
             self._disconnect_app(call, fx, result)
         call["state"], call["live"], call["endedAt"] = DISCONNECTED, False, self.resource.clock()
         for recording_id, recording in call["recordings"].items():
@@ -497,34 +452,6 @@ class CallLifecycle:
     async def invite_timeout(self, call_id: str, raw_id: str, participant_id: str) -> None:
         await self.party_declines(call_id, raw_id, participant_id, NO_ANSWER)
 
-    # Group and rooms calls (simulated users joining) ---------------------------------------------------------
-    async def join(self, user: str, *, group_id: str | None, room_id: str | None, display_name: str = "") -> dict:
-        key = group_id or room_id
-        if not key:
-            raise InvalidCallRequest("A group id or a room id is required.")
-        try:
-            call = await self.by_group(key)
-            if not call["live"]:
-                raise CallNotFound(key)
-        except CallNotFound:
-            call = self._new_call("room" if room_id else "group", user, CONNECTED)
-            call["groupId"], call["roomId"] = group_id, room_id
-            await self._index(call)
-            await self.repo.create(call, lambda c, fx: None)
-            await self.resource.store.put_document(Document(GROUP_CALLS, key, {"callId": call["id"]}))
-
-        def change(c: dict[str, Any], fx: Effects) -> dict[str, Any]:
-            if any(p["rawId"] == user for p in connected(c)):
-                return c
-            party = self._party(user, "connected", display_name)
-            c["parties"].append(party)
-            self._joined(c, fx, party)
-            if self._app_connected(c):
-                self.notify.participants_updated(c, fx)
-            return c
-
-        return await self.repo.change(call["id"], change)
-
     async def sim_answer(self, call_id: str, raw_id: str, display_name: str = "") -> None:
         """A simulated party answers: a ringing invitation, or an IncomingCall to that user."""
 
@@ -536,7 +463,7 @@ class CallLifecycle:
             if call["state"] != RINGING or call.get("recipient") != raw_id or not call["live"]:
                 raise AlreadyHandled(f"{raw_id} has no ringing invitation in this call.")
             call["state"] = CONNECTED
-            party = self._party(raw_id, "connected", display_name)
+            party = self.new_party(raw_id, "connected", display_name)
             call["parties"].append(party)
             self._start(call, fx)
 

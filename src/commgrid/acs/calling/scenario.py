@@ -115,8 +115,9 @@ class Player:
         user, key = normalize_party(str(args["user"])), str(args["group"])
         if kind == "join":
             room = bool(args.get("room"))
-            call = await self.service.calls.join(user, group_id=None if room else key, room_id=key if room else None,
-                                                 display_name=str(args.get("displayName") or ""))
+            call = await self.service.participants.join(
+                user, group_id=None if room else key, room_id=key if room else None,
+                display_name=str(args.get("displayName") or ""))
             self.call_id = call["id"]
             return f"{user} joined {key}"
         call = await self.service.calls.by_group(key)

@@ -7,6 +7,7 @@ from typing import Any
 from commgrid.acs.calling.calls import CallLifecycle
 from commgrid.acs.calling.media import MediaOps
 from commgrid.acs.calling.model import CallRepository
+from commgrid.acs.calling.participants import ParticipantOps
 from commgrid.acs.calling.recording import Recordings
 from commgrid.acs.calling.worker import CallingWorker
 from commgrid.acs.resource import CommunicationResource
@@ -17,6 +18,7 @@ class CallingService:
         self.resource = resource
         self.repo = CallRepository(resource, resource.time_scale)
         self.calls = CallLifecycle(resource, self.repo)
+        self.participants = ParticipantOps(self.calls)
         self.media = MediaOps(self.calls)
         self.recordings = Recordings(self.calls, recording_base_url)
         self.worker: CallingWorker | None = None

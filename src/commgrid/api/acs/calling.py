@@ -106,7 +106,7 @@ async def connection(request: Request) -> Response:
     if action == ":transferToParticipant":
         target = raw_id_of(body.get("targetParticipant"), "targetParticipant")
         transferee = raw_id_of(body["transferee"], "transferee") if body.get("transferee") else None
-        result = await service.calls.transfer(call_id, target, transferee, context=context, url=url)
+        result = await service.participants.transfer(call_id, target, transferee, context=context, url=url)
         return acs_json(request, result, 202)
     if action == ":play":
         await service.media.play(call_id, body)
@@ -125,16 +125,17 @@ async def participants(request: Request) -> Response:
     """`GET …/{id}/participants[/{rawId}]`, `POST …/{id}/participants:add|:remove`."""
     body = await _body(request)
     call_id, action = request.path_params["call_id"], request.path_params.get("action", "")
-    calls = _service(request).calls
+    calls, participants = _service(request).calls, _service(request).participants
     context, url = body.get("operationContext"), body.get("operationCallbackUri")
     if action == ":add":
         timeout = body.get("invitationTimeoutInSeconds")
-        result = await calls.add_participant(call_id, raw_id_of(body.get("participantToAdd"), "participantToAdd"),
-                                             context=context, url=url, timeout=float(timeout) if timeout else None)
+        target = raw_id_of(body.get("participantToAdd"), "participantToAdd")
+        result = await participants.add_participant(call_id, target, context=context, url=url,
+                                                    timeout=float(timeout) if timeout else None)
         return acs_json(request, result, 202)
     if action == ":remove":
         target = raw_id_of(body.get("participantToRemove"), "participantToRemove")
-        return acs_json(request, await calls.remove_participant(call_id, target, context=context, url=url), 202)
+        return acs_json(request, await participants.remove_participant(call_id, target, context=context, url=url), 202)
     if action:
         raise NotFound(f"No such operation {action}.")
     call = await calls.connection(call_id)
@@ -274,7 +275,7 @@ async def sim_group(request: Request) -> Response:
     user = normalize_party(str(body.get("user", "")))
     room = bool(body.get("room"))
     if action == ":join":
-        call = await service.calls.join(user, group_id=None if room else key, room_id=key if room else None,
+        call = await service.participants.join(user, group_id=None if room else key, room_id=key if room else None,
                                         display_name=str(body.get("displayName") or ""))
     elif action == ":leave":
         call = await service.calls.by_group(key)
