@@ -17,6 +17,7 @@ from azure.communication.callautomation import (
     FileSource,
     PhoneNumberIdentifier,
     RecognitionChoice,
+    SsmlSource,
     TextSource,
 )
 from azure.core.exceptions import (
@@ -118,13 +119,15 @@ def test_play_file_text_failures_and_cancel(client: CallAutomationClient, rx: Re
     assert failed.data["resultInformation"] == {"code": 400, "subCode": 8535,
                                                "message": "Action failed, file format is invalid."}
     assert failed.data["failedPlaySourceIndex"] == 0
+    call.play_media([SsmlSource(ssml_text="<speak>One moment</speak>"), TextSource(text="please")])
+    wait_callback(rx, "cb", "PlayCompleted", 2)
     call.play_media(TextSource(text="Please hold"), loop=True, operation_context="hold")
     call.play_media(TextSource(text="queued"), operation_context="queued")
     wait_callback(rx, "cb", "PlayStarted", 2)
     call.cancel_all_media_operations()
     wait_callback(rx, "cb", "PlayCanceled", 2)
     assert names(callbacks(rx, "cb"))[2:] == ["PlayStarted", "PlayCompleted", "PlayFailed", "PlayStarted",
-                                             "PlayCanceled", "PlayCanceled"]
+                                             "PlayCompleted", "PlayStarted", "PlayCanceled", "PlayCanceled"]
     with pytest.raises(HttpResponseError) as bad:
         call.play_media(FileSource("not-a-url"))
     assert bad.value.status_code == 400
@@ -169,7 +172,7 @@ def test_recognize_dtmf_results_and_timeouts(client: CallAutomationClient, rx: R
     call.hang_up(is_for_everyone=True)
 
 
-def test_send_dtmf_add_remove_and_transfer(client: CallAutomationClient, rx: Receiver, acs: Acs) -> None:
+def test_send_dtmf_add_remove_and_transfer(client: CallAutomationClient, rx: Receiver, acs: Acs, sim: Sim) -> None:
     call = _outbound(client, rx)
     sent = call.send_dtmf_tones(["one", "pound"], PhoneNumberIdentifier(OUT), operation_context="dtmf")
     assert sent.operation_context == "dtmf"
@@ -215,7 +218,7 @@ def test_incoming_call_reject_redirect_and_answer_errors(client: CallAutomationC
         client.get_call_connection("00000000-0000-0000-0000-000000000000").get_call_properties()
 
 
-def test_wrong_state_and_bad_hmac(client: CallAutomationClient, rx: Receiver, acs: Acs) -> None:
+def test_wrong_state_and_bad_hmac(client: CallAutomationClient, rx: Receiver, acs: Acs, sim: Sim) -> None:
     created = client.create_call(PhoneNumberIdentifier(NEVER), rx.endpoint("cb"),
                                  source_caller_id_number=PhoneNumberIdentifier(IVR_NUMBER))
     ringing = client.get_call_connection(created.call_connection_id)
@@ -226,6 +229,12 @@ def test_wrong_state_and_bad_hmac(client: CallAutomationClient, rx: Receiver, ac
     with pytest.raises(HttpResponseError) as no_source:
         client.create_call(PhoneNumberIdentifier(OUT), rx.endpoint("cb"))
     assert no_source.value.status_code == 400
+    declined = client.create_call(PhoneNumberIdentifier(DECLINES), rx.endpoint("declined"),
+                                  source_caller_id_number=PhoneNumberIdentifier(IVR_NUMBER), operation_context="d")
+    failed = wait_callback(rx, "declined", "CreateCallFailed")[-1]
+    assert (failed.data["resultInformation"]["code"], failed.data["operationContext"]) == (603, "d")
+    with pytest.raises(ResourceNotFoundError):
+        client.get_call_connection(declined.call_connection_id).get_call_properties()
     wrong_key = base64.b64encode(b"k" * 32).decode()
     transport = RequestsTransport(connection_verify=acs.ca)
     try:
