@@ -133,7 +133,7 @@ def test_ivr_answers_collects_digits_transfers_and_downloads_the_recording(
                             operation_context="welcome")
             wait_callback(rx, "cb", "PlayCompleted")
             call.start_recognizing_media("dtmf", PhoneNumberIdentifier(CALLER), dtmf_max_tones_to_collect=8,
-                                         dtmf_stop_tones=["pound"], initial_silence_timeout=60,
+                                         dtmf_stop_tones=["pound"], initial_silence_timeout=300,
                                          dtmf_inter_tone_timeout=60, operation_context="account")
             assert "stop tone" in sim.step(caller["id"], "press", tones=["1", "2", "#"])["outcome"]
             recognized = next(e for e in wait_callback(rx, "cb", "RecognizeCompleted") if "dtmfResult" in e.data)

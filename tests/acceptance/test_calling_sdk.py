@@ -138,7 +138,7 @@ def test_recognize_dtmf_results_and_timeouts(client: CallAutomationClient, rx: R
     call = _outbound(client, rx)
     call_id = call._call_connection_id
     target = PhoneNumberIdentifier(OUT)
-    call.start_recognizing_media("dtmf", target, dtmf_max_tones_to_collect=3, initial_silence_timeout=60)
+    call.start_recognizing_media("dtmf", target, dtmf_max_tones_to_collect=3, initial_silence_timeout=300)
     sim.step(call_id, "press", tones=["4", "5", "6"], **{"as": OUT})
     done = wait_callback(rx, "cb", "RecognizeCompleted")[-1]
     assert done.data["dtmfResult"]["tones"] == ["four", "five", "six"]
@@ -148,7 +148,7 @@ def test_recognize_dtmf_results_and_timeouts(client: CallAutomationClient, rx: R
     assert failed.data["resultInformation"] == {"code": 400, "subCode": 8510,
                                                "message": "Action failed, initial silence timeout reached."}
     call.start_recognizing_media("dtmf", target, dtmf_max_tones_to_collect=5, dtmf_inter_tone_timeout=1,
-                                 initial_silence_timeout=60, play_prompt=TextSource(text="Your PIN"),
+                                 initial_silence_timeout=300, play_prompt=TextSource(text="Your PIN"),
                                  interrupt_prompt=True)
     sim.step(call_id, "press", tones=["9"])
     done = wait_callback(rx, "cb", "RecognizeCompleted", 2)[-1]
@@ -156,17 +156,17 @@ def test_recognize_dtmf_results_and_timeouts(client: CallAutomationClient, rx: R
     assert done.data["resultInformation"]["subCode"] == 8532
     choices = [RecognitionChoice(label="Sales", phrases=["sales", "buy"], tone="one"),
                RecognitionChoice(label="Support", phrases=["help", "support"], tone="two")]
-    call.start_recognizing_media("choices", target, choices=choices, initial_silence_timeout=60,
+    call.start_recognizing_media("choices", target, choices=choices, initial_silence_timeout=300,
                                  operation_context="menu")
     assert sim.step(call_id, "say", phrase="Help")["outcome"] == "chose Support"
     chosen = wait_callback(rx, "cb", "RecognizeCompleted", 3)[-1]
     assert chosen.data["recognitionType"] == "choices"
     assert chosen.data["choiceResult"]["label"] == "Support"
     assert chosen.data["operationContext"] == "menu"
-    call.start_recognizing_media("choices", target, choices=choices, initial_silence_timeout=60)
+    call.start_recognizing_media("choices", target, choices=choices, initial_silence_timeout=300)
     sim.step(call_id, "press", tones=["1"])
     assert wait_callback(rx, "cb", "RecognizeCompleted", 4)[-1].data["choiceResult"]["label"] == "Sales"
-    call.start_recognizing_media("dtmf", target, initial_silence_timeout=60)
+    call.start_recognizing_media("dtmf", target, initial_silence_timeout=300)
     call.cancel_all_media_operations()
     wait_callback(rx, "cb", "RecognizeCanceled")
     call.hang_up(is_for_everyone=True)

@@ -37,7 +37,7 @@ steps:
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "server", extra_args=("--time-scale", "20", "--phone-number", IVR_NUMBER)).start()
+    proc = ServerProcess(tmp_path / "server", extra_args=("--time-scale", "10", "--phone-number", IVR_NUMBER)).start()
     try:
         yield proc
     finally:
@@ -72,7 +72,7 @@ def test_scenario_file_drives_a_call_from_the_cli(server: ServerProcess, rx: Rec
             answered = client.answer_call(incoming.data["incomingCallContext"], rx.endpoint("cb"))
             call = client.get_call_connection(answered.call_connection_id)
             call.start_recognizing_media("dtmf", PhoneNumberIdentifier(CALLER), dtmf_max_tones_to_collect=4,
-                                         dtmf_stop_tones=["pound"], initial_silence_timeout=60)
+                                         dtmf_stop_tones=["pound"], initial_silence_timeout=300)
         output, _ = player.communicate(timeout=60)
     finally:
         if player.poll() is None:
@@ -96,10 +96,10 @@ def test_cli_dial_press_say_hangup_and_party_settings(server: ServerProcess, rx:
         call = client.get_call_connection(answered.call_connection_id)
         assert "no recognizer" in server.cli("call", "press", "1").stdout
         call.start_recognizing_media("dtmf", PhoneNumberIdentifier(CALLER), dtmf_max_tones_to_collect=2,
-                                     initial_silence_timeout=60)
+                                     initial_silence_timeout=300)
         assert "max tones" in server.cli("call", "press", "7", "#").stdout
         assert wait_callback(rx, "cb", "RecognizeCompleted")[-1].data["dtmfResult"]["tones"] == ["seven", "pound"]
-        call.start_recognizing_media("speech", PhoneNumberIdentifier(CALLER), initial_silence_timeout=60)
+        call.start_recognizing_media("speech", PhoneNumberIdentifier(CALLER), initial_silence_timeout=300)
         assert "speech recognized" in server.cli("call", "say", "my account number").stdout
         speech = wait_callback(rx, "cb", "RecognizeCompleted", 2)[-1]
         assert speech.data["speechResult"]["speech"] == "my account number"
