@@ -230,6 +230,8 @@ class MediaOps:
     async def press(self, call_id: str, keys: list[str]) -> str:
         """The caller presses keys; returns what the recognizer made of them."""
         tones = [tone_word(k) for k in keys]
+        if not tones:
+            raise InvalidCallRequest("Press at least one key.")
 
         def change(call: dict[str, Any], fx: Effects) -> str:
             op = self._hearing(call)
