@@ -189,6 +189,16 @@ def test_send_dtmf_add_remove_and_transfer(client: CallAutomationClient, rx: Rec
     call.add_participant(PhoneNumberIdentifier(NEVER), invitation_timeout=1, operation_context="late")
     late = wait_callback(rx, "cb", "AddParticipantFailed", 2)[-1]
     assert (late.data["resultInformation"]["code"], late.data["operationContext"]) == (408, "late")
+    muted = call.mute_participant(CommunicationUserIdentifier(agent), operation_context="mute")
+    assert muted.operation_context == "mute"
+    call.hold(PhoneNumberIdentifier(OUT))
+    flags = {p.identifier.raw_id: (p.is_muted, p.is_on_hold) for p in call.list_participants()}
+    assert flags == {agent: (True, False), f"4:{OUT}": (False, True)}
+    call.unhold(PhoneNumberIdentifier(OUT))
+    assert not call.get_participant(PhoneNumberIdentifier(OUT)).is_on_hold
+    with pytest.raises(HttpResponseError) as phone_mute:
+        call.mute_participant(PhoneNumberIdentifier(OUT))
+    assert phone_mute.value.status_code == 400
     removed = call.remove_participant(CommunicationUserIdentifier(agent), operation_context="rm")
     assert removed.operation_context == "rm"
     wait_callback(rx, "cb", "RemoveParticipantSucceeded")

@@ -96,3 +96,24 @@ class ParticipantOps:
             return c
 
         return await self.repo.change(call["id"], change)
+
+    # Mute and hold -----------------------------------------------------------------------------------------------
+    async def mute(self, call_id: str, target: str, context: str | None) -> dict[str, Any]:
+        """Mute a Communication Services user (the service mutes only those): ParticipantsUpdated follows."""
+        if not target.startswith("8:"):
+            raise InvalidCallRequest("Only Communication Services users can be muted.")
+        return await self._flag(call_id, target, "isMuted", True) | context_field(context)
+
+    async def hold(self, call_id: str, target: str, on_hold: bool) -> None:
+        await self._flag(call_id, target, "isOnHold", on_hold)
+
+    async def _flag(self, call_id: str, target: str, flag: str, value: bool) -> dict[str, Any]:
+        def change(call: dict[str, Any], fx: Effects) -> dict[str, Any]:
+            self.calls.require_connected(call)
+            party = self.calls.connected_party(call, target)
+            if party[flag] != value:
+                party[flag] = value
+                self.notify.participants_updated(call, fx)
+            return {}
+
+        return await self.repo.change(call_id, change)

@@ -1,10 +1,10 @@
 """Call Automation REST API (api-version 2024-09-15 and later, as azure-communication-callautomation sends it),
 recording storage (`/v1/objects/…`), and commgrid's simulation API for the other end of the line.
 
-Statuses are the ones the SDK accepts: create 201; answer and get 200; redirect, reject, hang-up and terminate
-204; participants add/remove, transfer, play, recognize, cancel, send DTMF, pause/resume recording 202; start
-recording 200; stop recording 204; recording file download 200/206 and delete 200. Every route is
-HMAC-signed with an access key, like SMS (the simulation API also takes `x-commgrid-access-key`).
+Statuses are the ones the SDK accepts: create 201; answer, get, mute, hold and unhold 200; redirect, reject,
+hang-up and terminate 204; participants add/remove, transfer, play, recognize, cancel, send DTMF, pause/resume
+recording 202; start recording 200; stop recording 204; recording file download 200/206 and delete 200. Every
+route is HMAC-signed with an access key, like SMS (the simulation API also takes `x-commgrid-access-key`).
 """
 
 from __future__ import annotations
@@ -108,6 +108,10 @@ async def connection(request: Request) -> Response:
         transferee = raw_id_of(body["transferee"], "transferee") if body.get("transferee") else None
         result = await service.participants.transfer(call_id, target, transferee, context=context, url=url)
         return acs_json(request, result, 202)
+    if action in (":hold", ":unhold"):
+        target = raw_id_of(body.get("targetParticipant"), "targetParticipant")
+        await service.participants.hold(call_id, target, action == ":hold")
+        return acs_empty(request, 200)
     if action == ":play":
         await service.media.play(call_id, body)
     elif action == ":recognize":
@@ -133,6 +137,12 @@ async def participants(request: Request) -> Response:
         result = await participants.add_participant(call_id, target, context=context, url=url,
                                                     timeout=float(timeout) if timeout else None)
         return acs_json(request, result, 202)
+    if action == ":mute":
+        targets = body.get("targetParticipants")
+        if not isinstance(targets, list) or len(targets) != 1:
+            raise InvalidCallRequest("Exactly one participant can be muted at a time.")
+        target = raw_id_of(targets[0], "targetParticipants")
+        return acs_json(request, await participants.mute(call_id, target, context))
     if action == ":remove":
         target = raw_id_of(body.get("participantToRemove"), "participantToRemove")
         return acs_json(request, await participants.remove_participant(call_id, target, context=context, url=url), 202)
