@@ -21,6 +21,7 @@ import typer
 import typer.core
 
 from commgrid import __version__
+from commgrid.commands.calls import call_app
 from commgrid.commands.common import (
     DEFAULT_DIR,
     DataDir,
@@ -61,6 +62,7 @@ app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(phone_number_app, name="phone-number")
 app.add_typer(sms_app, name="sms")
 app.add_typer(namespace_app, name="namespace")
+app.add_typer(call_app, name="call")
 ca_app = typer.Typer(help="A CA to pin, so clients trust every commgrid started with it.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 app.command()(pull)
@@ -92,6 +94,10 @@ def serve(
     phone_number: Annotated[list[str] | None, typer.Option(
         "--phone-number", envvar="COMMGRID_PHONE_NUMBERS",
         help="A phone number (E.164) or short code the resource owns (repeat; env: space-separated).")] = None,
+    recording_host: Annotated[str | None, typer.Option(
+        envvar="COMMGRID_RECORDING_HOST",
+        help="Host name in recording file URLs, e.g. recordings.asm.skype.com mapped to this machine "
+             "(added to a new TLS certificate).")] = None,
     log_level: Annotated[str, typer.Option(envvar="COMMGRID_LOG_LEVEL",
                                            help="sql, debug, info (every delivery step), warning or error.")
                          ] = "warning",
@@ -127,7 +133,8 @@ def serve(
                         store_url=store, resource_name=resource_name, subscription_id=subscription_id,
                         resource_group=resource_group, time_scale=time_scale, event_profile=profile,
                         phone_numbers=numbers, management_token=management_token or None,
-                        access_key=access_key or None, ca_cert=ca_cert, ca_key=ca_key)
+                        access_key=access_key or None, ca_cert=ca_cert, ca_key=ca_key,
+                        recording_host=recording_host)
     _serve(settings)
 
 

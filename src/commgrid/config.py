@@ -43,6 +43,9 @@ class Settings:
     #: A pinned CA (certificate and key, PEM) that issues the server certificate; None: the data dir's own CA.
     ca_cert: Path | None = None
     ca_key: Path | None = None
+    #: Host name in recording file URLs (e.g. `recordings.asm.skype.com`, mapped to this machine), which SDKs that
+    #: accept only Azure's recording hosts can download from; None: the HTTPS base URL's host.
+    recording_host: str | None = None
 
     @property
     def effective_store_url(self) -> str:
@@ -55,6 +58,10 @@ class Settings:
     @property
     def https_base(self) -> str:
         return f"https://{self.host}:{self.tls_port}"
+
+    @property
+    def recording_base(self) -> str:
+        return f"https://{self.recording_host}:{self.tls_port}" if self.recording_host else self.https_base
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

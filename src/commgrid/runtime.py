@@ -10,6 +10,7 @@ import contextlib
 import logging
 from contextlib import AsyncExitStack
 
+from commgrid.acs.calling.service import CallingService
 from commgrid.acs.chat import ChatService
 from commgrid.acs.config import own_configured_numbers, resolve_event_profile
 from commgrid.acs.identity import IdentityService
@@ -42,6 +43,7 @@ class Runtime:
         self.identities: IdentityService
         self.sms: SmsService
         self.chat: ChatService
+        self.calling: CallingService
 
     async def open(self, *, workers: bool = False) -> None:
         """Open the store and services; with `workers`, also start background delivery."""
@@ -59,6 +61,7 @@ class Runtime:
         self.identities = IdentityService(self.acs)
         self.sms = SmsService(self.acs)
         self.chat = ChatService(self.acs)
+        self.calling = CallingService(self.acs, recording_base_url=self.settings.recording_base)
         self.grid.catalog.on_reload(self._reload_deployment)
         if workers:
             await self._start_workers()
@@ -83,6 +86,8 @@ class Runtime:
         self._stack.push_async_callback(sms_worker.stop)
         await self.chat.start()  # carries out chat changes a crash interrupted
         self._stack.push_async_callback(self.chat.stop)
+        await self.calling.start()  # call timers and callback events; finishes changes a crash interrupted
+        self._stack.push_async_callback(self.calling.stop)
 
     async def close(self) -> None:
         await self._stack.aclose()

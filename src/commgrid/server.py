@@ -41,7 +41,8 @@ def _uvicorn_config(app: object, settings: Settings, port: int, tls: TlsFiles | 
 async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM; in-flight requests and commits finish before the store closes."""
     pinned_ca = (settings.ca_cert, settings.ca_key) if settings.ca_cert and settings.ca_key else None
-    tls = ensure_certificates(settings.data_dir, extra_hosts=(settings.host,), ca=pinned_ca)
+    hosts = (settings.host, *filter(None, [settings.recording_host]))
+    tls = ensure_certificates(settings.data_dir, extra_hosts=hosts, ca=pinned_ca)
     # Bind first: a port in use is a clear error before the store is opened or any worker starts.
     listeners = [(settings.port, None), *([(settings.tls_port, tls)] if settings.tls_port else [])]
     sockets = [bind(settings.host, port) for port, _ in listeners]

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from enum import Enum, StrEnum
 
 from commgrid.acs.sms_text import digits, segment_count
+from commgrid.events.calling_shapes import NO_ID, CallEnding, CallParty, CallSnapshot, IncomingCallFacts, RecordingFile
 
 _NS = "Microsoft.Communication."
 
@@ -53,6 +54,14 @@ class AcsEventType(StrEnum):
     CHAT_MESSAGE_RECEIVED_IN_THREAD = _NS + "ChatMessageReceivedInThread"
     CHAT_MESSAGE_EDITED_IN_THREAD = _NS + "ChatMessageEditedInThread"
     CHAT_MESSAGE_DELETED_IN_THREAD = _NS + "ChatMessageDeletedInThread"
+    # Voice and video calling, and presence
+    CALL_STARTED = _NS + "CallStarted"
+    CALL_ENDED = _NS + "CallEnded"
+    CALL_PARTICIPANT_ADDED = _NS + "CallParticipantAdded"
+    CALL_PARTICIPANT_REMOVED = _NS + "CallParticipantRemoved"
+    INCOMING_CALL = _NS + "IncomingCall"
+    RECORDING_FILE_STATUS_UPDATED = _NS + "RecordingFileStatusUpdated"
+    USER_DISCONNECTED = _NS + "UserDisconnected"
 
 
 class Level(StrEnum):
@@ -61,6 +70,8 @@ class Level(StrEnum):
     SMS = "sms"
     USER = "user"
     THREAD = "thread"
+    CALL = "call"
+    PRESENCE = "presence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +143,14 @@ CATALOG: Mapping[AcsEventType, EventTypeInfo] = dict(
         _info(_T.CHAT_MESSAGE_RECEIVED_IN_THREAD, Level.THREAD, "thread/{threadId}/sender/{rawId}"),
         _info(_T.CHAT_MESSAGE_EDITED_IN_THREAD, Level.THREAD, "thread/{threadId}/sender/{rawId}"),
         _info(_T.CHAT_MESSAGE_DELETED_IN_THREAD, Level.THREAD, "thread/{threadId}/sender/{rawId}"),
+        # calling and presence
+        _info(_T.CALL_STARTED, Level.CALL, "call/{serverCallId}/startedBy/{rawId}"),
+        _info(_T.CALL_ENDED, Level.CALL, "call/{serverCallId}"),
+        _info(_T.CALL_PARTICIPANT_ADDED, Level.CALL, "call/{serverCallId}/participant/{rawId}"),
+        _info(_T.CALL_PARTICIPANT_REMOVED, Level.CALL, "call/{serverCallId}/participant/{rawId}"),
+        _info(_T.INCOMING_CALL, Level.CALL, "/caller/{rawId}/recipient/{rawId}"),
+        _info(_T.RECORDING_FILE_STATUS_UPDATED, Level.CALL, "/recording/call/{callId}/recordingId/{recordingId}"),
+        _info(_T.USER_DISCONNECTED, Level.PRESENCE, "user/{rawId}"),
     ]
 )
 
@@ -257,6 +276,14 @@ def communication_identifier(raw_id: str) -> dict:
     if raw_id.startswith("8:"):
         return {"rawId": raw_id, "communicationUser": {"id": raw_id}}
     return {"rawId": raw_id}
+
+
+def _kinded(raw_id: str) -> dict:
+    """An identifier with `kind` first, as IncomingCall's `to` and `from` carry it (doc sample)."""
+    model = communication_identifier(raw_id)
+    kinds = [k for k in ("phoneNumber", "communicationUser") if k in model]
+    kind = kinds[0] if kinds else "unknown"
+    return {"kind": kind} | model
 
 
 # --- Timestamps -----------------------------------------------------------------------------------
@@ -693,6 +720,99 @@ class CurrentProfile:
             self.participant_removed_with_user(em, thread, change, removed, r) for r in users
         ]
 
+    # Calling and presence (learn.microsoft.com/azure/event-grid/communication-services-voice-video-events) ----
+    # The 2022 doc samples (the page the seed links) give the shapes; CURRENT adds the schema's later fields
+    # (`AzureCommunicationServices.json`): `endedBy`, `reason`, `callDurationInSeconds`, `userAgent`, the
+    # recording's content/channel/format types and the IncomingCall's `customContext`.
+
+    def _call_party(self, party: CallParty) -> dict:
+        return {"communicationIdentifier": communication_identifier(party.raw_id), "role": party.role}
+
+    def _call_base(self, call: CallSnapshot) -> dict:
+        return {
+            "startedBy": self._call_party(call.started_by),
+            "serverCallId": call.server_call_id,
+            "group": {"id": call.group_id or NO_ID},
+            "room": {"id": call.room_id or NO_ID},
+            "isTwoParty": call.is_two_party,
+            "correlationId": call.correlation_id,
+            "isRoomsCall": call.room_id is not None,
+        }
+
+    def call_started(self, em: Emission, call: CallSnapshot) -> dict:
+        subject = f"call/{call.server_call_id}/startedBy/{call.started_by.raw_id}"
+        return self._event(em, _T.CALL_STARTED, subject, self._call_base(call))
+
+    def call_ended(self, em: Emission, call: CallSnapshot, ending: CallEnding) -> dict:
+        data = {"durationOfCall": ending.duration_seconds} | self._call_base(call) | self._call_ending(ending)
+        return self._event(em, _T.CALL_ENDED, f"call/{call.server_call_id}", data)
+
+    def _call_ending(self, ending: CallEnding) -> dict:
+        by = ending.ended_by
+        return {
+            "endedBy": {
+                "communicationIdentifier": communication_identifier(by.raw_id) if by else None,
+                "type": ending.ended_by_type,
+                "name": by.display_name if by else "",
+            },
+            "reason": {"code": ending.code, "subCode": ending.sub_code, "phrase": ending.phrase},
+            "callDurationInSeconds": ending.duration_seconds,
+        }
+
+    def call_participant_added(self, em: Emission, call: CallSnapshot, party: CallParty) -> dict:
+        return self._call_participant(em, _T.CALL_PARTICIPANT_ADDED, call, party)
+
+    def call_participant_removed(self, em: Emission, call: CallSnapshot, party: CallParty) -> dict:
+        return self._call_participant(em, _T.CALL_PARTICIPANT_REMOVED, call, party)
+
+    def _call_participant(self, em: Emission, event_type: AcsEventType, call: CallSnapshot, party: CallParty) -> dict:
+        data = {"user": self._call_party(party), "displayName": party.display_name,
+                "participantId": party.participant_id, "endpointType": party.user_agent}
+        data |= self._participant_agent(party) | self._call_base(call)
+        return self._event(em, event_type, f"call/{call.server_call_id}/participant/{party.raw_id}", data)
+
+    def _participant_agent(self, party: CallParty) -> dict:
+        return {"userAgent": party.user_agent}
+
+    def incoming_call(self, em: Emission, facts: IncomingCallFacts) -> dict:
+        data = {
+            "to": _kinded(facts.recipient),
+            "from": _kinded(facts.caller),
+            "serverCallId": facts.server_call_id,
+            "callerDisplayName": facts.caller_display_name,
+            "incomingCallContext": facts.incoming_call_context,
+            "correlationId": facts.correlation_id,
+        } | self._incoming_extras(facts)
+        return self._event(em, _T.INCOMING_CALL, f"/caller/{facts.caller}/recipient/{facts.recipient}", data)
+
+    def _incoming_extras(self, facts: IncomingCallFacts) -> dict:
+        return {"customContext": {"sipHeaders": dict(facts.sip_headers), "voipHeaders": dict(facts.voip_headers)}}
+
+    def recording_file_status_updated(self, em: Emission, rec: RecordingFile) -> dict:
+        chunks = [
+            {"documentId": c.document_id, "index": c.index, "endReason": c.end_reason,
+             "contentLocation": c.content_location, "metadataLocation": c.metadata_location,
+             "deleteLocation": c.delete_location}
+            for c in rec.chunks
+        ]
+        data = {
+            "recordingStorageInfo": {"recordingChunks": chunks},
+            "recordingStartTime": _ticks(rec.started_at),
+            "recordingDurationMs": rec.duration_ms,
+        } | self._recording_types(rec) | {"sessionEndReason": rec.session_end_reason}
+        return self._event(em, _T.RECORDING_FILE_STATUS_UPDATED, self._recording_subject(rec), data)
+
+    def _recording_types(self, rec: RecordingFile) -> dict:
+        return {"recordingContentType": rec.content_type, "recordingChannelType": rec.channel_type,
+                "recordingFormatType": rec.format_type}
+
+    def _recording_subject(self, rec: RecordingFile) -> str:
+        return f"/recording/call/{rec.call_id}/recordingId/{rec.recording_id}"
+
+    def user_disconnected(self, em: Emission, raw_id: str) -> dict:
+        data = {"userCommunicationIdentifier": communication_identifier(raw_id)}
+        return self._event(em, _T.USER_DISCONNECTED, f"user/{raw_id}", data)
+
 
 class SeedProfile(CurrentProfile):
     """The 2020 documentation samples (seeds 002 and 004), field for field."""
@@ -765,6 +885,27 @@ class SeedProfile(CurrentProfile):
         data |= self._thread_times(thread) | self._user_tail(em, thread.thread_id, recipient)
         subject = f"thread/{thread.thread_id}/member{verb}/{target.raw_id}/recipient/{recipient.raw_id}"
         return self._event(em, move.legacy_event, subject, data)
+
+    # Calling: the 2022 voice and video events page, field for field.
+
+    def _call_ending(self, ending: CallEnding) -> dict:
+        return {}
+
+    def call_ended(self, em: Emission, call: CallSnapshot, ending: CallEnding) -> dict:
+        data = {"durationOfCall": ending.duration_seconds} | self._call_base(call)
+        return self._event(em, _T.CALL_ENDED, f"call/{call.server_call_id}", data)
+
+    def _participant_agent(self, party: CallParty) -> dict:
+        return {}
+
+    def _incoming_extras(self, facts: IncomingCallFacts) -> dict:
+        return {}
+
+    def _recording_types(self, rec: RecordingFile) -> dict:
+        return {}
+
+    def _recording_subject(self, rec: RecordingFile) -> str:
+        return f"/recording/call/{rec.call_id}/serverCallId/{rec.server_call_id}/recordingId/{rec.recording_id}"
 
 
 AcsEventProfile = CurrentProfile  # the strategy type: every profile is a CurrentProfile with overrides

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from commgrid.api.acs import chat, identity, sms
+from commgrid.api.acs import calling, chat, identity, sms
 
-routes = [*identity.routes, *sms.routes, *chat.routes]
+routes = [*identity.routes, *sms.routes, *chat.routes, *calling.routes]
