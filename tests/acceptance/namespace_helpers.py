@@ -45,6 +45,7 @@ def create_queue(server: ServerProcess, namespace: str, topic: str, sub: str, *o
     ns = json.loads(server.cli("namespace", "create", namespace, "--json").stdout)
     server.cli("namespace", "topic", "create", namespace, topic)
     server.cli("namespace", "subscription", "create", namespace, topic, sub, *options)
+    server.wait_catalog()  # the CLI wrote to the store: publish once the server routes to the new subscription
     return ns
 
 

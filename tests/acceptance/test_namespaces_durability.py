@@ -111,6 +111,7 @@ def test_push_subscription_delivers_to_a_webhook(tmp_path, rx: Receiver) -> None
         failing = server.cli("namespace", "subscription", "create", "pushy", "orders", "broken", "--mode", "push",
                              "--endpoint", rx.endpoint("ns-broken", allowed_origin=None), check=False)
         assert failing.returncode == 1 and "handshake" in failing.stderr
+        server.wait_catalog()
         publisher(server, ns, "orders").send([*cloud_events(3), CloudEvent(source="/o", type="Other", data=1)])
         delivered = rx.wait_events("ns-push", 3, timeout=20)
         assert sorted(e["data"]["n"] for e in delivered) == [0, 1, 2]
