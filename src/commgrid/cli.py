@@ -97,6 +97,8 @@ def serve(
         console.print(f"  store  {settings.effective_store_url}", highlight=False)
         console.print(f"  Communication Services: {runtime.deployment.connection_string(settings.https_base)}",
                       highlight=False, soft_wrap=True)
+        console.print(f"  Dashboard  {settings.http_base}/dashboard", highlight=False)
+        console.print(f"  Metrics    {settings.http_base}/metrics", highlight=False)
         if settings.tls_port:
             console.print(f"  Management (ARM): {settings.https_base}  token {runtime.deployment.management_token}",
                           highlight=False, soft_wrap=True)

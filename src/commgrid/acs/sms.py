@@ -44,6 +44,7 @@ log = logging.getLogger("commgrid.sms")
 
 REPEATABILITY = "acs.sms.repeatability"
 PENDING_REPORTS = "acs.sms.pendingReports"
+SENT = "acs.sms.sent"  # outbound messages with their delivery report, for the operator console
 MAX_RECIPIENTS = 100
 #: Seconds between acceptance and the delivery report, before the time scale divides it (real reports take
 #: seconds: seed 002 shows 7 s between the message id's time and `ReceivedTimestamp`).
@@ -248,6 +249,9 @@ class SmsService:
         report_key = None
         if batch.request.enable_delivery_report:
             report_key = await self._schedule_report(batch, message_id, to)
+        await self.store.put_document(Document(SENT, message_id, {
+            "from": batch.request.from_, "to": to, "message": batch.request.message, "tag": batch.request.tag,
+            "sentAt": batch.now.isoformat(), "deliveryReport": batch.request.enable_delivery_report}))
         return {"to": to, "messageId": message_id, "httpStatusCode": 202, "successful": True}, report_key
 
     async def _schedule_report(self, batch: _Batch, message_id: str, to: str) -> str:
@@ -292,7 +296,16 @@ class SmsService:
         for doc in docs:
             with contextlib.suppress(Missing):
                 await self.store.delete_document(PENDING_REPORTS, doc.key)
+            await self._note_report(doc.value)
         log.info("sms delivery reports emitted", extra={"action": "sms_reports_emitted", "count": len(docs)})
+
+    async def _note_report(self, pending: dict[str, Any]) -> None:
+        """Keep the report's outcome with the sent message (shown by the operator console)."""
+        with contextlib.suppress(Missing):
+            sent = await self.store.get_document(SENT, pending["messageId"])
+            report = {"status": pending["status"], "details": pending["details"],
+                      "receivedAt": self.resource.now().isoformat()}
+            await self.store.put_document(Document(SENT, sent.key, sent.value | {"report": report}))
 
     def _report_event(self, pending: dict[str, Any]) -> dict[str, Any]:
         accepted, due = pending["acceptedAt"], pending["dueAt"]

@@ -139,7 +139,7 @@ class AttemptRecord:
     event_seq: int
     attempt: int  # 1 for the first try
     at: float
-    outcome: str  # "Delivered", or a failure outcome name (retry.Outcome)
+    outcome: str  # "Succeeded", or the failure's lastDeliveryOutcome (grid.retry.Outcome)
     status: int | None
     duration: float  # seconds until the response (or the error)
     error: str | None = None
