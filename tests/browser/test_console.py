@@ -14,9 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from azure.communication.identity import CommunicationIdentityClient
+from azure.communication.sms import SmsClient
+from azure.core.pipeline.transport import RequestsTransport
 from azure.eventgrid import EventGridEvent
 from playwright.sync_api import Browser, Page, expect
 
+from tests.acceptance.acs_helpers import Acs
 from tests.acceptance.receiver import Receiver
 from tests.acceptance.subscribing import publish, subscribe
 from tests.browser.conftest import SCREENSHOTS
@@ -86,6 +90,14 @@ def test_a_published_event_appears_live_and_its_journey_explains_every_subscript
     assert "s3cret" not in page.content()  # endpoints are shown without their query string
     page.screenshot(path=SCREENSHOTS / "console-journey.png", full_page=True)
 
+    page.goto(f"{server.http}/dashboard#topics")
+    card = page.locator('#subscriptions .card[data-subscription="fulfilment"]')
+    expect(card).to_contain_text(rx.endpoint("fulfilment"))
+    expect(card).to_contain_text("Succeeded 200")
+    expect(page.locator('#subscriptions .card[data-subscription="billing"]')).to_contain_text("Busy 500")
+    assert "s3cret" not in page.content()
+    page.screenshot(path=SCREENSHOTS / "console-topics.png", full_page=True)
+
     shown = server.cli("events", "show", str(sent.id)).stdout  # the CLI tells the same story
     assert "subscription billing [Active]: dead-lettered" in shown
     assert "includedEventTypes ['Order.Shipped'] does not include event type 'Order.Created'" in shown
@@ -111,9 +123,16 @@ def test_an_inbound_sms_from_the_form_reaches_a_webhook(page: Page, server: Serv
     system_topic = server.info()["communicationServices"]["systemTopic"]["name"]
     subscribe(server, system_topic, "sms-in", rx.endpoint("sms-in"),
               "--included-event-types", "Microsoft.Communication.SMSReceived")
+    acs = Acs(server)
+    transport = RequestsTransport(connection_verify=acs.ca)
+    user = CommunicationIdentityClient.from_connection_string(acs.connection_string, transport=transport).create_user()
+    sent = SmsClient.from_connection_string(acs.connection_string, transport=transport).send(
+        from_=NUMBER, to="+14255550123", message="Your code is 1234", enable_delivery_report=True)[0]
     text = f"hello from the console {uuid.uuid4().hex[:6]}"
     page.goto(f"{server.http}/dashboard#communication")
     expect(page.locator("#numbers")).to_contain_text(NUMBER)
+    expect(page.locator("#sms-sent tr", has_text=sent.message_id)).to_contain_text("Delivered")
+    expect(page.locator("#identities")).to_contain_text(user.properties["id"])
     page.fill("#sms-form input[name=from]", "+14255550123")
     page.select_option("#sms-to", NUMBER)
     page.fill("#sms-form input[name=message]", text)

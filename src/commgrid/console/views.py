@@ -38,7 +38,10 @@ async def subscription_json(runtime: Runtime, sub: Subscription, now: float) -> 
     attempts = await runtime.store.recent_attempts(sub.topic, sub.name, RECENT_ATTEMPTS)
     return {"topic": sub.topic, "name": sub.name, "status": _status(runtime, sub, now),
             "endpoint": props.destination.endpoint_base_url, "schema": props.event_delivery_schema,
-            "filter": arm.get("filter", {}), "destination": arm.get("destination", {}),
+            "filter": arm.get("filter", {}),
+            "delivery": {"maxEventsPerBatch": props.destination.max_events_per_batch,
+                         "preferredBatchSizeInKilobytes": props.destination.preferred_batch_size_kb,
+                         "headers": [a.name for a in props.destination.delivery_attributes]},
             "retryPolicy": arm.get("retryPolicy", {}), "deadLetterDestination": arm.get("deadLetterDestination"),
             "expirationTimeUtc": props.expiration_time_utc,
             "pending": await runtime.store.count_pending_deliveries(sub.topic, sub.name),

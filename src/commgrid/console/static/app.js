@@ -151,10 +151,12 @@ async function loadOverview() {
     el("div", {}, el("strong", {}, `${s.topic} / ${s.name}`), " ",
        el("span", { class: "badge " + (s.status === "Active" ? "Active" : "bad") }, s.status)),
     el("div", {}, "endpoint ", el("code", {}, s.endpoint), ` · ${s.schema} · ${s.pending} pending`),
-    el("div", { class: "muted" }, `batch ${s.destination.maxEventsPerBatch} events / ${s.destination.preferredBatchSizeInKilobytes} KB · `
+    el("div", { class: "muted" }, `batch ${s.delivery.maxEventsPerBatch} events / ${s.delivery.preferredBatchSizeInKilobytes} KB · `
        + `${s.retryPolicy.maxDeliveryAttempts} attempts, TTL ${s.retryPolicy.eventTimeToLiveInMinutes} min`
-       + (s.deadLetterDestination ? ` · dead letters to ${s.deadLetterDestination.endpointType}` : "")),
-    el("pre", {}, JSON.stringify(s.filter, null, 1)),
+       + (s.deadLetterDestination ? ` · dead letters to ${s.deadLetterDestination.endpointType}` : "")
+       + (s.delivery.headers.length ? ` · headers ${s.delivery.headers.join(", ")}` : "")
+       + (s.expirationTimeUtc ? ` · expires ${s.expirationTimeUtc}` : "")),
+    el("div", {}, "filter ", el("code", {}, JSON.stringify(s.filter))),
     s.recent.length ? el("div", {}, "recent: ", s.recent.map((a) => el("span", { class: a.outcome === "Succeeded" ? "ok" : "bad" },
       `${a.outcome}${a.status ? " " + a.status : ""} (${when(a.at)}); `))) : el("div", { class: "muted" }, "no deliveries yet"))));
 }
