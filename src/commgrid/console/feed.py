@@ -19,8 +19,8 @@ from commgrid.store.base import EventQuery
 
 log = logging.getLogger("commgrid.console")
 
-POLL = 0.3
-WINDOW = 200
+POLL = 1.0
+WINDOW = 50
 BACKLOG = 50  # updates a slow watcher may fall behind before it misses the oldest
 
 

@@ -2,7 +2,8 @@
 "use strict";
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
-const MAX_ROWS = 500;
+const MAX_ROWS = 100;
+const FLASH_BELOW = 10;  // new rows flash only when they arrive slowly enough to be read
 const REFRESH_MS = 2000;
 let selectedSeq = null;
 let stream = null;
@@ -91,7 +92,8 @@ function connectStream() {
   stream.onmessage = (message) => {
     const update = JSON.parse(message.data);
     const body = document.querySelector("#events tbody");
-    for (const e of update.events) body.prepend(eventRow(e, true));
+    const flash = update.events.length < FLASH_BELOW;
+    body.prepend(...update.events.reverse().map((e) => eventRow(e, flash)));
     while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
     if (update.skipped) live.textContent = `live (${update.skipped} events skipped at this rate)`;
   };
