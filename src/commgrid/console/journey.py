@@ -70,8 +70,9 @@ def _route(sub: Subscription, topic: Topic, event: StoredEvent, parsed: dict[str
     elif not is_routable(sub, now) and not attempts:
         route["state"], route["reason"] = "not routed", f"the subscription was {sub.status} when it was published"
     else:
-        route["state"] = "delivered"
-        route["reason"] = "no attempt is on record any more (the attempt log keeps only the newest attempts)"
+        route["state"] = "no record"
+        route["reason"] = ("the filter matches, but no delivery is on record: it went before the attempt log's"
+                           " retention limit, or none was made")
     return route
 
 

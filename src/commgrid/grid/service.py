@@ -142,6 +142,7 @@ class Grid:
         validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
         new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i)) for i, e in enumerate(events)]
+        await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog
         routes = self.catalog.routes(topic, events)
         await self.committer.commit(new, routes)
         if log.isEnabledFor(logging.INFO):
