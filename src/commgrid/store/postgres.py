@@ -79,7 +79,6 @@ MIGRATIONS: list[str] = [
     CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq);
     CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id);
     CREATE INDEX events_id ON events (id);
-    CREATE INDEX events_type_seq ON events (type, seq);
     CREATE INDEX deliveries_event ON deliveries (event_seq);
     CREATE INDEX dead_letters_event ON dead_letters (event_seq);
     """,
