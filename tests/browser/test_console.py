@@ -69,7 +69,8 @@ def page(browser: Browser, server: ServerProcess) -> Iterator[Page]:
 def test_a_published_event_appears_live_and_its_journey_explains_every_subscription(
         page: Page, server: ServerProcess, rx: Receiver, orders: dict[str, Any]) -> None:
     sent = EventGridEvent(subject="/orders/42", event_type="Order.Created", data={"total": 99.5}, data_version="1")
-    publish(orders, sent)
+    publish(orders, [EventGridEvent(subject="/orders/41", event_type="Order.Shipped", data={}, data_version="1"),
+                     EventGridEvent(subject="/orders/40", event_type="Order.Paid", data={}, data_version="1"), sent])
     row = page.locator(f'#events tr[data-id="{sent.id}"]')
     expect(row).to_be_visible()  # no reload: it came over the live stream
     page.screenshot(path=SCREENSHOTS / "console-events.png")

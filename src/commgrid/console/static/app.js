@@ -35,6 +35,7 @@ async function api(path, body) {
 }
 
 function when(iso) { return iso ? iso.replace("T", " ").replace("+00:00", "Z") : ""; }
+function clock(iso) { return iso ? iso.slice(11, 23) : ""; }  // the time of day, UTC; the date is in the title
 
 // tabs --------------------------------------------------------------------------------------------------
 const loaders = { topics: loadOverview, deadletters: loadDeadLetters, communication: loadCommunication };
@@ -59,8 +60,9 @@ function searchParams() {
 function eventRow(e, fresh) {
   const row = el("tr", { class: "event" + (fresh ? " new" : ""), "data-seq": e.seq, "data-id": e.id,
                          onclick: () => openJourney(e.seq) },
-    el("td", {}, when(e.publishedAt)), el("td", {}, e.topic), el("td", {}, e.type), el("td", {}, e.subject),
-    el("td", {}, el("code", {}, e.id)));
+    el("td", { title: when(e.publishedAt) }, clock(e.publishedAt)), el("td", { title: e.topic }, e.topic),
+    el("td", { title: e.type }, e.type), el("td", { title: e.subject }, e.subject),
+    el("td", { title: e.id }, el("code", {}, e.id)));
   if (e.seq === selectedSeq) row.classList.add("selected");
   return row;
 }
