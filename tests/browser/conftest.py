@@ -13,8 +13,10 @@ CHROMIUM = os.environ.get("COMMGRID_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: Playwright's sync API holds an event loop while it runs, which the asyncio tests after these
+    must not find."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (`apt-get install -y chromium`;"
                     " .ci/run does it).")
