@@ -7,6 +7,7 @@ events are published with the official SDK. The screenshots in docs/ come from t
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from azure.communication.chat import ChatClient, ChatParticipant, ChatThreadClient, CommunicationTokenCredential
 from azure.communication.identity import CommunicationIdentityClient
 from azure.communication.sms import SmsClient
 from azure.core.pipeline.transport import RequestsTransport
@@ -119,6 +121,17 @@ def test_a_dead_letter_is_redelivered_from_the_page(page: Page, server: ServerPr
     rx.wait(lambda: any(e["id"] == str(sent.id) for e in rx.events("billing")), what="the redelivered event")
     expect(letter).to_have_count(0)
 
+    earlier = set(page.locator("#deadletters tbody tr td:nth-child(4)").all_inner_texts())
+    assert len(earlier) == 3  # the first test's three events, dead-lettered at billing
+    clicked = time.time()
+    page.get_by_role("button", name="Redeliver all of orders / billing").click()
+    expect(page.locator("#deadletters tbody tr")).to_have_count(0)
+
+    def redelivered() -> set[str]:
+        return {e["id"] for r in rx.received("billing") if r.at >= clicked for e in r.events()}
+
+    rx.wait(lambda: earlier <= redelivered(), what="every dead letter of billing redelivered")
+
 
 def test_an_inbound_sms_from_the_form_reaches_a_webhook(page: Page, server: ServerProcess, rx: Receiver) -> None:
     system_topic = server.info()["communicationServices"]["systemTopic"]["name"]
@@ -126,7 +139,13 @@ def test_an_inbound_sms_from_the_form_reaches_a_webhook(page: Page, server: Serv
               "--included-event-types", "Microsoft.Communication.SMSReceived")
     acs = Acs(server)
     transport = RequestsTransport(connection_verify=acs.ca)
-    user = CommunicationIdentityClient.from_connection_string(acs.connection_string, transport=transport).create_user()
+    identities = CommunicationIdentityClient.from_connection_string(acs.connection_string, transport=transport)
+    user, token = identities.create_user_and_token(["chat"])
+    chat = ChatClient(server.https, CommunicationTokenCredential(token.token), connection_verify=acs.ca)
+    thread = chat.create_chat_thread("Delivery questions", thread_participants=[
+        ChatParticipant(identifier=user, display_name="Ada")]).chat_thread
+    ChatThreadClient(server.https, CommunicationTokenCredential(token.token), thread.id,
+                     connection_verify=acs.ca).send_message("Where is order 42?", sender_display_name="Ada")
     sent = SmsClient.from_connection_string(acs.connection_string, transport=transport).send(
         from_=NUMBER, to="+14255550123", message="Your code is 1234", enable_delivery_report=True)[0]
     text = f"hello from the console {uuid.uuid4().hex[:6]}"
@@ -134,6 +153,7 @@ def test_an_inbound_sms_from_the_form_reaches_a_webhook(page: Page, server: Serv
     expect(page.locator("#numbers")).to_contain_text(NUMBER)
     expect(page.locator("#sms-sent tr", has_text=sent.message_id)).to_contain_text("Delivered")
     expect(page.locator("#identities")).to_contain_text(user.properties["id"])
+    expect(page.locator("#threads .card", has_text="Delivery questions")).to_contain_text("Ada: Where is order 42?")
     page.fill("#sms-form input[name=from]", "+14255550123")
     page.select_option("#sms-to", NUMBER)
     page.fill("#sms-form input[name=message]", text)

@@ -90,9 +90,18 @@ async def communication(runtime: Runtime) -> dict[str, Any]:
 
 
 def _message(value: dict[str, Any]) -> dict[str, Any]:
-    """A stored chat message (newest first) as the panel lists it."""
-    content = value.get("content", {})
-    text = content.get("message") if isinstance(content, dict) and "message" in content else value.get("type")
-    return {"id": value.get("id"), "type": value.get("type"), "sender": value.get("senderDisplayName")
-            or value.get("sender"), "text": text, "createdOn": iso(value["createdOn"] / 1000)
-            if isinstance(value.get("createdOn"), int) else None, "deleted": value.get("deletedOn") is not None}
+    """A stored chat message (newest first) as the panel lists it; system messages say what changed."""
+    content = value.get("content") if isinstance(value.get("content"), dict) else {}
+    kind = value.get("type")
+    if "message" in content:
+        sender, text = value.get("senderDisplayName") or value.get("sender"), content["message"]
+    elif "topic" in content:
+        sender, text = "(thread)", f"topic set to '{content['topic']}'"
+    else:
+        names = [p.get("displayName") or p.get("communicationIdentifier", {}).get("rawId", "?")
+                 for p in content.get("participants", [])]
+        sender, text = "(thread)", f"{kind}: {', '.join(names)}"
+    created = value.get("createdOn")
+    return {"id": value.get("id"), "type": kind, "sender": sender, "text": text,
+            "createdOn": iso(created / 1000) if isinstance(created, int) else None,
+            "deleted": value.get("deletedOn") is not None}

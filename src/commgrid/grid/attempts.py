@@ -38,7 +38,8 @@ class AttemptLog:
         self._items.extend(AttemptRecord(topic, subscription, d.event.seq, d.attempts + 1, at, outcome, status,
                                          duration, error or None, excerpt) for d in batch)
         if self.metrics is not None:
-            self.metrics.attempted(topic, subscription, len(batch), outcome, duration if status or error else None)
+            tried = outcome != "Probation"  # a probation attempt sends nothing: no destination duration
+            self.metrics.attempted(topic, subscription, len(batch), outcome, duration if tried else None)
         if self._task is None:
             self._task = asyncio.create_task(self._flush())
 

@@ -208,9 +208,9 @@ async function loadCommunication() {
   document.getElementById("threads").replaceChildren(...data.chatThreads.map((t) => el("div", { class: "card" },
     el("strong", {}, t.topic || "(no topic)"), " ", el("code", { class: "muted" }, t.id), t.deleted ? " (deleted)" : "",
     el("div", { class: "muted" }, "participants: ", t.participants.join(", ")),
-    el("ul", {}, t.messages.map((m) => el("li", {}, `${when(m.createdOn)} ${m.sender ?? m.type}: ${m.text ?? ""}`))))));
+    el("ul", {}, t.messages.map((m) => el("li", { class: m.deleted ? "muted" : "" }, `${when(m.createdOn)} ${m.sender ?? m.type}: ${m.deleted ? "(deleted)" : m.text ?? ""}`))))));
   document.querySelector("#identities tbody").replaceChildren(...data.identities.map((i) => el("tr", {},
-    el("td", {}, el("code", {}, i.id)), el("td", {}, i.createdAt ?? ""))));
+    el("td", {}, el("code", {}, i.id)), el("td", {}, when(i.createdAt)))));
 }
 
 async function receiveSms(event) {
