@@ -68,7 +68,10 @@ def _route(sub: Subscription, topic: Topic, event: StoredEvent, parsed: dict[str
     elif sub.created_at > event.published_at:
         route["state"], route["reason"] = "not routed", "the subscription was created after this event"
     elif not is_routable(sub, now) and not attempts:
-        route["state"], route["reason"] = "not routed", f"the subscription is {sub.status}: only Active ones get events"
+        expires = sub.properties.expires_at
+        route["state"] = "not routed"
+        route["reason"] = ("the subscription has expired" if expires is not None and expires <= now
+                           else f"the subscription is {sub.status}: only Active ones get events")
     else:
         route["state"] = "no record"
         route["reason"] = ("the filter matches, but no delivery is on record: it went before the attempt log's"
