@@ -249,9 +249,10 @@ class SmsService:
         report_key = None
         if batch.request.enable_delivery_report:
             report_key = await self._schedule_report(batch, message_id, to)
-        await self.store.put_document(Document(SENT, message_id, {
-            "from": batch.request.from_, "to": to, "message": batch.request.message, "tag": batch.request.tag,
-            "sentAt": batch.now.isoformat(), "deliveryReport": batch.request.enable_delivery_report}))
+        await self.store.put_document(Document(SENT, sent_key(batch.now.timestamp(), message_id), {
+            "messageId": message_id, "from": batch.request.from_, "to": to, "message": batch.request.message,
+            "tag": batch.request.tag, "sentAt": batch.now.isoformat(),
+            "deliveryReport": batch.request.enable_delivery_report}))
         return {"to": to, "messageId": message_id, "httpStatusCode": 202, "successful": True}, report_key
 
     async def _schedule_report(self, batch: _Batch, message_id: str, to: str) -> str:
@@ -302,7 +303,7 @@ class SmsService:
     async def _note_report(self, pending: dict[str, Any]) -> None:
         """Keep the report's outcome with the sent message (shown by the operator console)."""
         with contextlib.suppress(Missing):
-            sent = await self.store.get_document(SENT, pending["messageId"])
+            sent = await self.store.get_document(SENT, sent_key(pending["acceptedAt"], pending["messageId"]))
             report = {"status": pending["status"], "details": pending["details"],
                       "receivedAt": self.resource.now().isoformat()}
             await self.store.put_document(Document(SENT, sent.key, sent.value | {"report": report}))
@@ -349,6 +350,11 @@ class SmsService:
         await self.resource.emit([self.resource.profile.sms_received(self.resource.emission(), sms)])
         log.info("sms received", extra={"action": "sms_received", "to": to})
         return sms
+
+
+def sent_key(sent_at: float, message_id: str) -> str:
+    """Keys of sent messages sort newest first (milliseconds counted down), so a page lists the latest."""
+    return f"{10**13 - 1 - int(sent_at * 1000):013d}/{message_id}"
 
 
 def _report_key(due: float, message_id: str) -> str:

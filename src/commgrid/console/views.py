@@ -77,7 +77,7 @@ def dead_letter_json(d: DeadLetter) -> dict[str, Any]:
 async def communication(runtime: Runtime) -> dict[str, Any]:
     store = runtime.store
     numbers = [n.to_json() for n in await runtime.sms.numbers.list_all()]
-    sent = [{"messageId": d.key, **d.value} for d in await store.list_documents(SENT, limit=LIST_LIMIT)]
+    sent = [d.value for d in await store.list_documents(SENT, limit=LIST_LIMIT)]  # newest first
     identities = [{"id": d.key, **d.value} for d in await store.list_documents(IDENTITIES, limit=LIST_LIMIT)]
     threads = []
     for doc in await store.list_documents(THREADS, limit=LIST_LIMIT):
