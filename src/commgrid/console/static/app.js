@@ -150,7 +150,7 @@ async function loadOverview() {
   fillTopicChoices(data.topics);
   document.querySelector("#topics tbody").replaceChildren(...data.topics.map((t) => el("tr", {},
     el("td", {}, t.name), el("td", {}, t.kind), el("td", {}, t.inputSchema), el("td", {}, el("code", {}, t.endpoint ?? "(system topic)")),
-    el("td", {}, t.events), el("td", {}, t.pending), el("td", {}, t.deadLetters))));
+    el("td", {}, t.events), el("td", {}, t.pending), el("td", {}, t.deadLetters >= 1000 ? "1000+" : t.deadLetters))));
   document.getElementById("subscriptions").replaceChildren(...data.subscriptions.map((s) => el("div", { class: "card", "data-subscription": s.name },
     el("div", {}, el("strong", {}, `${s.topic} / ${s.name}`), " ",
        el("span", { class: "badge " + (s.status === "Active" ? "Active" : "bad") }, s.status)),
