@@ -165,7 +165,8 @@ def _serve(settings: Settings) -> None:
                  ("time scale", f"{settings.time_scale:g}" + (" (delivery delays divided by it)"
                                                              if settings.time_scale != 1 else "")),
                  ("management", f"{settings.https_base}  token {d.management_token}  "
-                                f"(subscription {d.subscription_id}, resource group {d.resource_group})")]
+                                f"(subscription {d.subscription_id}, resource group {d.resource_group})"),
+                 ("dashboard", f"{settings.http_base}/dashboard"), ("metrics", f"{settings.http_base}/metrics")]
         console.print(f"commgrid {__version__} ready", highlight=False)
         for label, value in shown:
             console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)

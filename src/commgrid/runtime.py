@@ -17,11 +17,14 @@ from commgrid.acs.identity import IdentityService
 from commgrid.acs.resource import CommunicationResource
 from commgrid.acs.sms import SmsService, SmsWorker
 from commgrid.config import Settings
+from commgrid.console.feed import EventFeed
 from commgrid.deployment import Deployment, load_deployment, read_deployment
+from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.delivery import DeliveryWorker
 from commgrid.grid.namespaces import Namespaces
 from commgrid.grid.service import Grid
 from commgrid.grid.subscriptions import Subscriptions
+from commgrid.metrics import Metrics
 from commgrid.store import Store, store_from_url
 
 log = logging.getLogger("commgrid")
@@ -44,6 +47,8 @@ class Runtime:
         self.sms: SmsService
         self.chat: ChatService
         self.calling: CallingService
+        self.metrics = Metrics()  # filled by a serving node's publish and delivery paths
+        self.feed: EventFeed
 
     async def open(self, *, workers: bool = False) -> None:
         """Open the store and services; with `workers`, also start background delivery."""
@@ -63,6 +68,8 @@ class Runtime:
         self.chat = ChatService(self.acs)
         self.calling = CallingService(self.acs, recording_base_url=self.settings.recording_base)
         self.grid.catalog.on_reload(self._reload_deployment)
+        self.feed = EventFeed(self.store)  # the operator console's live stream
+        self._stack.push_async_callback(self.feed.close)
         if workers:
             await self._start_workers()
 
@@ -76,7 +83,9 @@ class Runtime:
         """Background work of a serving node (delivery); extended as services are added."""
         watcher = asyncio.create_task(self.grid.catalog.watch())
         self._stack.push_async_callback(_cancel, watcher)
-        self.delivery = DeliveryWorker(self.store, self.settings, catalog=self.grid.catalog)
+        self.grid.metrics = self.metrics
+        self.delivery = DeliveryWorker(self.store, self.settings, catalog=self.grid.catalog,
+                                       attempts=AttemptLog(self.store, self.metrics))
         await self.delivery.start()
         self._stack.push_async_callback(self.delivery.stop)  # stops before the store closes
         self.grid.committer.listeners.append(self.delivery.wake)

@@ -45,6 +45,7 @@ class Behaviour:
     statuses: list[int] = field(default_factory=list)  # one per delivery, then `status`
     status: int = 200
     delay: float = 0.0
+    body: str = ""  # the text of each delivery's response
 
 
 class Receiver:
@@ -131,7 +132,7 @@ class Receiver:
         if b.delay:
             await asyncio.sleep(b.delay)
         status = b.statuses.pop(0) if b.statuses else b.status
-        return web.Response(status=status)
+        return web.Response(status=status, text=b.body)
 
     async def _validate(self, b: Behaviour, received: Received) -> web.Response:
         code = received.events()[0]["data"]["validationCode"]

@@ -132,7 +132,7 @@ def test_az_style_flags_ids_and_honest_exit_codes(tmp_path, rx: Receiver) -> Non
     (tmp_path / "events.json").write_text(json.dumps([event]))
     cli(data, "publish", "--topic", "shop", "--file", str(tmp_path / "events.json"))
     assert event["id"] in cli(data, "events", "list", "--topic", "shop", "--wide").stdout
-    shown = cli(data, "events", "show", "0f1e2d3c", "--topic", "shop")
+    shown = cli(data, "events", "show", "0f1e2d3c", "--topic", "shop", "--json")
     assert json.loads(shown.stdout)["id"] == event["id"]
     (tmp_path / "shown.json").write_text(shown.stdout)
     for how in (("--event-id", "0f1e2d3c"), ("--event", str(tmp_path / "shown.json"))):

@@ -94,7 +94,7 @@ def test_publish_command_validates_like_http(tmp_path) -> None:
     good.write_text(json.dumps([{"id": "f1", "subject": "s", "eventType": "T", "eventTime": "2024-01-01T00:00:00Z",
                                  "data": {"a": 1}, "dataVersion": "1"}]))
     cli(tmp_path, "publish", "--topic", "files", "--file", str(good))
-    shown = json.loads(cli(tmp_path, "events", "show", "f1", "--topic", "files").stdout)
+    shown = json.loads(cli(tmp_path, "events", "show", "f1", "--topic", "files", "--json").stdout)
     assert shown["type"] == "T" and shown["event"]["data"] == {"a": 1}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": "f2"}]))

@@ -52,7 +52,7 @@ def test_eventgrid_events_over_https_with_key(server: ServerProcess, eg_topic: d
     c.send(batch)
     ids = {e["id"] for e in stored(server, "orders")}
     assert {str(single.id), *(str(e.id) for e in batch)} <= ids
-    shown = json.loads(server.cli("events", "show", str(single.id), "--topic", "orders").stdout)["event"]
+    shown = json.loads(server.cli("events", "show", str(single.id), "--topic", "orders", "--json").stdout)["event"]
     assert shown["topic"] == eg_topic["armId"]
     assert shown["metadataVersion"] == "1" and shown["data"] == {"n": 1} and shown["dataVersion"] == "1.0"
 

@@ -44,6 +44,7 @@ log = logging.getLogger("commgrid.sms")
 
 REPEATABILITY = "acs.sms.repeatability"
 PENDING_REPORTS = "acs.sms.pendingReports"
+SENT = "acs.sms.sent"  # outbound messages with their delivery report, for the operator console
 MAX_RECIPIENTS = 100
 #: Seconds between acceptance and the delivery report, before the time scale divides it (real reports take
 #: seconds: seed 002 shows 7 s between the message id's time and `ReceivedTimestamp`).
@@ -248,6 +249,10 @@ class SmsService:
         report_key = None
         if batch.request.enable_delivery_report:
             report_key = await self._schedule_report(batch, message_id, to)
+        await self.store.put_document(Document(SENT, sent_key(batch.now.timestamp(), message_id), {
+            "messageId": message_id, "from": batch.request.from_, "to": to, "message": batch.request.message,
+            "tag": batch.request.tag, "sentAt": batch.now.isoformat(),
+            "deliveryReport": batch.request.enable_delivery_report}))
         return {"to": to, "messageId": message_id, "httpStatusCode": 202, "successful": True}, report_key
 
     async def _schedule_report(self, batch: _Batch, message_id: str, to: str) -> str:
@@ -292,7 +297,16 @@ class SmsService:
         for doc in docs:
             with contextlib.suppress(Missing):
                 await self.store.delete_document(PENDING_REPORTS, doc.key)
+            await self._note_report(doc.value)
         log.info("sms delivery reports emitted", extra={"action": "sms_reports_emitted", "count": len(docs)})
+
+    async def _note_report(self, pending: dict[str, Any]) -> None:
+        """Keep the report's outcome with the sent message (shown by the operator console)."""
+        with contextlib.suppress(Missing):
+            sent = await self.store.get_document(SENT, sent_key(pending["acceptedAt"], pending["messageId"]))
+            report = {"status": pending["status"], "details": pending["details"],
+                      "receivedAt": self.resource.now().isoformat()}
+            await self.store.put_document(Document(SENT, sent.key, sent.value | {"report": report}))
 
     def _report_event(self, pending: dict[str, Any]) -> dict[str, Any]:
         accepted, due = pending["acceptedAt"], pending["dueAt"]
@@ -336,6 +350,11 @@ class SmsService:
         await self.resource.emit([self.resource.profile.sms_received(self.resource.emission(), sms)])
         log.info("sms received", extra={"action": "sms_received", "to": to})
         return sms
+
+
+def sent_key(sent_at: float, message_id: str) -> str:
+    """Keys of sent messages sort newest first (milliseconds counted down), so a page lists the latest."""
+    return f"{10**13 - 1 - int(sent_at * 1000):013d}/{message_id}"
 
 
 def _report_key(due: float, message_id: str) -> str:

@@ -10,6 +10,8 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from commgrid.api import acs, eventsubscriptions, health, management, namespaces, publish
+from commgrid.api import console as console_api
+from commgrid.api import metrics as metrics_api
 from commgrid.api.errors import HANDLERS
 from commgrid.config import Settings
 from commgrid.runtime import Runtime
@@ -36,6 +38,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     routes = [*health.routes, *publish.routes, *acs.routes, *eventsubscriptions.routes, *management.routes,
               *namespaces.routes]
+    routes += [*console_api.routes, *metrics_api.routes]  # the operator console and /metrics
     middleware = [Middleware(ArmPathPrefix)]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.runtime = runtime

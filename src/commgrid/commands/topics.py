@@ -22,9 +22,10 @@ from commgrid.commands.common import (
     settings_for,
 )
 from commgrid.config import Settings
-from commgrid.errors import CommgridError
+from commgrid.console.journey import journey, journey_lines
+from commgrid.errors import CommgridError, NotFound
 from commgrid.events.envelope import parse_json_array, schema_from_cli
-from commgrid.store.base import StoredEvent, Topic
+from commgrid.store.base import EventQuery, StoredEvent, Topic
 
 if TYPE_CHECKING:
     from commgrid.runtime import Runtime
@@ -153,11 +154,24 @@ def events_list(
 
 @events_app.command("show")
 def events_show(
-    event_id: Annotated[str, typer.Argument(help="The event's id, or its first characters.")],
-    topic: Annotated[str, typer.Option("--topic")],
-    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
+    event_id: Annotated[str, typer.Argument(help="The event's id (with --topic, its first characters are enough).")],
+    topic: Annotated[str | None, typer.Option("--topic", help="Default: any topic.")] = None,
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
 ) -> None:
-    """One stored event, as published (with the fields the topic stamped)."""
-    print_json(event_json(run(data_dir, store, lambda r: r.grid.find_event(topic, event_id))))
+    """One stored event and its journey: each subscription's delivery attempts, or why it did not match."""
 
+    async def go(runtime: Runtime) -> tuple[StoredEvent, dict[str, Any]]:
+        name = (await runtime.grid.get_topic(topic)).name if topic else None
+        found = await runtime.store.search_events(EventQuery(topic=name, id=event_id), limit=1)
+        if not found and name:
+            found = [await runtime.grid.find_event(name, event_id)]  # an id prefix, as `events list` shows them
+        if not found:
+            raise NotFound(f"Event '{event_id}' was not found" + (f" in topic '{name}'." if name else "."))
+        return found[0], await journey(runtime.store, found[0])
 
+    event, path = run(data_dir, store, go)
+    if as_json:
+        print_json(event_json(event) | {"topic": event.topic, "journey": path["subscriptions"]})
+        return
+    for line in journey_lines(path):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)

@@ -46,6 +46,7 @@ import orjson
 from commgrid import __version__
 from commgrid.config import Settings
 from commgrid.events.envelope import CLOUDEVENTS, convert
+from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
 from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON
 from commgrid.grid.retry import (
@@ -242,8 +243,10 @@ class DeliveryWorker:
     """Claims due deliveries and pushes them to their webhooks; one per serving process."""
 
     def __init__(self, store: Store, settings: Settings, *, catalog: Catalog | None = None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 attempts: AttemptLog | None = None) -> None:
         self.store = store
+        self.attempts = attempts or AttemptLog(store)
         self.catalog = catalog or Catalog(store, clock=clock)
         self.timing = Timing(settings.time_scale, settings.delivery_lease)
         self.owner = settings.node_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -291,6 +294,7 @@ class DeliveryWorker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self._completed.drain()
+        await self.attempts.drain()
         if self._session is not None:
             await self._session.close()
         log.info("delivery worker stopped", extra={"action": "delivery_worker_stopped", "owner": self.owner})
@@ -401,6 +405,8 @@ class DeliveryWorker:
                 return
             probation = self.health.probation_until(target.endpoint, now)
             if probation is not None:
+                self.attempts.attempted(target.topic, target.name, live, now, "Probation", None, 0.0,
+                                        "endpoint on probation")
                 await self._failed(target, live, Outcome("Probation", None, "endpoint on probation"), probation)
                 return
             async with self._endpoints[target.endpoint].semaphore:
@@ -409,7 +415,10 @@ class DeliveryWorker:
                         "action": "delivery_abandoned", "subscription": target.name, "count": len(live)})
                     return
                 body, headers = render(target, live)
-                outcome = await self._post(target.url, body, headers)
+                started, clock = self._clock(), time.perf_counter()
+                outcome, answer = await self._post(target.url, body, headers)
+                self.attempts.attempted(target.topic, target.name, live, started, outcome.name, outcome.status,
+                                        time.perf_counter() - clock, outcome.detail, answer)
             if outcome.succeeded:
                 self.health.succeeded(target.endpoint)
                 self._completed.add([d.id for d in live])
@@ -425,14 +434,15 @@ class DeliveryWorker:
         finally:
             self._release(target, len(batch))
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[Outcome, bytes]:
+        """The outcome and the response body (for the attempt log)."""
         assert self._session is not None
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                await response.read()
-                return outcome_of_status(response.status)
+                answer = await response.read()
+                return outcome_of_status(response.status), answer
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return outcome_of_error(exc)
+            return outcome_of_error(exc), b""
 
     async def _failed(self, target: Target, batch: list[Delivery], outcome: Outcome, not_before: float | None) -> None:
         now = self._clock()
@@ -464,6 +474,8 @@ class DeliveryWorker:
     async def _dead_letter(self, target: Target, batch: list[Delivery], reason: str, attempt: Attempt | None) -> None:
         now = self._clock()
         await self.store.dead_letter_deliveries([d.id for d in batch], reason, now, attempt)
+        self.attempts.gave_up(target.topic, target.name, len(batch), reason,
+                              has_destination=target.dead_letter_dir is not None)
         log.warning("dead-lettered", extra={"action": "delivery_dead_lettered", "subscription": target.name,
                                             "count": len(batch), "reason": reason, "events": event_ids(batch)})
         if target.dead_letter_dir is None:

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commgrid.deployment import Deployment, new_key
-from commgrid.errors import BadRequest, Conflict, NotFound
+from commgrid.errors import BadRequest, CommgridError, Conflict, NotFound
 from commgrid.events.envelope import EVENTGRID, SCHEMAS, encode_event, identity, validate_events
 from commgrid.grid.auth import authenticate
 from commgrid.grid.committer import GroupCommitter
 from commgrid.grid.routing import Catalog
+from commgrid.metrics import Metrics
 from commgrid.store import Store
-from commgrid.store.base import AlreadyExists, Missing, NewEvent, StoredEvent, Topic
+from commgrid.store.base import AlreadyExists, Missing, NewEvent, Route, StoredEvent, Topic
 
 log = logging.getLogger("commgrid.grid")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
@@ -36,6 +37,7 @@ class Grid:
         self.clock = clock
         self.catalog = Catalog(store, clock=clock)
         self.committer = GroupCommitter(store, clock=clock)
+        self.metrics: Metrics | None = None  # set by a serving node
 
     async def start(self) -> None:
         """Make sure the Communication Services system topic exists."""
@@ -125,14 +127,29 @@ class Grid:
         """Validate, persist and route `events`; returns once they are durable."""
         if isinstance(topic, str):
             topic = await self.catalog.topic(topic)
+        if self.metrics is None:
+            await self._publish(topic, events)
+            return
+        started = time.perf_counter()
+        try:
+            routes = await self._publish(topic, events)
+        except CommgridError as exc:
+            self.metrics.publish_failed(topic.name, len(events), exc.code)
+            raise
+        self.metrics.published(topic.name, len(events), time.perf_counter() - started,
+                               [r.subscription for r in routes])
+
+    async def _publish(self, topic: Topic, events: list[dict[str, Any]]) -> list[Route]:
         validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
         new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i)) for i, e in enumerate(events)]
+        await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog
         routes = self.catalog.routes(topic, events)
         await self.committer.commit(new, routes)
         if log.isEnabledFor(logging.INFO):
             log.info("events published", extra={"action": "events_published", "topic": topic.name,
                                                 "count": len(new), "deliveries": len(routes)})
+        return routes
 
     # history ---------------------------------------------------------------------------------------------
     async def list_events(self, topic_name: str, limit: int = 50) -> list[StoredEvent]:

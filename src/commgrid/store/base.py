@@ -131,6 +131,33 @@ class DeadLetter:
 
 
 @dataclass(slots=True)
+class AttemptRecord:
+    """One delivery attempt as the operator console and `events show` report it (kept up to a retention limit)."""
+
+    topic: str
+    subscription: str
+    event_seq: int
+    attempt: int  # 1 for the first try
+    at: float
+    outcome: str  # "Succeeded", or the failure's lastDeliveryOutcome (grid.retry.Outcome)
+    status: int | None
+    duration: float  # seconds until the response (or the error)
+    error: str | None = None
+    response: str = ""  # the start of the response body
+
+
+@dataclass(slots=True)
+class EventQuery:
+    """What the console searches stored events by; every field given must match (subject: as a prefix)."""
+
+    topic: str | None = None
+    type: str | None = None
+    subject: str | None = None
+    id: str | None = None
+    before_seq: int | None = None
+
+
+@dataclass(slots=True)
 class Document:
     """A small JSON document of domain state (identities, chat threads, ...), keyed by collection and key."""
 
@@ -390,3 +417,40 @@ class Store(abc.ABC):
         Actions (`SETTLE_ACTIONS`): acknowledge (forget the delivery), release (unlock, available again at
         `until`), renew (lock until `until`), reject (dead-letter with `reason`).
         """
+
+    # delivery attempts and the console's reads ----------------------------------------------------------
+    @abc.abstractmethod
+    async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
+        """Append delivery attempts, then forget all but about the newest `keep` (the retention limit)."""
+
+    @abc.abstractmethod
+    async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
+        """The recorded attempts to deliver one event, oldest first."""
+
+    @abc.abstractmethod
+    async def recent_attempts(self, topic: str, subscription: str, limit: int = 20) -> list[AttemptRecord]:
+        """A subscription's latest recorded attempts, newest first."""
+
+    @abc.abstractmethod
+    async def event_by_seq(self, seq: int) -> StoredEvent:
+        """The event stored under `seq`; `Missing` if absent."""
+
+    @abc.abstractmethod
+    async def search_events(self, query: EventQuery, limit: int = 50) -> list[StoredEvent]:
+        """Events matching `query` (before `query.before_seq`, for paging), newest first."""
+
+    @abc.abstractmethod
+    async def events_after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
+        """Events stored after `seq`, oldest first (the console's live stream)."""
+
+    @abc.abstractmethod
+    async def event_deliveries(self, event_seq: int) -> list[Delivery]:
+        """The pending deliveries of one event."""
+
+    @abc.abstractmethod
+    async def event_dead_letters(self, event_seq: int) -> list[DeadLetter]:
+        """The dead-letter records of one event."""
+
+    @abc.abstractmethod
+    async def delivery_backlog(self) -> tuple[int, float | None]:
+        """How many deliveries are pending, and when the oldest event among them was published."""

@@ -13,13 +13,15 @@ import asyncpg
 import orjson
 
 from commgrid.errors import Conflict
-from commgrid.store import queue_sql, rows
+from commgrid.store import console_sql, queue_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
+    AttemptRecord,
     DeadLetter,
     Delivery,
     Document,
+    EventQuery,
     LockedEvent,
     Missing,
     NamespaceResource,
@@ -80,6 +82,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
     ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
     """,
+    """
+    CREATE TABLE delivery_attempts (
+        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+        attempt INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+        duration DOUBLE PRECISION NOT NULL, error TEXT, response TEXT NOT NULL);
+    CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq);
+    CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id);
+    CREATE INDEX events_id ON events (id);
+    CREATE INDEX deliveries_event ON deliveries (event_seq);
+    CREATE INDEX dead_letters_event ON dead_letters (event_seq);
+    """,
 ]
 
 
@@ -90,6 +103,10 @@ INSERT_EVENTS = """
 INSERT_DELIVERIES = """
     INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[])"""
+INSERT_ATTEMPTS = f"""
+    INSERT INTO delivery_attempts ({console_sql.ATTEMPT_COLS})
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::float8[], $6::text[], $7::int[],
+                         $8::float8[], $9::text[], $10::text[])"""
 CLAIM_DELIVERIES = f"""
     WITH due AS (
         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
@@ -516,3 +533,57 @@ class PostgresStore(Store):
             await conn.execute("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2::bigint[])", until, ids)
         else:
             raise ValueError(f"unknown settle action {action!r}")
+
+    # delivery attempts and the console's reads ----------------------------------------------------------
+    async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
+        if not records:
+            return
+        columns = list(zip(*(console_sql.attempt_values(r) for r in records), strict=True))
+        async with self._conn(transaction=True) as conn:
+            await conn.execute(INSERT_ATTEMPTS, *[list(c) for c in columns])
+            await conn.execute(
+                "DELETE FROM delivery_attempts WHERE id <= (SELECT max(id) FROM delivery_attempts) - $1", keep)
+
+    async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
+        found = await self._fetch(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE event_seq = $1"
+                                  " ORDER BY id", event_seq)
+        return [console_sql.attempt_from_row(r) for r in found]
+
+    async def recent_attempts(self, topic: str, subscription: str, limit: int = 20) -> list[AttemptRecord]:
+        found = await self._fetch(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts"
+                                  " WHERE topic = $1 AND subscription = $2 ORDER BY id DESC LIMIT $3",
+                                  topic, subscription, limit)
+        return [console_sql.attempt_from_row(r) for r in found]
+
+    async def event_by_seq(self, seq: int) -> StoredEvent:
+        row = await self._fetchrow(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq = $1", seq)
+        if row is None:
+            raise Missing(f"Event {seq} was not found.")
+        return rows.event_from_row(row)
+
+    async def search_events(self, query: EventQuery, limit: int = 50) -> list[StoredEvent]:
+        sql, args = console_sql.search_sql(query, limit, "$")
+        return [rows.event_from_row(r) for r in await self._fetch(sql, *args)]
+
+    async def events_after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
+        found = await self._fetch(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+                                  seq, limit)
+        return [rows.event_from_row(r) for r in found]
+
+    async def event_deliveries(self, event_seq: int) -> list[Delivery]:
+        found = await self._fetch(f"SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e"
+                                  " ON e.seq = d.event_seq WHERE d.event_seq = $1 ORDER BY d.id", event_seq)
+        return [rows.delivery_from_row(r) for r in found]
+
+    async def event_dead_letters(self, event_seq: int) -> list[DeadLetter]:
+        found = await self._fetch(f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e"
+                                  " ON e.seq = x.event_seq WHERE x.event_seq = $1 ORDER BY x.id", event_seq)
+        return [rows.dead_letter_from_row(r) for r in found]
+
+    async def delivery_backlog(self) -> tuple[int, float | None]:
+        row = await self._fetchrow("SELECT count(*), min(event_seq) FROM deliveries")
+        count, oldest = row[0], row[1]
+        if oldest is None:
+            return count, None
+        published = await self._fetchrow("SELECT published_at FROM events WHERE seq = $1", oldest)
+        return count, published[0] if published else None

@@ -16,13 +16,15 @@ import aiosqlite
 import orjson
 
 from commgrid.errors import Conflict
-from commgrid.store import queue_sql, rows
+from commgrid.store import console_sql, queue_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
+    AttemptRecord,
     DeadLetter,
     Delivery,
     Document,
+    EventQuery,
     LockedEvent,
     Missing,
     NamespaceResource,
@@ -76,6 +78,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
     ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+    """,
+    """
+    CREATE TABLE delivery_attempts (
+        id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
+        attempt INTEGER NOT NULL, at REAL NOT NULL, outcome TEXT NOT NULL, status INTEGER, duration REAL NOT NULL,
+        error TEXT, response TEXT NOT NULL);
+    CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq);
+    CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id);
+    CREATE INDEX events_id ON events (id);
+    CREATE INDEX deliveries_event ON deliveries (event_seq);
+    CREATE INDEX dead_letters_event ON dead_letters (event_seq);
     """,
 ]
 
@@ -542,3 +555,59 @@ class SQLiteStore(Store):
             await conn.executemany("UPDATE deliveries SET lease_until = ? WHERE id = ?", [(until, i) for (i,) in ids])
         else:
             raise ValueError(f"unknown settle action {action!r}")
+
+    # delivery attempts and the console's reads ----------------------------------------------------------
+    async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
+        if not records:
+            return
+        marks = ", ".join(["?"] * 10)
+        async with self._transaction() as conn:
+            await conn.executemany(
+                f"INSERT INTO delivery_attempts ({console_sql.ATTEMPT_COLS}) VALUES ({marks})",
+                [console_sql.attempt_values(r) for r in records],
+            )
+            await conn.execute(
+                "DELETE FROM delivery_attempts WHERE id <= (SELECT max(id) FROM delivery_attempts) - ?", (keep,))
+
+    async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
+        found = await self._all(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE event_seq = ?"
+                                " ORDER BY id", (event_seq,))
+        return [console_sql.attempt_from_row(r) for r in found]
+
+    async def recent_attempts(self, topic: str, subscription: str, limit: int = 20) -> list[AttemptRecord]:
+        found = await self._all(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts"
+                                " WHERE topic = ? AND subscription = ? ORDER BY id DESC LIMIT ?",
+                                (topic, subscription, limit))
+        return [console_sql.attempt_from_row(r) for r in found]
+
+    async def event_by_seq(self, seq: int) -> StoredEvent:
+        row = await self._one(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq = ?", (seq,))
+        if row is None:
+            raise Missing(f"Event {seq} was not found.")
+        return rows.event_from_row(row)
+
+    async def search_events(self, query: EventQuery, limit: int = 50) -> list[StoredEvent]:
+        sql, args = console_sql.search_sql(query, limit, "?")
+        return [rows.event_from_row(r) for r in await self._all(sql, args)]
+
+    async def events_after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
+        found = await self._all(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+                                (seq, limit))
+        return [rows.event_from_row(r) for r in found]
+
+    async def event_deliveries(self, event_seq: int) -> list[Delivery]:
+        found = await self._all(f"SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                                " WHERE d.event_seq = ? ORDER BY d.id", (event_seq,))
+        return [rows.delivery_from_row(r) for r in found]
+
+    async def event_dead_letters(self, event_seq: int) -> list[DeadLetter]:
+        found = await self._all(f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e"
+                                " ON e.seq = x.event_seq WHERE x.event_seq = ? ORDER BY x.id", (event_seq,))
+        return [rows.dead_letter_from_row(r) for r in found]
+
+    async def delivery_backlog(self) -> tuple[int, float | None]:
+        count, oldest = await self._one("SELECT count(*), min(event_seq) FROM deliveries")
+        if oldest is None:
+            return count, None
+        row = await self._one("SELECT published_at FROM events WHERE seq = ?", (oldest,))
+        return count, row[0] if row else None

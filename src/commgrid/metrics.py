@@ -1,0 +1,93 @@
+"""Prometheus metrics named after Event Grid's Azure Monitor metrics.
+
+Azure Monitor's Event Grid metrics (https://learn.microsoft.com/azure/event-grid/metrics) become counters and
+histograms labelled by topic (and subscription where Azure splits by it), exposed at `/metrics`:
+
+| Azure Monitor metric               | Prometheus name                                      |
+|------------------------------------|------------------------------------------------------|
+| PublishSuccessCount                | eventgrid_publish_success_count_total{topic}        |
+| PublishFailCount                   | eventgrid_publish_fail_count_total{topic,error}     |
+| PublishSuccessLatencyInMs          | eventgrid_publish_success_latency_ms{topic}         |
+| MatchedEventCount                  | eventgrid_matched_event_count_total{topic,subscription} |
+| DeliverySuccessCount               | eventgrid_delivery_success_count_total{topic,subscription} |
+| DeliveryAttemptFailCount           | eventgrid_delivery_attempt_fail_count_total{topic,subscription,outcome} |
+| DeadLetteredCount                  | eventgrid_dead_lettered_count_total{topic,subscription,reason} |
+| DroppedEventCount                  | eventgrid_dropped_event_count_total{topic,subscription,reason} |
+| DestinationProcessingDurationInMs  | eventgrid_destination_processing_duration_ms{topic,subscription} |
+
+plus two gauges read from the store when scraped: `eventgrid_delivery_queue_depth` and
+`eventgrid_oldest_undelivered_event_age_seconds`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """One process's metrics; every method is cheap enough for the publish and delivery paths."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.publish_success = Counter("eventgrid_publish_success_count", "Events published successfully.",
+                                       ["topic"], registry=r)
+        self.publish_fail = Counter("eventgrid_publish_fail_count", "Events whose publish failed.",
+                                    ["topic", "error"], registry=r)
+        self.publish_latency = Histogram("eventgrid_publish_success_latency_ms",
+                                         "Time to accept a successful publish request, in milliseconds.",
+                                         ["topic"], buckets=LATENCY_BUCKETS_MS, registry=r)
+        self.matched = Counter("eventgrid_matched_event_count", "Events that matched a subscription's filter.",
+                               ["topic", "subscription"], registry=r)
+        self.delivery_success = Counter("eventgrid_delivery_success_count", "Events delivered successfully.",
+                                        ["topic", "subscription"], registry=r)
+        self.attempt_fail = Counter("eventgrid_delivery_attempt_fail_count", "Events whose delivery attempt failed.",
+                                    ["topic", "subscription", "outcome"], registry=r)
+        self.dead_lettered = Counter("eventgrid_dead_lettered_count", "Events dead-lettered.",
+                                     ["topic", "subscription", "reason"], registry=r)
+        self.dropped = Counter("eventgrid_dropped_event_count",
+                               "Events given up without a dead-letter destination (Azure drops them; commgrid keeps"
+                               " a dead-letter record).", ["topic", "subscription", "reason"], registry=r)
+        self.destination_duration = Histogram("eventgrid_destination_processing_duration_ms",
+                                              "Time the destination took to answer a delivery, in milliseconds.",
+                                              ["topic", "subscription"], buckets=LATENCY_BUCKETS_MS, registry=r)
+        self.queue_depth = Gauge("eventgrid_delivery_queue_depth", "Deliveries not yet completed or dead-lettered.",
+                                 registry=r)
+        self.oldest_age = Gauge("eventgrid_oldest_undelivered_event_age_seconds",
+                                "Age of the oldest event with a pending delivery (0 when none).", registry=r)
+
+    # publishing ------------------------------------------------------------------------------------------
+    def published(self, topic: str, count: int, seconds: float, subscriptions: list[str]) -> None:
+        self.publish_success.labels(topic).inc(count)
+        self.publish_latency.labels(topic).observe(seconds * 1000)
+        for name, matched in Tally(subscriptions).items():
+            self.matched.labels(topic, name).inc(matched)
+
+    def publish_failed(self, topic: str, count: int, error: str) -> None:
+        self.publish_fail.labels(topic, error).inc(count)
+
+    # delivering ------------------------------------------------------------------------------------------
+    def attempted(self, topic: str, subscription: str, count: int, outcome: str, seconds: float | None) -> None:
+        if seconds is not None:
+            self.destination_duration.labels(topic, subscription).observe(seconds * 1000)
+        if outcome == "Succeeded":
+            self.delivery_success.labels(topic, subscription).inc(count)
+        else:
+            self.attempt_fail.labels(topic, subscription, outcome).inc(count)
+
+    def gave_up(self, topic: str, subscription: str, count: int, reason: str, *, has_destination: bool) -> None:
+        counter = self.dead_lettered if has_destination else self.dropped
+        counter.labels(topic, subscription, reason).inc(count)
+
+    # exposition ------------------------------------------------------------------------------------------
+    def render(self, backlog: tuple[int, float | None], now: float | None = None) -> bytes:
+        depth, oldest = backlog
+        self.queue_depth.set(depth)
+        self.oldest_age.set(0.0 if oldest is None else max((now or time.time()) - oldest, 0.0))
+        return generate_latest(self.registry)

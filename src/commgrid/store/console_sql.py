@@ -1,0 +1,46 @@
+"""SQL shared by both backends for delivery attempts and the console's event searches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from commgrid.store import rows
+from commgrid.store.base import AttemptRecord, EventQuery
+
+ATTEMPT_COLS = "topic, subscription, event_seq, attempt, at, outcome, status, duration, error, response"
+RESPONSE_EXCERPT = 512  # characters of a response body kept per attempt
+
+
+def attempt_values(r: AttemptRecord) -> tuple:
+    return (r.topic, r.subscription, r.event_seq, r.attempt, r.at, r.outcome, r.status, r.duration, r.error,
+            r.response[:RESPONSE_EXCERPT])
+
+
+def attempt_from_row(r: Sequence[Any]) -> AttemptRecord:
+    return AttemptRecord(topic=r[0], subscription=r[1], event_seq=r[2], attempt=r[3], at=r[4], outcome=r[5],
+                         status=r[6], duration=r[7], error=r[8], response=r[9])
+
+
+def search_sql(query: EventQuery, limit: int, mark: str) -> tuple[str, tuple]:
+    """A newest-first select of the events matching `query`; `mark` is "?" (SQLite) or "$" (PostgreSQL)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+
+    def placeholder(value: Any) -> str:
+        args.append(value)
+        return "?" if mark == "?" else f"${len(args)}"
+
+    if query.topic:
+        clauses.append(f"e.topic = {placeholder(query.topic)}")
+    if query.type:
+        clauses.append(f"e.type = {placeholder(query.type)}")
+    if query.id:
+        clauses.append(f"e.id = {placeholder(query.id)}")
+    if query.subject:
+        clauses.append(f"substr(e.subject, 1, {len(query.subject)}) = {placeholder(query.subject)}")
+    if query.before_seq is not None:
+        clauses.append(f"e.seq < {placeholder(query.before_seq)}")
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {rows.EVENT_COLS} FROM events e{where} ORDER BY e.seq DESC LIMIT {placeholder(limit)}"
+    return sql, tuple(args)
