@@ -23,6 +23,7 @@ from commgrid.config import Settings
 from commgrid.errors import CommgridError
 from commgrid.events.acs import profile_by_name
 from commgrid.logs import configure as configure_logging
+from commgrid.private_files import without_password
 from commgrid.runtime import Runtime
 from commgrid.store.base import Topic
 from commgrid.tls import tls_files
@@ -65,6 +66,9 @@ def serve(
         help="A phone number (E.164) or short code the resource owns (repeat; env: space-separated).")] = None,
     log_level: Annotated[str, typer.Option(envvar="COMMGRID_LOG_LEVEL",
                                            help="debug, info (every delivery step), warning or error.")] = "warning",
+    read_timeout: Annotated[float, typer.Option(
+        envvar="COMMGRID_READ_TIMEOUT", min=0.1,
+        help="Seconds a client may take to send its request headers, and each chunk of its body.")] = 30.0,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.server import serve as run_server
@@ -83,7 +87,7 @@ def serve(
     settings = Settings(data_dir=data_dir, host=host, port=port, tls_port=tls_port, store_url=store,
                         resource_name=resource_name, subscription_id=subscription_id,
                         resource_group=resource_group, time_scale=time_scale, event_profile=profile,
-                        phone_numbers=numbers)
+                        phone_numbers=numbers, read_timeout=read_timeout)
 
     def announce(runtime: Runtime, tls: Any) -> None:
         console.print(f"commgrid {__version__} ready", highlight=False)
@@ -91,7 +95,7 @@ def serve(
         if settings.tls_port:
             console.print(f"  HTTPS  {settings.https_base}", highlight=False)
         console.print(f"  CA     {tls.ca_cert.resolve()}", highlight=False)
-        console.print(f"  store  {settings.effective_store_url}", highlight=False)
+        console.print(f"  store  {without_password(settings.effective_store_url)}", highlight=False)
         console.print(f"  Communication Services: {runtime.deployment.connection_string(settings.https_base)}",
                       highlight=False, soft_wrap=True)
 
@@ -119,7 +123,7 @@ def info_json(runtime: Runtime, topics: list[Topic]) -> dict[str, Any]:
         "http": s.http_base,
         "https": s.https_base,
         "caCertificate": str(tls_files(s.data_dir).ca_cert.resolve()),
-        "store": s.effective_store_url,
+        "store": without_password(s.effective_store_url),
         "communicationServices": {
             "resourceName": d.resource_name,
             "armId": d.acs_arm_id,

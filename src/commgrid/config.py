@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from commgrid.private_files import private_dir, without_password, write_private
+
 DEFAULT_PORT = 7070
 DEFAULT_TLS_PORT = 7443
 RUNTIME_FILE = "commgrid.json"
@@ -35,6 +37,8 @@ class Settings:
     delivery_lease: float = 60.0
     delivery_concurrency: int = 256
     node_id: str = ""
+    #: Longest wait for a request's headers, and for each chunk of its body (`--read-timeout`).
+    read_timeout: float = 30.0
 
     @property
     def effective_store_url(self) -> str:
@@ -52,10 +56,12 @@ class Settings:
         return replace(self, **changes)
 
     # The runtime file lets `commgrid info` and other commands find a data dir's store and ports.
+    # It is private (0600 in a 0700 dir) and never holds the store URL's password.
     def write_runtime_file(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         fields = {k: v for k, v in asdict(self).items() if k not in ("data_dir",)}
-        (self.data_dir / RUNTIME_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n")
+        fields["store_url"] = without_password(self.store_url)
+        write_private(self.data_dir / RUNTIME_FILE, json.dumps(fields, indent=2, default=str) + "\n")
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, **overrides: Any) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from commgrid.errors import CommgridError
@@ -24,4 +24,10 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     return json_response(body, status=500)
 
 
-HANDLERS = {CommgridError: commgrid_error, Exception: unexpected_error}
+async def client_disconnected(request: Request, exc: Exception) -> Response:
+    """A client that went away mid-request is routine: one debug line, and a response nobody reads."""
+    log.debug("client disconnected", extra={"action": "client_disconnected", "path": request.url.path})
+    return Response(status_code=400)
+
+
+HANDLERS = {CommgridError: commgrid_error, ClientDisconnect: client_disconnected, Exception: unexpected_error}

@@ -6,6 +6,8 @@ dicts in their own schema; validation collects every problem and raises once.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -49,6 +51,7 @@ def parse_json_array(body: bytes, content_type: str) -> list[dict[str, Any]]:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _invalid(f"The request body is not valid JSON: {exc}.") from exc
+    check_integers(body)
     if isinstance(parsed, dict) and content_type.startswith("application/cloudevents+json"):
         parsed = [parsed]
     if not isinstance(parsed, list):
@@ -60,6 +63,33 @@ def parse_json_array(body: bytes, content_type: str) -> list[dict[str, Any]]:
     if not all(isinstance(e, dict) for e in parsed):
         raise _invalid("Every element of the request array must be a JSON object.")
     return parsed
+
+
+# orjson reads integers outside [-2**63, 2**64) as floats: 18446744073709551616 would come back as
+# 1.8446744073709552e+19. Such a body is refused rather than acknowledged and altered. Only bodies with a run
+# of 19 digits can hold one, so the exact (slower) check runs on those alone.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _checked_int(text: str) -> int:
+    value = int(text)
+    if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise _invalid(f"The number {text[:40]}{'...' if len(text) > 40 else ''} is outside the 64-bit integer"
+                       " range commgrid stores exactly; send it as a string.", code="InputJsonInvalid")
+    return value
+
+
+def check_integers(body: bytes) -> None:
+    """Refuse a JSON body holding an integer that would not survive parsing exactly."""
+    if not _LONG_DIGITS.search(body):
+        return
+    try:
+        json.loads(body, parse_int=_checked_int)
+    except RecursionError:  # deeper than the standard parser goes; orjson already limits depth to 1024
+        raise _invalid("The request body is nested too deeply.") from None
+    except ValueError as exc:
+        raise _invalid(f"The request body is not valid JSON: {exc}.") from exc
 
 
 def looks_like_cloudevent(event: dict[str, Any]) -> bool:
@@ -147,14 +177,25 @@ def identity(event: dict[str, Any], schema: str) -> tuple[str, str, str, str]:
     return event["id"], event["eventType"], event["subject"], event["eventTime"]
 
 
-def encode_event(event: dict[str, Any], index: int) -> bytes:
-    """The stored JSON of one event, checking the per-event size limit (§2.4)."""
-    body = orjson.dumps(event)
+def encode_event(event: dict[str, Any], index: int, sent: dict[str, Any] | None = None) -> bytes:
+    """The stored JSON of one event, checking the per-event size limit (§2.4) and nesting depth.
+
+    The size limit applies to the event as the publisher sent it (`sent`, its top level before validation
+    stamped `topic`, `metadataVersion` and `dataVersion`), not to the fields commgrid adds.
+    """
+    try:
+        # Encoded inside two arrays and unwrapped: an event that encodes here also encodes in a dead-letter
+        # file or a batch, which wrap it (orjson stops at 255 levels).
+        body = orjson.dumps([[event]])[2:-2]
+    except orjson.JSONEncodeError as exc:
+        raise _invalid(f"Event {index} cannot be stored: {exc}. Nest its data less deeply.") from None
     if len(body) > MAX_EVENT_BYTES:
-        raise PayloadTooLarge(
-            f"Event {index} is {len(body)} bytes; an event may be at most {MAX_EVENT_BYTES} bytes.",
-            code="RequestEntityTooLarge",
-        )
+        size = len(orjson.dumps(sent)) if sent is not None else len(body)
+        if size > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(
+                f"Event {index} is {size} bytes; an event may be at most {MAX_EVENT_BYTES} bytes.",
+                code="RequestEntityTooLarge",
+            )
     return body
 
 

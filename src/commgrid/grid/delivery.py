@@ -47,7 +47,7 @@ from commgrid import __version__
 from commgrid.config import Settings
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
-from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, base_url
+from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, base_url, read_excerpt
 from commgrid.grid.retry import (
     TTL_EXCEEDED,
     EndpointHealth,
@@ -70,6 +70,7 @@ CLAIM_LIMIT = 500
 POLL = 0.25  # longest idle sleep: deliveries may come from other processes
 RECHECK = 0.5  # how often the subscription cache checks the store's change counter
 LEASE_MARGIN = 1.0
+DELIVERY_RESPONSE_EXCERPT = 4096
 T = TypeVar("T")
 
 
@@ -433,7 +434,7 @@ class DeliveryWorker:
         assert self._session is not None
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                await response.read()
+                await read_excerpt(response, DELIVERY_RESPONSE_EXCERPT)  # only the status matters
                 return outcome_of_status(response.status)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return outcome_of_error(exc)

@@ -109,9 +109,10 @@ class Grid:
         """Validate, persist and route `events`; returns once they are durable."""
         if isinstance(topic, str):
             topic = await self.catalog.topic(topic)
+        sent = [dict(e) for e in events]  # top levels as published: validation stamps fields in place
         validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
-        new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i)) for i, e in enumerate(events)]
+        new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i, sent[i])) for i, e in enumerate(events)]
         routes = self.catalog.routes(topic, events)
         await self.committer.commit(new, routes)
         if log.isEnabledFor(logging.INFO):

@@ -16,6 +16,7 @@ import aiosqlite
 import orjson
 
 from commgrid.errors import Conflict
+from commgrid.private_files import private_file
 from commgrid.store import rows
 from commgrid.store.base import (
     AlreadyExists,
@@ -120,7 +121,11 @@ class SQLiteStore(Store):
 
     # lifecycle -------------------------------------------------------------------------------------------
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The database holds every key: owner-only, and SQLite gives its WAL and shared memory the same mode.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+            if path == self.path or path.exists():
+                private_file(path)
         with _wrap_errors():
             self._writer = await self._connect()
             await self._migrate(self._writer)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from starlette.requests import Request
 
+from commgrid.acs.hmac_auth import verify_content
 from commgrid.acs.resource import CommunicationResource
 from commgrid.acs.tokens import TokenClaims
+from commgrid.api.bodies import read_limited
 
 
 def resource(request: Request) -> CommunicationResource:
@@ -20,9 +24,11 @@ def path_and_query(request: Request) -> str:
 
 
 async def signed_body(request: Request) -> bytes:
-    """The body of an HMAC-signed request, after checking its signature with either access key."""
-    body = await request.body()
-    resource(request).check_hmac(request.method, path_and_query(request), request.headers, body)
+    """The body of an HMAC-signed request: the signed headers are checked first, then the body is read (up to
+    the size limit) and compared with the signed content hash."""
+    signed_hash = resource(request).check_signature(request.method, path_and_query(request), request.headers)
+    body = await read_limited(request)
+    verify_content(signed_hash, hashlib.sha256(body))
     return body
 
 

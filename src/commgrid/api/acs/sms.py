@@ -18,6 +18,7 @@ from commgrid.acs.sms import SendRequest, SmsService
 from commgrid.acs.validation import parse_object, required
 from commgrid.api.acs.auth import resource, signed_body
 from commgrid.api.acs.common import acs_json, begin, require_api_version
+from commgrid.api.bodies import read_limited
 from commgrid.errors import Unauthorized
 
 ACCESS_KEY_HEADER = "x-commgrid-access-key"
@@ -44,7 +45,7 @@ async def _inbound_body(request: Request) -> bytes:
     if not any(hmac.compare_digest(key.encode(), k.encode())
                for k in (deployment.access_key, deployment.secondary_key)):
         raise Unauthorized("Denied by the resource provider.", code="Denied")
-    return await request.body()
+    return await read_limited(request)
 
 
 async def inbound(request: Request) -> Response:
