@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from commgrid.errors import PayloadTooLarge
 from commgrid.events.envelope import MAX_REQUEST_BYTES, parse_json_array
+from commgrid.grid.loops import refuse_loop
 
 
 def _too_large(size: str) -> PayloadTooLarge:
@@ -36,6 +37,7 @@ async def publish_events(request: Request) -> Response:
         request.path_params["topic"], str(request.url), request.headers, request.query_params
     )
     events = parse_json_array(await _limited_body(request), request.headers.get("content-type", "application/json"))
+    await refuse_loop(grid.store, topic, request.headers, events)
     await grid.publish(topic, events)
     return Response(status_code=200)
 

@@ -6,8 +6,10 @@ How one delivery flows:
    transaction; the commit wakes this worker (a `GroupCommitter` listener). Otherwise it sleeps until the
    store's next due delivery, at most `POLL` seconds (other processes and nodes add deliveries too).
 2. The worker claims due deliveries under a lease (`Timing.lease`), skipping subscriptions whose endpoint
-   already has `ENDPOINT_BACKLOG` deliveries in hand or is on probation, so a slow or failing endpoint never
-   crowds out healthy ones.
+   already holds its share of deliveries or is on probation, so a slow or failing endpoint never crowds out
+   healthy ones. An endpoint's share is the worker's capacity divided among the busy endpoints (at most
+   `ENDPOINT_BACKLOG`), so any number of hung endpoints together leave room for the others; when the worker is
+   full it still claims a little for endpoints below their share.
 3. Claimed deliveries are grouped per subscription and attempt count and cut into batches that honour
    `maxEventsPerBatch` and `preferredBatchSizeInKilobytes` (measured on the stored events; an event larger
    than the preferred size goes alone). A batch succeeds or fails as a whole.
@@ -65,7 +67,8 @@ log = logging.getLogger("commgrid.delivery")
 
 CLOUDEVENT_BATCH_JSON = "application/cloudevents-batch+json; charset=utf-8"
 ENDPOINT_CONCURRENCY = 64  # requests in flight per endpoint (capped by Settings.delivery_concurrency)
-ENDPOINT_BACKLOG = 512  # deliveries claimed per endpoint before its subscriptions are skipped
+ENDPOINT_BACKLOG = 512  # most deliveries claimed per endpoint before its subscriptions are skipped
+MIN_BACKLOG = 16  # least share of an endpoint, however many are busy
 CLAIM_LIMIT = 500
 POLL = 0.25  # longest idle sleep: deliveries may come from other processes
 RECHECK = 0.5  # how often the subscription cache checks the store's change counter
@@ -249,6 +252,7 @@ class DeliveryWorker:
         self._per_endpoint = max(1, min(ENDPOINT_CONCURRENCY, settings.delivery_concurrency))
         self._max_held = max(16 * settings.delivery_concurrency, 4 * CLAIM_LIMIT)
         self._held = 0
+        self._busy = 0  # endpoints holding deliveries
         self._endpoints: dict[str, _Endpoint] = {}
         self._saturated: set[str] = set()
         self._targets: dict[tuple[str, str], Target] = {}
@@ -297,27 +301,27 @@ class DeliveryWorker:
         while not self._stopping:
             self._wakeup.clear()
             try:
-                claimed = await self._claim()
+                short = await self._claim()
             except Exception:
                 log.exception("claiming deliveries failed", extra={"action": "delivery_claim_failed"})
-                claimed = 0
+                short = 1
                 await asyncio.sleep(POLL)
-            if claimed < CLAIM_LIMIT and not self._stopping:
+            if short > 0 and not self._stopping:
                 await self._idle()
 
     async def _claim(self) -> int:
+        """Claim and dispatch due deliveries; returns how many fewer than asked for were due (0: look again)."""
         now = self._clock()
         await self._refresh(now)
         free = self._max_held - self._held
-        if free <= 0:
-            return 0
+        # Full: endpoints holding more than their share (hung ones) are skipped, the others get a little more.
+        limit = min(CLAIM_LIMIT, free) if free > 0 else MIN_BACKLOG
         lease = self.timing.lease
-        deliveries = await self.store.claim_due_deliveries(
-            self.owner, now, min(CLAIM_LIMIT, free), lease, skip=self._skipped(now))
+        deliveries = await self.store.claim_due_deliveries(self.owner, now, limit, lease, skip=self._skipped(now))
         if deliveries:
             log.debug("deliveries claimed", extra={"action": "deliveries_claimed", "count": len(deliveries)})
             await self._dispatch(deliveries, now + lease)
-        return len(deliveries)
+        return limit - len(deliveries)
 
     async def _idle(self) -> None:
         now = self._clock()
@@ -332,8 +336,14 @@ class DeliveryWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
+    def _share(self) -> int:
+        """How many deliveries one endpoint may hold: the worker's capacity divided among the busy endpoints."""
+        return max(MIN_BACKLOG, min(ENDPOINT_BACKLOG, self._max_held // (self._busy + 1)))
+
     def _skipped(self, now: float) -> list[tuple[str, str]]:
-        """Subscriptions not to claim for: their endpoint's backlog is full or it is on probation."""
+        """Subscriptions not to claim for: their endpoint holds its share or is on probation."""
+        share = self._share()
+        self._saturated = {key for key, e in self._endpoints.items() if e.held >= share}
         blocked = self._saturated | set(self.health.on_probation(now))
         if not blocked:
             return []
@@ -371,10 +381,9 @@ class DeliveryWorker:
             if target is None:  # deleted meanwhile (its deliveries went with it), or unusable: let the lease lapse
                 continue
             endpoint = self._endpoint(target.endpoint)
+            self._busy += endpoint.held == 0
             endpoint.held += len(group)
             self._held += len(group)
-            if endpoint.held >= ENDPOINT_BACKLOG:
-                self._saturated.add(target.endpoint)
             for batch in plan_batches(group, [len(d.event.body) for d in group], target.max_events,
                                       target.preferred_bytes):
                 task = asyncio.create_task(self._deliver(target, batch, lease_until))
@@ -391,7 +400,8 @@ class DeliveryWorker:
         endpoint = self._endpoints[target.endpoint]
         endpoint.held -= count
         self._held -= count
-        if target.endpoint in self._saturated and endpoint.held < ENDPOINT_BACKLOG // 2:
+        self._busy -= endpoint.held == 0
+        if target.endpoint in self._saturated and endpoint.held < self._share() // 2:
             self._saturated.discard(target.endpoint)
             self._wakeup.set()
 
