@@ -33,8 +33,8 @@ class Settings:
     event_profile: str | None = None
     #: Phone numbers the Communication Services resource owns from this start on (`--phone-number`).
     phone_numbers: tuple[str, ...] = ()
-    #: How long a delivery worker leases the deliveries it claims, in (unscaled) seconds.
-    delivery_lease: float = 60.0
+    #: How long a delivery worker leases the deliveries it claims, in seconds (renewed while it holds them).
+    delivery_lease: float = 6.0
     delivery_concurrency: int = 256
     node_id: str = ""
     #: Longest wait for a request's headers, and for each chunk of its body (`--read-timeout`).

@@ -5,7 +5,9 @@ How one delivery flows:
 1. `Grid.publish` stores each event with one delivery row per matching Active subscription, in the same
    transaction; the commit wakes this worker (a `GroupCommitter` listener). Otherwise it sleeps until the
    store's next due delivery, at most `POLL` seconds (other processes and nodes add deliveries too).
-2. The worker claims due deliveries under a lease (`Timing.lease`), skipping subscriptions whose endpoint
+2. The worker claims due deliveries under a short lease (`Timing.lease`, 6 s), which it renews every third of
+   a lease for as long as it holds them: a live node keeps its deliveries through the longest request, a
+   killed node's deliveries go to another node within one lease. It claims them skipping subscriptions whose endpoint
    already holds its share of deliveries or is on probation, so a slow or failing endpoint never crowds out
    healthy ones. An endpoint's share is the worker's capacity divided among the busy endpoints (at most
    `ENDPOINT_BACKLOG`), so any number of hung endpoints together leave room for the others; when the worker is
@@ -15,9 +17,8 @@ How one delivery flows:
    than the preferred size goes alone). A batch succeeds or fails as a whole.
 4. A delivery whose TTL has passed is dead-lettered without a try (the TTL is checked when an attempt is
    due). The rest is converted to the delivery schema and POSTed through one shared `ClientSession`, at most
-   `ENDPOINT_CONCURRENCY` requests at once per endpoint, each given the (scaled) 30 s timeout. A batch that
-   could not start early enough to finish inside its lease is left for the lease to expire, never sent twice
-   at once.
+   `ENDPOINT_CONCURRENCY` requests at once per endpoint, each given the (scaled) 30 s timeout. A batch whose
+   lease lapsed before it could start (renewals failing) is left for another claim, never sent twice at once.
 5. 200-204 completes the deliveries (written in bulk); anything else goes through `retry.decide`: rescheduled
    on the ladder or dead-lettered (store record, plus a file for a LocalDirectory destination). Ten failures
    in a row put an endpoint on probation (`retry.EndpointHealth`); deliveries claimed for it meanwhile count
@@ -261,7 +262,10 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._completed = _BulkWriter(store.complete_deliveries, "complete")
+        self._completed = _BulkWriter(self._complete, "complete")
+        self._in_hand: set[int] = set()  # ids of the deliveries this worker holds (leases renewed)
+        self._renewed_until = 0.0  # every delivery in hand at the last renewal is leased until then
+        self._renewer: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.Task[None] | None = None
 
@@ -273,6 +277,7 @@ class DeliveryWorker:
             headers={"User-Agent": f"commgrid/{__version__} (Event Grid delivery)"},
         )
         self._loop = asyncio.create_task(self._run())
+        self._renewer = asyncio.create_task(self._renew())
         log.info("delivery worker started", extra={"action": "delivery_worker_started", "owner": self.owner,
                                                    "time_scale": self.timing.scale})
 
@@ -286,6 +291,9 @@ class DeliveryWorker:
         self._wakeup.set()
         if self._loop is not None:
             await self._loop
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:
@@ -322,6 +330,29 @@ class DeliveryWorker:
             log.debug("deliveries claimed", extra={"action": "deliveries_claimed", "count": len(deliveries)})
             await self._dispatch(deliveries, now + lease)
         return limit - len(deliveries)
+
+    async def _renew(self) -> None:
+        """Renew the leases of the deliveries in hand every third of a lease (also while their requests run)."""
+        every = self.timing.lease / 3
+        while not self._stopping:
+            await asyncio.sleep(every)
+            ids = list(self._in_hand)
+            if not ids:
+                continue
+            until = self._clock() + self.timing.lease
+            try:
+                await self.store.renew_leases(self.owner, ids, until)
+            except Exception:
+                log.exception("renewing delivery leases failed", extra={"action": "lease_renewal_failed",
+                                                                          "count": len(ids)})
+                continue
+            self._renewed_until = until
+
+    async def _complete(self, ids: list[int]) -> None:
+        try:
+            await self.store.complete_deliveries(ids)
+        finally:
+            self._in_hand.difference_update(ids)  # held (and renewed) until the store forgot them
 
     async def _idle(self) -> None:
         now = self._clock()
@@ -380,6 +411,7 @@ class DeliveryWorker:
             target = self._targets.get((topic, name))
             if target is None:  # deleted meanwhile (its deliveries went with it), or unusable: let the lease lapse
                 continue
+            self._in_hand.update(d.id for d in group)
             endpoint = self._endpoint(target.endpoint)
             self._busy += endpoint.held == 0
             endpoint.held += len(group)
@@ -407,6 +439,7 @@ class DeliveryWorker:
 
     # one batch -------------------------------------------------------------------------------------------
     async def _deliver(self, target: Target, batch: list[Delivery], lease_until: float) -> None:
+        completed: set[int] = set()  # ids handed to the bulk writer, which releases them once written
         try:
             now = self._clock()
             scale = self.timing.scale
@@ -421,8 +454,8 @@ class DeliveryWorker:
                 await self._failed(target, live, Outcome("Probation", None, "endpoint on probation"), probation)
                 return
             async with self._endpoints[target.endpoint].semaphore:
-                if self._clock() + self.timing.response_timeout + LEASE_MARGIN > lease_until:
-                    log.info("lease too short to send; left for the next claim", extra={
+                if self._clock() + LEASE_MARGIN > max(lease_until, self._renewed_until):
+                    log.info("lease lapsed before sending; left for the next claim", extra={
                         "action": "delivery_abandoned", "subscription": target.name, "count": len(live)})
                     return
                 body, headers = render(target, live)
@@ -430,6 +463,7 @@ class DeliveryWorker:
             if outcome.succeeded:
                 self.health.succeeded(target.endpoint)
                 self._completed.add([d.id for d in live])
+                completed = {d.id for d in live}
                 log.debug("delivered", extra={"action": "delivery_succeeded", "subscription": target.name,
                                               "count": len(live), "status": outcome.status})
             else:
@@ -438,6 +472,7 @@ class DeliveryWorker:
             log.exception("delivery failed unexpectedly; the lease will expire and it will be retried",
                           extra={"action": "delivery_error", "subscription": target.name})
         finally:
+            self._in_hand.difference_update(d.id for d in batch if d.id not in completed)
             self._release(target, len(batch))
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
