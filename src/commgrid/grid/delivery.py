@@ -61,6 +61,7 @@ from commgrid.grid.retry import (
     outcome_of_status,
 )
 from commgrid.grid.timing import Timing
+from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
 from commgrid.store.base import Attempt, Delivery, Subscription, Topic
 
@@ -396,9 +397,9 @@ class DeliveryWorker:
                 continue
             try:
                 targets[(sub.topic, sub.name)] = Target.of(sub, topic)
-            except (KeyError, TypeError):
-                log.warning("subscription has unusable properties", extra={
-                    "action": "subscription_unusable", "topic": sub.topic, "subscription": sub.name})
+            except (KeyError, TypeError, AttributeError) as exc:  # Failed: its deliveries stop being claimed
+                if sub.status == "Active":
+                    await mark_unusable(self.store, sub, f"its delivery properties are incomplete ({exc!r}).")
         self._targets, self._version = targets, version
 
     async def _dispatch(self, deliveries: list[Delivery], lease_until: float) -> None:
