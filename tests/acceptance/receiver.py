@@ -45,6 +45,8 @@ class Behaviour:
     statuses: list[int] = field(default_factory=list)  # one per delivery, then `status`
     status: int = 200
     delay: float = 0.0
+    body_bytes: int = 0  # stream a response body this long (to check the server reads only an excerpt)
+    streamed: int = 0  # how much of it the server took before closing
 
 
 class Receiver:
@@ -131,7 +133,22 @@ class Receiver:
         if b.delay:
             await asyncio.sleep(b.delay)
         status = b.statuses.pop(0) if b.statuses else b.status
+        if b.body_bytes:
+            return await self._stream(request, b, status)
         return web.Response(status=status)
+
+    @staticmethod
+    async def _stream(request: web.Request, b: Behaviour, status: int) -> web.StreamResponse:
+        response = web.StreamResponse(status=status)
+        await response.prepare(request)
+        chunk = b"0" * 65536
+        try:
+            while b.streamed < b.body_bytes:
+                await response.write(chunk)
+                b.streamed += len(chunk)
+        except (OSError, RuntimeError):  # the server closed the connection: it read no further
+            pass
+        return response
 
     async def _validate(self, b: Behaviour, received: Received) -> web.Response:
         code = received.events()[0]["data"]["validationCode"]
