@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -30,4 +32,14 @@ async def client_disconnected(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-HANDLERS = {CommgridError: commgrid_error, ClientDisconnect: client_disconnected, Exception: unexpected_error}
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (no such path, method not allowed) in the same error format as everything else."""
+    assert isinstance(exc, HTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    message = f"{phrase}: {request.method} {request.url.path}."
+    body = {"error": {"code": phrase.replace(" ", ""), "message": message, "details": []}}
+    return json_response(body, status=exc.status_code, headers=exc.headers)
+
+
+HANDLERS = {CommgridError: commgrid_error, HTTPException: http_error, ClientDisconnect: client_disconnected,
+            Exception: unexpected_error}
