@@ -191,9 +191,10 @@ async def killer(nodes: list[Node], every: float, seconds: float) -> None:
         await asyncio.to_thread(node.start)
 
 
-async def sample_rss(nodes: list[Node], seconds: float, samples: list[tuple[float, list[float | None]]]) -> None:
+async def sample_rss(nodes: list[Node], samples: list[tuple[float, list[float | None]]]) -> None:
+    """Every node's RSS every 5 s, until cancelled."""
     started = time.monotonic()
-    while time.monotonic() - started < seconds:
+    while True:
         samples.append((time.monotonic() - started, [n.rss_mb() for n in nodes]))
         await asyncio.sleep(5)
 
@@ -250,9 +251,9 @@ async def soak(args: argparse.Namespace) -> None:
         rss: list[tuple[float, list[float | None]]] = []
         print(f"soak: {args.seconds:g} s at {args.rate:g} events/s, {args.nodes} node(s)"
               f" ({'PostgreSQL' if args.store else 'SQLite'}), kill -9 every {args.kill_every:g} s", flush=True)
-        failed, *_ = await asyncio.gather(publish(nodes, key, args.rate, args.seconds, acked),
-                                          killer(nodes, args.kill_every, args.seconds),
-                                          sample_rss(nodes, args.seconds + args.drain, rss))
+        sampler = asyncio.create_task(sample_rss(nodes, rss))
+        failed, _ = await asyncio.gather(publish(nodes, key, args.rate, args.seconds, acked),
+                                         killer(nodes, args.kill_every, args.seconds))
         drained_at = time.monotonic()
         while True:
             stats = receiver_stats(rx_port)
@@ -260,6 +261,7 @@ async def soak(args: argparse.Namespace) -> None:
             if not any(missing.values()) or time.monotonic() - drained_at > args.drain:
                 break
             await asyncio.sleep(2)
+        sampler.cancel()
         letters = dead_lettered(nodes[0])
         waiting = await pending(nodes[0])
         report(args, nodes, acked, failed, stats, letters, waiting, rss, time.monotonic() - drained_at)
