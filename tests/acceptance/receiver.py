@@ -40,7 +40,7 @@ class Received:
 
 @dataclass
 class Behaviour:
-    validation: str = "sync"  # sync | manual | fail | wrong-code | hang
+    validation: str = "sync"  # sync | manual | fail | wrong-code | hang | stream (of body_bytes)
     allowed_origin: str | None = "eventgrid.azure.net"  # answer to the CloudEvents OPTIONS; None: 405
     statuses: list[int] = field(default_factory=list)  # one per delivery, then `status`
     status: int = 200
@@ -129,6 +129,8 @@ class Receiver:
                 return web.Response(status=405)
             return web.Response(status=200, headers={"WebHook-Allowed-Origin": b.allowed_origin, "Allow": "POST"})
         if received.kind == "SubscriptionValidation":
+            if b.validation == "stream":  # a 200 whose body never ends
+                return await self._stream(request, b, 200)
             return await self._validate(b, received)
         if b.delay:
             await asyncio.sleep(b.delay)

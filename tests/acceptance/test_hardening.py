@@ -85,6 +85,14 @@ def test_a_webhook_streaming_a_huge_response_is_read_only_in_part(server, topic,
     assert behaviour.streamed < total // 8, f"the server read {behaviour.streamed} bytes of the response"
 
 
+def test_a_validation_answer_streaming_without_end_is_read_only_in_part(server, rx: Receiver) -> None:
+    total = 512 * 1024 * 1024
+    done = subscribe(server, "hardening", "stream-validation",
+                     rx.endpoint("stream-validation", validation="stream", body_bytes=total), settle=False)
+    assert shown(done)["commgrid"]["state"] == "AwaitingManualAction"  # 200 without a validation code
+    assert rx.behaviours["stream-validation"].streamed < total // 8
+
+
 # 3. HMAC-authenticated bodies: authenticated before they are read, and limited -----------------------------
 @pytest.mark.parametrize("path", ["/identities?api-version=2023-10-01", "/sms?api-version=2021-03-07",
                                   "/commgrid/sms/inbound"])
