@@ -175,8 +175,7 @@ def test_data_dir_and_files_holding_secrets_are_private(tmp_path) -> None:
         assert {"commgrid.db", "commgrid.db-wal", "commgrid.json"} <= modes.keys()
         assert set(modes.values()) == {0o600}, modes
         assert stat.S_IMODE(proc.data_dir.stat().st_mode) == 0o700
-        assert stat.S_IMODE((proc.data_dir / "tls" / "ca.key").stat().st_mode) & 0o077 == 0 \
-            if (proc.data_dir / "tls" / "ca.key").exists() else True
+        assert stat.S_IMODE((proc.data_dir / "tls" / "server-key.pem").stat().st_mode) == 0o600
     finally:
         proc.stop()
 
