@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from commgrid.errors import Detail, InvalidInput
 
 __all__ = [
@@ -426,6 +428,15 @@ def _check_string(value: Any, where: str, problems: _Problems) -> str | None:
     return value.lower()
 
 
+def _storable_json(value: object) -> bool:
+    """Whether `value` can be stored as JSON exactly (a filter is kept as written, ignored fields included)."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _storable(x: object) -> bool:
     """A number commgrid stores exactly: a finite float or an integer in the 64-bit range JSON tools keep."""
     if isinstance(x, float):
@@ -676,6 +687,9 @@ def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
     problems = _Problems()
     if filter is not None and not isinstance(filter, dict):
         problems.add("InvalidFilter", f"filter must be an object, got {_type_name(filter)}.")
+    elif not _storable_json(filter):
+        problems.add("InvalidFilter", "filter holds a number outside the 64-bit integer range, or JSON nested too"
+                                      " deeply to store.")
     fields = _fields(filter) if isinstance(filter, dict) else {}
     types = _event_types(fields.get("includedeventtypes"), problems)
     begins = _optional(fields, "subjectBeginsWith", str, "", problems)
