@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import jwt
@@ -78,6 +79,21 @@ def test_integers_are_kept_exactly_or_refused(values: list[int]) -> None:
         assert any(not -(2**63) <= v < 2**64 for v in values)
         return
     assert event["data"] == values and all(type(v) is int for v in event["data"])
+
+
+@given(st.one_of(st.decimals(allow_nan=False, allow_infinity=False),
+                 st.builds(lambda m, e: Decimal(f"{m}E{e}"), st.integers(-999, 999), st.integers(-450, 450))),
+       st.floats(allow_nan=False, allow_infinity=False))
+def test_decimals_are_kept_exactly_or_refused(number: Decimal, double: float) -> None:
+    body = f'[{{"data":[{number}, {double!r}]}}]'.encode()
+    try:
+        (event,) = parse_json_array(body, "application/json")
+    except CommgridError as exc:
+        assert is_client_error(exc)
+        assert Decimal(repr(float(number))) != number  # only a number a double cannot hold is refused
+        return
+    parsed, again = event["data"]
+    assert Decimal(repr(parsed)) == number and again == double  # what a client's shortest repr sends survives
 
 
 @given(st.integers(min_value=1, max_value=2000))
