@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -28,6 +28,8 @@ class RequestTimeout(CommgridError):
 
     status = 408
     code = "RequestTimeout"
+    # the rest of the body may still come: the connection cannot be reused
+    headers: ClassVar[dict[str, str]] = {"Connection": "close"}
 
 
 def header_timeout_protocol(timeout: float) -> type[HttpToolsProtocol]:

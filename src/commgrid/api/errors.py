@@ -17,7 +17,7 @@ log = logging.getLogger("commgrid.api")
 
 async def commgrid_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CommgridError)
-    return json_response(exc.to_body(), status=exc.status)
+    return json_response(exc.to_body(), status=exc.status, headers=getattr(exc, "headers", None))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
