@@ -42,13 +42,11 @@ from commgrid.commands.subscriptions import deadletter_app, subscription_app
 from commgrid.commands.topics import events_app, publish, topic_app, topic_json
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
+from commgrid.private_files import without_password
 
 if TYPE_CHECKING:
     from commgrid.runtime import Runtime
     from commgrid.store.base import Topic
-
-# Plain help text: rich's option tables cut long flag names (`--included-even…`) in an 80-column terminal.
-typer.core.HAS_RICH = False
 
 # Plain help text: rich's option tables cut long flag names (`--included-even…`) in an 80-column terminal.
 typer.core.HAS_RICH = False
@@ -111,6 +109,9 @@ def serve(
     ] = None,
     ca_key: Annotated[Path | None, typer.Option(envvar="COMMGRID_CA_KEY", help="The pinned CA's private key.")
                       ] = None,
+    read_timeout: Annotated[float, typer.Option(
+        envvar="COMMGRID_READ_TIMEOUT", min=0.1,
+        help="Seconds a client may take to send its request headers, and each chunk of its body.")] = 30.0,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.acs.phone_numbers import number_kind
@@ -134,7 +135,7 @@ def serve(
                         resource_group=resource_group, time_scale=time_scale, event_profile=profile,
                         phone_numbers=numbers, management_token=management_token or None,
                         access_key=access_key or None, ca_cert=ca_cert, ca_key=ca_key,
-                        recording_host=recording_host)
+                        recording_host=recording_host, read_timeout=read_timeout)
     _serve(settings)
 
 
@@ -158,7 +159,7 @@ def _serve(settings: Settings) -> None:
         d = runtime.deployment
         shown = [("HTTP", settings.http_base), ("HTTPS", settings.https_base if settings.tls_port else "off"),
                  ("CA", str(tls.ca_cert.resolve())), ("data dir", str(settings.data_dir)),
-                 ("store", settings.effective_store_url),
+                 ("store", without_password(settings.effective_store_url)),
                  ("connection", d.connection_string(settings.https_base)),
                  ("event profile", runtime.acs.profile.name),
                  ("phone numbers", " ".join(settings.phone_numbers) or "none given (commgrid phone-number add)"),
@@ -223,7 +224,7 @@ def info_json(runtime: Runtime, topics: list[Topic]) -> dict[str, Any]:
         "http": s.http_base,
         "https": s.https_base,
         "caCertificate": str(ensure_certificates(s.data_dir, extra_hosts=(s.host,)).ca_cert.resolve()),
-        "store": s.effective_store_url,
+        "store": without_password(s.effective_store_url),
         "communicationServices": {
             "resourceName": d.resource_name,
             "armId": d.acs_arm_id,

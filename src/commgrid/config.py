@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from commgrid.private_files import private_dir, without_password, write_private
+
 DEFAULT_PORT = 7070
 DEFAULT_TLS_PORT = 7443
 RUNTIME_FILE = "commgrid.json"
@@ -32,8 +34,8 @@ class Settings:
     event_profile: str | None = None
     #: Phone numbers the Communication Services resource owns from this start on (`--phone-number`).
     phone_numbers: tuple[str, ...] = ()
-    #: How long a delivery worker leases the deliveries it claims, in (unscaled) seconds.
-    delivery_lease: float = 60.0
+    #: How long a delivery worker leases the deliveries it claims, in seconds (renewed while it holds them).
+    delivery_lease: float = 6.0
     delivery_concurrency: int = 256
     node_id: str = ""
     #: The management API's bearer token; None: the one recorded for the deployment (made on first start).
@@ -46,6 +48,8 @@ class Settings:
     #: Host name in recording file URLs (e.g. `recordings.asm.skype.com`, mapped to this machine), which SDKs that
     #: accept only Azure's recording hosts can download from; None: the HTTPS base URL's host.
     recording_host: str | None = None
+    #: Longest wait for a request's headers, and for each chunk of its body (`--read-timeout`).
+    read_timeout: float = 30.0
 
     @property
     def effective_store_url(self) -> str:
@@ -67,10 +71,12 @@ class Settings:
         return replace(self, **changes)
 
     # The runtime file lets `commgrid info` and other commands find a data dir's store and ports.
+    # It is private (0600 in a 0700 dir) and never holds the store URL's password.
     def write_runtime_file(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         fields = {k: v for k, v in asdict(self).items() if k not in _NOT_RECORDED}
-        (self.data_dir / RUNTIME_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n")
+        fields["store_url"] = without_password(self.store_url)
+        write_private(self.data_dir / RUNTIME_FILE, json.dumps(fields, indent=2, default=str) + "\n")
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, **overrides: Any) -> Settings:

@@ -14,6 +14,8 @@ import uvicorn
 from commgrid.api.app import create_app
 from commgrid.config import Settings
 from commgrid.errors import ServiceUnavailable
+from commgrid.private_files import private_dir
+from commgrid.read_timeouts import BodyReadTimeout, header_timeout_protocol
 from commgrid.runtime import Runtime
 from commgrid.tls import TlsFiles, ensure_certificates
 
@@ -32,14 +34,16 @@ def _uvicorn_config(app: object, settings: Settings, port: int, tls: TlsFiles | 
     # An idle HTTPS keep-alive client never answers the TLS close, which would hold shutdown for the whole
     # graceful timeout; in-flight publishes commit in milliseconds, so a short timeout loses nothing.
     return uvicorn.Config(
-        app, host=settings.host, port=port, lifespan="off", log_level="warning", access_log=False,
-        http="httptools", loop="uvloop", timeout_graceful_shutdown=3, server_header=False,
+        BodyReadTimeout(app, settings.read_timeout), host=settings.host, port=port, lifespan="off",
+        log_level="warning", access_log=False, http=header_timeout_protocol(settings.read_timeout), loop="uvloop",
+        timeout_graceful_shutdown=3, server_header=False,
         ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None,
     )
 
 
 async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM; in-flight requests and commits finish before the store closes."""
+    private_dir(settings.data_dir)  # before anything is written into it: it holds keys
     pinned_ca = (settings.ca_cert, settings.ca_key) if settings.ca_cert and settings.ca_key else None
     hosts = (settings.host, *filter(None, [settings.recording_host]))
     tls = ensure_certificates(settings.data_dir, extra_hosts=hosts, ca=pinned_ca)

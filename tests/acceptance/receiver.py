@@ -40,12 +40,14 @@ class Received:
 
 @dataclass
 class Behaviour:
-    validation: str = "sync"  # sync | manual | fail | wrong-code | hang
+    validation: str = "sync"  # sync | manual | fail | wrong-code | hang | stream (of body_bytes)
     allowed_origin: str | None = "eventgrid.azure.net"  # answer to the CloudEvents OPTIONS; None: 405
     statuses: list[int] = field(default_factory=list)  # one per delivery, then `status`
     status: int = 200
     delay: float = 0.0
     body: str = ""  # the text of each delivery's response
+    body_bytes: int = 0  # stream a response body this long (to check the server reads only an excerpt)
+    streamed: int = 0  # how much of it the server took before closing
 
 
 class Receiver:
@@ -128,11 +130,28 @@ class Receiver:
                 return web.Response(status=405)
             return web.Response(status=200, headers={"WebHook-Allowed-Origin": b.allowed_origin, "Allow": "POST"})
         if received.kind == "SubscriptionValidation":
+            if b.validation == "stream":  # a 200 whose body never ends
+                return await self._stream(request, b, 200)
             return await self._validate(b, received)
         if b.delay:
             await asyncio.sleep(b.delay)
         status = b.statuses.pop(0) if b.statuses else b.status
+        if b.body_bytes:
+            return await self._stream(request, b, status)
         return web.Response(status=status, text=b.body)
+
+    @staticmethod
+    async def _stream(request: web.Request, b: Behaviour, status: int) -> web.StreamResponse:
+        response = web.StreamResponse(status=status)
+        await response.prepare(request)
+        chunk = b"0" * 65536
+        try:
+            while b.streamed < b.body_bytes:
+                await response.write(chunk)
+                b.streamed += len(chunk)
+        except (OSError, RuntimeError):  # the server closed the connection: it read no further
+            pass
+        return response
 
     async def _validate(self, b: Behaviour, received: Received) -> web.Response:
         code = received.events()[0]["data"]["validationCode"]

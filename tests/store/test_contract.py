@@ -320,3 +320,19 @@ async def test_use_before_open_fails_clearly(store_url: str) -> None:
     s = store_from_url(store_url)
     with pytest.raises(StoreNotOpen):
         await s.get_topic("x")
+
+
+async def test_renewed_leases_keep_deliveries_from_other_claimers(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store, "a")
+    await store.append_events([event(0), event(1)], [Route(0, "a"), Route(1, "a")], NOW)
+    held = await store.claim_due_deliveries("node1", NOW, 10, lease=6)
+    assert len(held) == 2
+    # node1 renews one of them; another node may not renew what it does not hold
+    assert await store.renew_leases("node1", [held[0].id], NOW + 20) == 1
+    assert await store.renew_leases("node2", [held[1].id], NOW + 20) == 0
+    assert await store.renew_leases("node1", [], NOW + 20) == 0
+    taken = await store.claim_due_deliveries("node2", NOW + 10, 10, lease=6)
+    assert [d.id for d in taken] == [held[1].id]  # only the lapsed lease
+    assert await store.renew_leases("node1", [held[1].id], NOW + 30) == 0  # now node2's
+    assert await store.claim_due_deliveries("node3", NOW + 21, 10, lease=6) != []

@@ -132,6 +132,7 @@ def test_timing_scales_everything_but_keeps_a_usable_timeout() -> None:
     assert (real.response_timeout, real.validation_window, real.handshake_retry) == (30.0, 600.0, 5.0)
     assert fast.validation_window == 1.0 and fast.scaled(600) == 1.0
     assert fast.response_timeout == 1.0  # floor
-    assert real.lease == 61.0 and fast.lease == 3.0  # always covers two timeouts
+    assert real.lease == 6.0 and fast.lease == 6.0  # not scaled: renewed while held
+    assert Timing(1.0, 0.1).lease == 1.5  # floor
     with pytest.raises(ValueError):
         Timing(0)

@@ -66,6 +66,14 @@ DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 200  # no documented maximum (§4)
 MAX_PARTICIPANTS = 250  # the service's per-thread limit
 MAX_CONTENT = 28 * 1024  # the service's message size limit
 _ATTEMPTS = 100
+
+
+def _busy(what: str, key: str) -> ServiceUnavailable:
+    """Every attempt lost to a concurrent writer: nothing was written, and the caller must hear so."""
+    log.warning("write lost to concurrent changes", extra={"action": "chat_write_contended", "what": what,
+                                                              "key": key, "attempts": _ATTEMPTS})
+    return ServiceUnavailable("The server is currently unable to handle the request: the chat thread is being"
+                              " changed by too many concurrent requests. Retry the request.")
 _EVENT_IDS = uuid.UUID("5d1c3f0e-3c55-4a43-9b7e-2f1f6c0a7c11")
 _NOT_ALLOWED = "User is not allowed to perform specified action."  # the spec's 403 example (§4)
 # An invalid participant as the service reports it (azure-cli scenario tests, §4).
@@ -410,6 +418,7 @@ class ChatService:
                 return
             except Conflict:
                 continue
+        raise _busy("read receipt", key)
 
     async def list_read_receipts(self, caller: TokenClaims, thread_id: str, size: int, skip: int) -> Page:
         require(caller, Permission.CHAT)
@@ -531,6 +540,7 @@ class ChatService:
                 return
             except Conflict:
                 continue
+        raise _busy(collection, key)  # the change stays in the outbox: carried out (and its events sent) later
 
     async def recover(self) -> int:
         """Carry out every stale outbox entry (a server's start-up sweep); returns how many."""

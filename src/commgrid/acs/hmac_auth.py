@@ -103,16 +103,38 @@ def verify_hmac(
     now:
         The server's clock, compared with the signed date (at most `max_skew` apart).
     """
+    signed_hash = verify_signature(method, path_and_query, headers, access_key_b64, now, max_skew)
+    verify_content(signed_hash, hashlib.sha256(body))
+
+
+def verify_signature(
+    method: str,
+    path_and_query: str,
+    headers: Mapping[str, str],
+    access_key_b64: str | Sequence[str],
+    now: datetime,
+    max_skew: timedelta = DEFAULT_MAX_SKEW,
+) -> str:
+    """Check the signed headers of a request, before its body is read; returns the signed content hash.
+
+    The signature covers `x-ms-content-sha256`, so a request signed with no key is refused without reading
+    a byte of its body; `verify_content` then checks the body against the returned hash.
+    """
     lowered = {name.lower(): value for name, value in headers.items()}
     signed_names, signature = _parse_authorization(lowered.get("authorization", ""))
     _check_headers(lowered, signed_names, now, max_skew)
-    if not hmac.compare_digest(lowered["x-ms-content-sha256"].encode(), content_hash(body).encode()):
-        raise Unauthorized(_HASH_MISMATCH, code="Denied")
     keys = [access_key_b64] if isinstance(access_key_b64, str) else list(access_key_b64)
     for candidate in _candidate_strings(method, path_and_query, lowered, signed_names):
         if any(_matches(candidate, key, signature) for key in keys):
-            return
+            return lowered["x-ms-content-sha256"]
     raise _denied("InvalidSignature", "The request signature does not match any access key.")
+
+
+def verify_content(signed_hash: str, digest: hashlib._Hash) -> None:
+    """The body (hashed into `digest`) must be the one the client signed."""
+    actual = base64.b64encode(digest.digest()).decode("ascii")
+    if not hmac.compare_digest(signed_hash.encode(), actual.encode()):
+        raise Unauthorized(_HASH_MISMATCH, code="Denied")
 
 
 def _denied(reason: str, explanation: str) -> Unauthorized:

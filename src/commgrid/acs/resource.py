@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from commgrid.acs.hmac_auth import verify_hmac
+from commgrid.acs.hmac_auth import verify_hmac, verify_signature
 from commgrid.acs.tokens import TokenClaims, TokenIssuer
 from commgrid.deployment import Deployment, new_key
 from commgrid.errors import Unauthorized
@@ -49,6 +49,11 @@ class CommunicationResource:
         """Accept a request signed with either access key (identity, SMS); `Unauthorized` otherwise."""
         keys = (self.deployment.access_key, self.deployment.secondary_key)
         verify_hmac(method, path_and_query, headers, body, keys, self.now())
+
+    def check_signature(self, method: str, path_and_query: str, headers: Mapping[str, str]) -> str:
+        """Check an HMAC-signed request's headers before its body is read; returns the signed content hash."""
+        keys = (self.deployment.access_key, self.deployment.secondary_key)
+        return verify_signature(method, path_and_query, headers, keys, self.now())
 
     async def caller(self, authorization: str | None) -> TokenClaims:
         """The user behind a chat/calling request's `Authorization: Bearer <user token>`.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from commgrid.errors import CommgridError
@@ -15,7 +17,7 @@ log = logging.getLogger("commgrid.api")
 
 async def commgrid_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CommgridError)
-    return json_response(exc.to_body(), status=exc.status)
+    return json_response(exc.to_body(), status=exc.status, headers=getattr(exc, "headers", None))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -24,4 +26,20 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     return json_response(body, status=500)
 
 
-HANDLERS = {CommgridError: commgrid_error, Exception: unexpected_error}
+async def client_disconnected(request: Request, exc: Exception) -> Response:
+    """A client that went away mid-request is routine: one debug line, and a response nobody reads."""
+    log.debug("client disconnected", extra={"action": "client_disconnected", "path": request.url.path})
+    return Response(status_code=400)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (no such path, method not allowed) in the same error format as everything else."""
+    assert isinstance(exc, HTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    message = f"{phrase}: {request.method} {request.url.path}."
+    body = {"error": {"code": phrase.replace(" ", ""), "message": message, "details": []}}
+    return json_response(body, status=exc.status_code, headers=exc.headers)
+
+
+HANDLERS = {CommgridError: commgrid_error, HTTPException: http_error, ClientDisconnect: client_disconnected,
+            Exception: unexpected_error}

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from commgrid.api.body import limited_body
+from commgrid.api.bodies import read_limited
 from commgrid.errors import BadRequest, Detail, InvalidInput, NotFound
 from commgrid.events.envelope import MAX_REQUEST_BYTES, parse_json_array
 from commgrid.grid.namespaces import Namespaces, Received
@@ -90,7 +90,7 @@ def binary_event(headers: Any, body: bytes) -> dict[str, Any]:
 async def publish(request: Request) -> Response:
     service = await _authorized(request)
     topic, _ = _split(request.path_params["topic_action"], {"publish"})
-    body = await limited_body(request, MAX_REQUEST_BYTES)
+    body = await read_limited(request, MAX_REQUEST_BYTES)
     content_type = request.headers.get("content-type", "application/cloudevents-batch+json")
     if "ce-specversion" in request.headers and not content_type.startswith("application/cloudevents"):
         events = [binary_event(request.headers, body)]
@@ -108,7 +108,7 @@ def _received_body(received: list[Received]) -> bytes:
 
 async def _lock_tokens(request: Request) -> list[str]:
     try:
-        body = orjson.loads(await limited_body(request, MAX_REQUEST_BYTES))
+        body = orjson.loads(await read_limited(request, MAX_REQUEST_BYTES))
     except orjson.JSONDecodeError as exc:
         problem = Detail("BadRequest", f"The request body is not valid JSON: {exc}.")
         raise InvalidInput.from_problems([problem]) from None

@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from commgrid.api.body import limited_body
+from commgrid.api.bodies import read_limited
 from commgrid.events.envelope import MAX_REQUEST_BYTES, parse_json_array
+from commgrid.grid.loops import refuse_loop
 
 
 async def publish_events(request: Request) -> Response:
@@ -15,8 +16,9 @@ async def publish_events(request: Request) -> Response:
     topic = await grid.authorize_publish(
         request.path_params["topic"], str(request.url), request.headers, request.query_params
     )
-    body = await limited_body(request, MAX_REQUEST_BYTES)
+    body = await read_limited(request, MAX_REQUEST_BYTES)
     events = parse_json_array(body, request.headers.get("content-type", "application/json"))
+    await refuse_loop(grid.store, topic, request.headers, events)
     await grid.publish(topic, events)
     return Response(status_code=200)
 

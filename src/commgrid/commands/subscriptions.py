@@ -78,10 +78,13 @@ def _words(values: list[str] | None) -> list[str] | None:
 
 def _number(text: str) -> int | float:
     try:
-        value = float(text)
+        return int(text)  # exactly as written: float() would round 18446744073709551615 up
+    except ValueError:
+        pass
+    try:
+        return float(text)
     except ValueError:
         raise typer.BadParameter(f"'{text}' is not a number.") from None
-    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
 def parse_advanced_filter(text: str) -> dict[str, Any]:

@@ -6,8 +6,11 @@ dicts in their own schema; validation collects every problem and raises once.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -49,6 +52,7 @@ def parse_json_array(body: bytes, content_type: str) -> list[dict[str, Any]]:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _invalid(f"The request body is not valid JSON: {exc}.") from exc
+    check_numbers(body)
     if isinstance(parsed, dict) and content_type.startswith("application/cloudevents+json"):
         parsed = [parsed]
     if not isinstance(parsed, list):
@@ -60,6 +64,48 @@ def parse_json_array(body: bytes, content_type: str) -> list[dict[str, Any]]:
     if not all(isinstance(e, dict) for e in parsed):
         raise _invalid("Every element of the request array must be a JSON object.")
     return parsed
+
+
+# orjson reads integers outside [-2**63, 2**64) as floats (18446744073709551616 would come back as
+# 1.8446744073709552e+19) and decimals as 64-bit floats (1.00000000000000000001 would come back as 1.0). A body
+# holding such a number is refused rather than acknowledged and altered. A number needs 16 significant digits
+# (a double holds 15 exactly) or an exponent beyond ±99 to be altered, so the exact (slower) check runs only on
+# bodies with a run of 17 digits and dots, or a three-digit exponent.
+_LONG_NUMBER = re.compile(rb"[0-9.]{17,}|[eE][+-]?[0-9]{3}")
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _inexact(text: str, why: str) -> InvalidInput:
+    shown = f"{text[:40]}{'...' if len(text) > 40 else ''}"
+    return _invalid(f"The number {shown} {why}, so it cannot be stored exactly; send it as a string.")
+
+
+def _checked_int(text: str) -> int:
+    value = int(text)
+    if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise _inexact(text, "is outside the 64-bit integer range")
+    return value
+
+
+def _checked_float(text: str) -> float:
+    value = float(text)
+    if Decimal(repr(value)) != Decimal(text):
+        too_small = value == 0.0 and Decimal(text) != 0
+        raise _inexact(text, "is outside the range of a 64-bit float" if too_small
+                       else "has more precision than a 64-bit float")
+    return value
+
+
+def check_numbers(body: bytes) -> None:
+    """Refuse a JSON body holding a number that would not survive parsing exactly."""
+    if not _LONG_NUMBER.search(body):
+        return
+    try:
+        json.loads(body, parse_int=_checked_int, parse_float=_checked_float)
+    except RecursionError:  # deeper than the standard parser goes; orjson already limits depth to 1024
+        raise _invalid("The request body is nested too deeply.") from None
+    except ValueError as exc:
+        raise _invalid(f"The request body is not valid JSON: {exc}.") from exc
 
 
 def looks_like_cloudevent(event: dict[str, Any]) -> bool:
@@ -147,14 +193,25 @@ def identity(event: dict[str, Any], schema: str) -> tuple[str, str, str, str]:
     return event["id"], event["eventType"], event["subject"], event["eventTime"]
 
 
-def encode_event(event: dict[str, Any], index: int) -> bytes:
-    """The stored JSON of one event, checking the per-event size limit (§2.4)."""
-    body = orjson.dumps(event)
+def encode_event(event: dict[str, Any], index: int, sent: dict[str, Any] | None = None) -> bytes:
+    """The stored JSON of one event, checking the per-event size limit (§2.4) and nesting depth.
+
+    The size limit applies to the event as the publisher sent it (`sent`, its top level before validation
+    stamped `topic`, `metadataVersion` and `dataVersion`), not to the fields commgrid adds.
+    """
+    try:
+        # Encoded inside two arrays and unwrapped: an event that encodes here also encodes in a dead-letter
+        # file or a batch, which wrap it (orjson stops at 255 levels).
+        body = orjson.dumps([[event]])[2:-2]
+    except orjson.JSONEncodeError as exc:
+        raise _invalid(f"Event {index} cannot be stored: {exc}. Nest its data less deeply.") from None
     if len(body) > MAX_EVENT_BYTES:
-        raise PayloadTooLarge(
-            f"Event {index} is {len(body)} bytes; an event may be at most {MAX_EVENT_BYTES} bytes.",
-            code="RequestEntityTooLarge",
-        )
+        size = len(orjson.dumps(sent)) if sent is not None else len(body)
+        if size > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(
+                f"Event {index} is {size} bytes; an event may be at most {MAX_EVENT_BYTES} bytes.",
+                code="RequestEntityTooLarge",
+            )
     return body
 
 

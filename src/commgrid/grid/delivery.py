@@ -5,17 +5,20 @@ How one delivery flows:
 1. `Grid.publish` stores each event with one delivery row per matching Active subscription, in the same
    transaction; the commit wakes this worker (a `GroupCommitter` listener). Otherwise it sleeps until the
    store's next due delivery, at most `POLL` seconds (other processes and nodes add deliveries too).
-2. The worker claims due deliveries under a lease (`Timing.lease`), skipping subscriptions whose endpoint
-   already has `ENDPOINT_BACKLOG` deliveries in hand or is on probation, so a slow or failing endpoint never
-   crowds out healthy ones.
+2. The worker claims due deliveries under a short lease (`Timing.lease`, 6 s), which it renews every third of
+   a lease for as long as it holds them: a live node keeps its deliveries through the longest request, a
+   killed node's deliveries go to another node within one lease. It claims them skipping subscriptions whose endpoint
+   already holds its share of deliveries or is on probation, so a slow or failing endpoint never crowds out
+   healthy ones. An endpoint's share is the worker's capacity divided among the busy endpoints (at most
+   `ENDPOINT_BACKLOG`), so any number of hung endpoints together leave room for the others; when the worker is
+   full it still claims a little for endpoints below their share.
 3. Claimed deliveries are grouped per subscription and attempt count and cut into batches that honour
    `maxEventsPerBatch` and `preferredBatchSizeInKilobytes` (measured on the stored events; an event larger
    than the preferred size goes alone). A batch succeeds or fails as a whole.
 4. A delivery whose TTL has passed is dead-lettered without a try (the TTL is checked when an attempt is
    due). The rest is converted to the delivery schema and POSTed through one shared `ClientSession`, at most
-   `ENDPOINT_CONCURRENCY` requests at once per endpoint, each given the (scaled) 30 s timeout. A batch that
-   could not start early enough to finish inside its lease is left for the lease to expire, never sent twice
-   at once.
+   `ENDPOINT_CONCURRENCY` requests at once per endpoint, each given the (scaled) 30 s timeout. A batch whose
+   lease lapsed before it could start (renewals failing) is left for another claim, never sent twice at once.
 5. 200-204 completes the deliveries (written in bulk); anything else goes through `retry.decide`: rescheduled
    on the ladder or dead-lettered (store record, plus a file for a LocalDirectory destination). Ten failures
    in a row put an endpoint on probation (`retry.EndpointHealth`); deliveries claimed for it meanwhile count
@@ -48,7 +51,8 @@ from commgrid.config import Settings
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
-from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON
+from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, read_excerpt
+from commgrid.grid.properties import ACTIVE
 from commgrid.grid.retry import (
     TTL_EXCEEDED,
     EndpointHealth,
@@ -60,6 +64,7 @@ from commgrid.grid.retry import (
 )
 from commgrid.grid.routing import Catalog
 from commgrid.grid.timing import Timing
+from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
 from commgrid.store.base import Attempt, Delivery, Subscription, Topic
 
@@ -67,10 +72,12 @@ log = logging.getLogger("commgrid.delivery")
 
 CLOUDEVENT_BATCH_JSON = "application/cloudevents-batch+json; charset=utf-8"
 ENDPOINT_CONCURRENCY = 64  # requests in flight per endpoint (capped by Settings.delivery_concurrency)
-ENDPOINT_BACKLOG = 512  # deliveries claimed per endpoint before its subscriptions are skipped
+ENDPOINT_BACKLOG = 512  # most deliveries claimed per endpoint before its subscriptions are skipped
+MIN_BACKLOG = 16  # least share of an endpoint, however many are busy
 CLAIM_LIMIT = 500
 POLL = 0.25  # longest idle sleep: deliveries may come from other processes
 LEASE_MARGIN = 1.0
+DELIVERY_RESPONSE_EXCERPT = 4096
 T = TypeVar("T")
 
 
@@ -256,6 +263,7 @@ class DeliveryWorker:
         self._per_endpoint = max(1, min(ENDPOINT_CONCURRENCY, settings.delivery_concurrency))
         self._max_held = max(16 * settings.delivery_concurrency, 4 * CLAIM_LIMIT)
         self._held = 0
+        self._busy = 0  # endpoints holding deliveries
         self._endpoints: dict[str, _Endpoint] = {}
         self._saturated: set[str] = set()
         self._targets: dict[tuple[str, str], Target] = {}
@@ -263,7 +271,10 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._completed = _BulkWriter(store.complete_deliveries, "complete")
+        self._completed = _BulkWriter(self._complete, "complete")
+        self._in_hand: set[int] = set()  # ids of the deliveries this worker holds (leases renewed)
+        self._renewed_until = 0.0  # every delivery in hand at the last renewal is leased until then
+        self._renewer: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.Task[None] | None = None
 
@@ -275,6 +286,7 @@ class DeliveryWorker:
             headers={"User-Agent": f"commgrid/{__version__} (Event Grid delivery)"},
         )
         self._loop = asyncio.create_task(self._run())
+        self._renewer = asyncio.create_task(self._renew())
         log.info("delivery worker started", extra={"action": "delivery_worker_started", "owner": self.owner,
                                                    "time_scale": self.timing.scale})
 
@@ -288,6 +300,9 @@ class DeliveryWorker:
         self._wakeup.set()
         if self._loop is not None:
             await self._loop
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:
@@ -304,27 +319,50 @@ class DeliveryWorker:
         while not self._stopping:
             self._wakeup.clear()
             try:
-                claimed = await self._claim()
+                short = await self._claim()
             except Exception:
                 log.exception("claiming deliveries failed", extra={"action": "delivery_claim_failed"})
-                claimed = 0
+                short = 1
                 await asyncio.sleep(POLL)
-            if claimed < CLAIM_LIMIT and not self._stopping:
+            if short > 0 and not self._stopping:
                 await self._idle()
 
     async def _claim(self) -> int:
+        """Claim and dispatch due deliveries; returns how many fewer than asked for were due (0: look again)."""
         await self._refresh()
         now = self._clock()
         free = self._max_held - self._held
-        if free <= 0:
-            return 0
+        # Full: endpoints holding more than their share (hung ones) are skipped, the others get a little more.
+        limit = min(CLAIM_LIMIT, free) if free > 0 else MIN_BACKLOG
         lease = self.timing.lease
-        deliveries = await self.store.claim_due_deliveries(
-            self.owner, now, min(CLAIM_LIMIT, free), lease, skip=self._skipped(now))
+        deliveries = await self.store.claim_due_deliveries(self.owner, now, limit, lease, skip=self._skipped(now))
         if deliveries:
             log.debug("deliveries claimed", extra={"action": "deliveries_claimed", "count": len(deliveries)})
             await self._dispatch(deliveries, now + lease)
-        return len(deliveries)
+        return limit - len(deliveries)
+
+    async def _renew(self) -> None:
+        """Renew the leases of the deliveries in hand every third of a lease (also while their requests run)."""
+        every = self.timing.lease / 3
+        while not self._stopping:
+            await asyncio.sleep(every)
+            ids = list(self._in_hand)
+            if not ids:
+                continue
+            until = self._clock() + self.timing.lease
+            try:
+                await self.store.renew_leases(self.owner, ids, until)
+            except Exception:
+                log.exception("renewing delivery leases failed", extra={"action": "lease_renewal_failed",
+                                                                          "count": len(ids)})
+                continue
+            self._renewed_until = until
+
+    async def _complete(self, ids: list[int]) -> None:
+        try:
+            await self.store.complete_deliveries(ids)
+        finally:
+            self._in_hand.difference_update(ids)  # held (and renewed) until the store forgot them
 
     async def _idle(self) -> None:
         now = self._clock()
@@ -339,8 +377,14 @@ class DeliveryWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
+    def _share(self) -> int:
+        """How many deliveries one endpoint may hold: the worker's capacity divided among the busy endpoints."""
+        return max(MIN_BACKLOG, min(ENDPOINT_BACKLOG, self._max_held // (self._busy + 1)))
+
     def _skipped(self, now: float) -> list[tuple[str, str]]:
-        """Subscriptions not to claim for: their endpoint's backlog is full or it is on probation."""
+        """Subscriptions not to claim for: their endpoint holds its share or is on probation."""
+        share = self._share()
+        self._saturated = {key for key, e in self._endpoints.items() if e.held >= share}
         blocked = self._saturated | set(self.health.on_probation(now))
         if not blocked:
             return []
@@ -355,7 +399,14 @@ class DeliveryWorker:
         if self.catalog.generation == self._generation:
             return
         self._generation = self.catalog.generation
-        self._targets = {(sub.topic, sub.name): Target.of(sub, topic) for sub, topic in self.catalog.subscriptions()}
+        targets = {}
+        for sub, topic in self.catalog.subscriptions():
+            try:
+                targets[(sub.topic, sub.name)] = Target.of(sub, topic)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:  # Failed: its deliveries stop
+                if sub.status == ACTIVE:
+                    await mark_unusable(self.store, sub, f"its delivery properties are incomplete ({exc!r}).")
+        self._targets = targets
 
     async def _dispatch(self, deliveries: list[Delivery], lease_until: float) -> None:
         groups: dict[tuple[str, str, int], list[Delivery]] = {}
@@ -367,11 +418,11 @@ class DeliveryWorker:
             target = self._targets.get((topic, name))
             if target is None:  # deleted meanwhile (its deliveries went with it), or unusable: let the lease lapse
                 continue
+            self._in_hand.update(d.id for d in group)
             endpoint = self._endpoint(target.endpoint)
+            self._busy += endpoint.held == 0
             endpoint.held += len(group)
             self._held += len(group)
-            if endpoint.held >= ENDPOINT_BACKLOG:
-                self._saturated.add(target.endpoint)
             for batch in plan_batches(group, [len(d.event.body) for d in group], target.max_events,
                                       target.preferred_bytes):
                 task = asyncio.create_task(self._deliver(target, batch, lease_until))
@@ -388,12 +439,14 @@ class DeliveryWorker:
         endpoint = self._endpoints[target.endpoint]
         endpoint.held -= count
         self._held -= count
-        if target.endpoint in self._saturated and endpoint.held < ENDPOINT_BACKLOG // 2:
+        self._busy -= endpoint.held == 0
+        if target.endpoint in self._saturated and endpoint.held < self._share() // 2:
             self._saturated.discard(target.endpoint)
             self._wakeup.set()
 
     # one batch -------------------------------------------------------------------------------------------
     async def _deliver(self, target: Target, batch: list[Delivery], lease_until: float) -> None:
+        completed: set[int] = set()  # ids handed to the bulk writer, which releases them once written
         try:
             now = self._clock()
             scale = self.timing.scale
@@ -410,8 +463,8 @@ class DeliveryWorker:
                 await self._failed(target, live, Outcome("Probation", None, "endpoint on probation"), probation)
                 return
             async with self._endpoints[target.endpoint].semaphore:
-                if self._clock() + self.timing.response_timeout + LEASE_MARGIN > lease_until:
-                    log.info("lease too short to send; left for the next claim", extra={
+                if self._clock() + LEASE_MARGIN > max(lease_until, self._renewed_until):
+                    log.info("lease lapsed before sending; left for the next claim", extra={
                         "action": "delivery_abandoned", "subscription": target.name, "count": len(live)})
                     return
                 body, headers = render(target, live)
@@ -422,6 +475,7 @@ class DeliveryWorker:
             if outcome.succeeded:
                 self.health.succeeded(target.endpoint)
                 self._completed.add([d.id for d in live])
+                completed = {d.id for d in live}
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("delivered", extra={"action": "delivery_succeeded", "subscription": target.name,
                                                   "count": len(live), "status": outcome.status,
@@ -432,6 +486,7 @@ class DeliveryWorker:
             log.exception("delivery failed unexpectedly; the lease will expire and it will be retried",
                           extra={"action": "delivery_error", "subscription": target.name})
         finally:
+            self._in_hand.difference_update(d.id for d in batch if d.id not in completed)
             self._release(target, len(batch))
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[Outcome, bytes]:
@@ -439,7 +494,7 @@ class DeliveryWorker:
         assert self._session is not None
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                answer = await response.read()
+                answer = await read_excerpt(response, DELIVERY_RESPONSE_EXCERPT)  # for the attempt log
                 return outcome_of_status(response.status), answer
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return outcome_of_error(exc), b""

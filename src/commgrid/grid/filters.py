@@ -33,10 +33,13 @@ Choices made where the reference is silent (each also noted at the code that imp
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
+
+import orjson
 
 from commgrid.errors import Detail, InvalidInput
 
@@ -430,15 +433,36 @@ def _check_string(value: Any, where: str, problems: _Problems) -> str | None:
     return value.lower()
 
 
+def _storable_json(value: object) -> bool:
+    """Whether `value` can be stored as JSON exactly (a filter is kept as written, ignored fields included)."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _storable(x: object) -> bool:
+    """A number commgrid stores exactly: a finite float or an integer in the 64-bit range JSON tools keep."""
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return -(2**63) <= x <= 2**64 - 1  # type: ignore[operator]
+
+
 def _check_number(value: Any, where: str, problems: _Problems) -> float | None:
     if not _is_number(value):
         problems.add("InvalidAdvancedFilter", f"{where} must be a number, got {_type_name(value)} {_fmt(value)}.")
+        return None
+    if not _storable(value):
+        problems.add("InvalidAdvancedFilter", f"{where} must be a finite number within the 64-bit integer range,"
+                                              f" got {str(value)[:40]}.")
         return None
     return value
 
 
 def _check_range(value: Any, where: str, problems: _Problems) -> tuple[float, float] | None:
-    if not isinstance(value, list) or len(value) != 2 or not all(map(_is_number, value)) or value[0] > value[1]:
+    if (not isinstance(value, list) or len(value) != 2 or not all(map(_is_number, value))
+            or not all(map(_storable, value)) or value[0] > value[1]):
         problems.add(
             "InvalidAdvancedFilter",
             f"{where} must be a [low, high] pair of numbers with low <= high, got {_fmt(value)}.",
@@ -668,6 +692,9 @@ def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
     problems = _Problems()
     if filter is not None and not isinstance(filter, dict):
         problems.add("InvalidFilter", f"filter must be an object, got {_type_name(filter)}.")
+    elif not _storable_json(filter):
+        problems.add("InvalidFilter", "filter holds a number outside the 64-bit integer range, or JSON nested too"
+                                      " deeply to store.")
     fields = _fields(filter) if isinstance(filter, dict) else {}
     types = _event_types(fields.get("includedeventtypes"), problems)
     begins = _optional(fields, "subjectBeginsWith", str, "", problems)

@@ -36,12 +36,27 @@ DELETED_EVENT = "Microsoft.EventGrid.SubscriptionDeletedEvent"
 EVENTGRID_JSON = "application/json; charset=utf-8"
 CLOUDEVENT_JSON = "application/cloudevents+json; charset=utf-8"
 _TROUBLESHOOT = "For troubleshooting, visit https://aka.ms/esvalidation."
+#: How much of a webhook's response body is read: enough for a validation answer, never a streamed flood.
+RESPONSE_EXCERPT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class HandshakeResult:
     state: str  # ACTIVE, AWAITING or FAILED
     message: str
+
+
+async def read_excerpt(response: aiohttp.ClientResponse, limit: int = RESPONSE_EXCERPT) -> bytes:
+    """At most `limit` bytes of a response body; the rest is never read (the connection is then closed)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _failed(url: str, what: str) -> HandshakeResult:
@@ -76,7 +91,7 @@ async def validate_eventgrid(
             async with session.post(url, data=body, headers=headers, allow_redirects=False,
                                     timeout=aiohttp.ClientTimeout(total=max(deadline - time.monotonic(), 0.1))
                                     ) as response:
-                status, text = response.status, await response.text(errors="replace")
+                status, text = response.status, (await read_excerpt(response)).decode(errors="replace")
             break
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             outcome = outcome_of_error(exc)
@@ -116,7 +131,7 @@ async def validate_cloudevents(session: aiohttp.ClientSession, url: str, *, time
         async with session.options(url, headers=headers, allow_redirects=False,
                                    timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             status, allowed = response.status, response.headers.get("WebHook-Allowed-Origin")
-            await response.read()
+            await read_excerpt(response)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return _failed(url, f"Http OPTIONS request failed with response code Unknown ({outcome_of_error(exc).name}).")
     if not 200 <= status < 300:
@@ -144,7 +159,7 @@ async def send_deleted_event(
     try:
         async with session.post(url, data=body, headers=headers, allow_redirects=False,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            await response.read()
+            await read_excerpt(response)
             return response.status
     except (TimeoutError, aiohttp.ClientError, OSError):
         return None

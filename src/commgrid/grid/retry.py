@@ -26,6 +26,7 @@ reference does not list (500 → Busy, 3xx → Aborted) is commgrid's choice.
 from __future__ import annotations
 
 import random
+import re
 import socket
 from dataclasses import dataclass
 
@@ -95,17 +96,26 @@ def outcome_of_status(status: int) -> Outcome:
     return Outcome(name, status, f"HTTP {status}")
 
 
+_URL_QUERY = re.compile(r"(\w+://[^\s?#'\"]*)[?#][^\s'\"]*")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the query string and fragment of every URL in it removed: webhook queries hold secrets."""
+    return _URL_QUERY.sub(r"\1", text)
+
+
 def outcome_of_error(exc: BaseException) -> Outcome:
     """Classify a request that got no response: timeouts, refused connections, unresolvable hosts."""
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return Outcome("TimedOut", None, "no response within the timeout")
+    detail = redact_urls(str(exc)) or type(exc).__name__  # aiohttp's messages may quote the full URL
     if isinstance(exc, aiohttp.ClientConnectorError):
         if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(exc.os_error, socket.gaierror):
-            return Outcome("ResolutionError", None, str(exc))
-        return Outcome("SocketError", None, str(exc))
+            return Outcome("ResolutionError", None, detail)
+        return Outcome("SocketError", None, detail)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
-        return Outcome("SocketError", None, str(exc) or type(exc).__name__)
-    return Outcome("Aborted", None, str(exc) or type(exc).__name__)
+        return Outcome("SocketError", None, detail)
+    return Outcome("Aborted", None, detail)
 
 
 def retry_delay(attempts: int, outcome: Outcome, rng: random.Random | None = None) -> float:

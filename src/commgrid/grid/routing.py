@@ -26,6 +26,7 @@ from typing import Any
 
 from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
 from commgrid.grid.properties import ACTIVE, QUEUE
+from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
 from commgrid.store.base import Missing, Route, Subscription, Topic
 
@@ -126,10 +127,8 @@ class Catalog:
                 continue
             try:
                 compiled = compile_filter(sub.properties.filter.to_arm(), topic.input_schema)
-            except FilterError as exc:  # validated on create; a stored filter that no longer compiles is skipped
-                log.error("subscription filter does not compile", extra={
-                    "action": "subscription_skipped", "topic": topic.name, "subscription": sub.name,
-                    "error": exc.message})
+            except FilterError as exc:  # validated on create; one that no longer compiles fails visibly
+                await mark_unusable(self._store, sub, f"its filter does not compile ({exc.message}).")
                 continue
             indexes.setdefault(topic.name.lower(), SubscriptionIndex()).add(sub.name, compiled)
             if sub.properties.expires_at is not None:

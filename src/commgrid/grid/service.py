@@ -140,9 +140,10 @@ class Grid:
                                [r.subscription for r in routes])
 
     async def _publish(self, topic: Topic, events: list[dict[str, Any]]) -> list[Route]:
+        sent = [dict(e) for e in events]  # top levels as published: validation stamps fields in place
         validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
-        new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i)) for i, e in enumerate(events)]
+        new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i, sent[i])) for i, e in enumerate(events)]
         await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog
         routes = self.catalog.routes(topic, events)
         await self.committer.commit(new, routes)

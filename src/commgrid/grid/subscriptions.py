@@ -253,8 +253,8 @@ class Subscriptions:
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
         doc = await self._validation(sub)
-        if not (secrets.compare_digest(validation_id, doc.get("id", "")) and
-                secrets.compare_digest(token, doc.get("token", ""))):
+        if not (secrets.compare_digest(validation_id.encode(), doc.get("id", "").encode()) and
+                secrets.compare_digest(token.encode(), doc.get("token", "").encode())):
             raise BadRequest("This validation link is not valid for the event subscription (it may have been"
                              " replaced by a newer handshake).", code="InvalidValidationLink")
         if sub.status == ACTIVE:

@@ -5,7 +5,8 @@ demos run the real schedule quickly: with 600, the 10 s first retry takes 17 ms,
 and the 10-minute manual validation window 1 s. Scaled are the retry ladder and status minimums, probation,
 event TTL, the validation window and the handshake retry. The 30 s response timeout is scaled too but never
 below `MIN_RESPONSE_TIMEOUT`, so a loaded but healthy endpoint is not mistaken for a dead one; the lease on
-claimed deliveries always covers two timeouts. Absolute times (`expirationTimeUtc`) are never scaled.
+claimed deliveries is not scaled: it is renewed while a worker holds them. Absolute times
+(`expirationTimeUtc`) are never scaled.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from commgrid.grid.retry import RESPONSE_TIMEOUT
 
 MIN_RESPONSE_TIMEOUT = 1.0
+MIN_LEASE = 1.5
 VALIDATION_WINDOW = 600.0  # 10 minutes for the manual GET (eventgrid-facts.md §4.1)
 HANDSHAKE_RETRY = 5.0  # a validation request without an answer is "reattempted after 5 seconds" (§4.1)
-DEFAULT_LEASE = 60.0
+DEFAULT_LEASE = 6.0  # renewed while held: how long a killed node's deliveries wait for another node
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +57,5 @@ class Timing:
 
     @property
     def lease(self) -> float:
-        """How long claimed deliveries stay leased: a worker never starts a send it could not finish in it."""
-        return max(self.lease_setting / self.scale, 2 * self.response_timeout + 1.0)
+        """How long claimed deliveries stay leased unless renewed (not scaled: it is commgrid's, not Azure's)."""
+        return max(self.lease_setting, MIN_LEASE)

@@ -316,6 +316,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def renew_leases(self, owner: str, ids: Sequence[int], until: float) -> int:
+        """Extend to `until` the leases `owner` still holds on deliveries `ids`; returns how many it renewed."""
+
+    @abc.abstractmethod
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
         """Forget deliveries that succeeded."""
 

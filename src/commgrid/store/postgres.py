@@ -116,6 +116,7 @@ CLAIM_DELIVERIES = f"""
     claimed AS (
         UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
     SELECT {rows.DELIVERY_COLS} FROM claimed d JOIN events e ON e.seq = d.event_seq ORDER BY d.next_attempt_at, d.id"""
+RENEW_LEASES = "UPDATE deliveries SET lease_until = $1 WHERE lease_owner = $2 AND id = ANY($3::bigint[])"
 NEXT_DUE = """
     SELECT min(d.next_attempt_at) FROM deliveries d
     JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
@@ -367,6 +368,11 @@ class PostgresStore(Store):
         async with self._conn(transaction=True) as conn:
             found = await conn.fetch(CLAIM_DELIVERIES, owner, now + lease, now, limit, topics, subscriptions)
         return [rows.delivery_from_row(r) for r in found]
+
+    async def renew_leases(self, owner: str, ids: Sequence[int], until: float) -> int:
+        async with self._conn() as conn:
+            status = await conn.execute(RENEW_LEASES, until, owner, list(ids))
+        return int(status.rsplit(" ", 1)[-1])
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
         async with self._conn() as conn:

@@ -16,6 +16,7 @@ import aiosqlite
 import orjson
 
 from commgrid.errors import Conflict
+from commgrid.private_files import private_file
 from commgrid.store import console_sql, queue_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
@@ -109,6 +110,8 @@ CLAIM_SKIP = "AND (d.topic, d.subscription) NOT IN (VALUES {pairs})"
 SELECT_CLAIMED = f"""
     SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id"""
+RENEW_LEASES = """
+    UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))"""
 NEXT_DUE = """
     SELECT min(d.next_attempt_at) FROM deliveries d
     JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
@@ -147,7 +150,11 @@ class SQLiteStore(Store):
 
     # lifecycle -------------------------------------------------------------------------------------------
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The database holds every key: owner-only, and SQLite gives its WAL and shared memory the same mode.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+            if path == self.path or path.exists():
+                private_file(path)
         with _wrap_errors():
             self._writer = await self._connect()
             await self._migrate(self._writer)
@@ -374,6 +381,11 @@ class SQLiteStore(Store):
             ids = orjson.dumps([row[0] for row in claimed]).decode()  # this claim's rows, not older ones
             found = await (await conn.execute(SELECT_CLAIMED, (ids,))).fetchall()
         return [rows.delivery_from_row(r) for r in found]
+
+    async def renew_leases(self, owner: str, ids: Sequence[int], until: float) -> int:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(RENEW_LEASES, (until, owner, orjson.dumps(list(ids)).decode()))
+            return cursor.rowcount
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
         async with self._transaction() as conn:

@@ -9,6 +9,7 @@ route is HMAC-signed with an access key, like SMS (the simulation API also takes
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -22,10 +23,11 @@ from commgrid.acs.calling.media_files import CONTENT_TYPES, media_file
 from commgrid.acs.calling.scenario import Player
 from commgrid.acs.calling.service import CallingService
 from commgrid.acs.calling.views import sim_view
+from commgrid.acs.hmac_auth import verify_content
 from commgrid.acs.validation import parse_object
 from commgrid.api.acs.auth import path_and_query, resource, signed_body
 from commgrid.api.acs.common import acs_empty, acs_json, begin, require_api_version
-from commgrid.api.acs.sms import _inbound_body
+from commgrid.api.acs.sms import inbound_body
 from commgrid.errors import NotFound, Unauthorized
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
@@ -200,7 +202,8 @@ async def _storage_request(request: Request) -> None:
             raise
         port = request.headers.get("host", "").rpartition(":")[2]
         headers = dict(request.headers) | {"host": f"{endpoint_host}:{port}" if port.isdigit() else endpoint_host}
-        resource(request).check_hmac(request.method, path_and_query(request), headers, await request.body())
+        signed_hash = resource(request).check_signature(request.method, path_and_query(request), headers)
+        verify_content(signed_hash, hashlib.sha256(b""))  # storage requests (GET, DELETE) carry no body
 
 
 async def recording_content(request: Request) -> Response:
@@ -239,7 +242,7 @@ async def recording_object(request: Request) -> Response:
 # Simulation ---------------------------------------------------------------------------------------------------
 async def _sim_body(request: Request) -> dict[str, Any]:
     begin(request)
-    return parse_object(await _inbound_body(request), optional=True)
+    return parse_object(await inbound_body(request), optional=True)
 
 
 async def sim_dial(request: Request) -> Response:

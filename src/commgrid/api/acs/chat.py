@@ -28,6 +28,7 @@ from commgrid.acs.tokens import TokenClaims
 from commgrid.acs.validation import parse_object
 from commgrid.api.acs.auth import user
 from commgrid.api.acs.common import acs_empty, acs_json, begin, require_api_version
+from commgrid.api.bodies import read_limited
 from commgrid.errors import BadRequest
 
 _MESSAGE_TYPES = ("text", "html")
@@ -46,7 +47,7 @@ async def _caller(request: Request) -> TokenClaims:
 
 
 async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
-    return parse_object(await request.body(), optional=optional)
+    return parse_object(await read_limited(request), optional=optional)
 
 
 def _start_time(request: Request) -> int:

@@ -18,6 +18,7 @@ from commgrid.acs.sms import SendRequest, SmsService
 from commgrid.acs.validation import parse_object, required
 from commgrid.api.acs.auth import resource, signed_body
 from commgrid.api.acs.common import acs_json, begin, require_api_version
+from commgrid.api.bodies import read_limited
 from commgrid.errors import Unauthorized
 
 ACCESS_KEY_HEADER = "x-commgrid-access-key"
@@ -36,7 +37,7 @@ async def send(request: Request) -> Response:
     return acs_json(request, {"value": results}, 202)
 
 
-async def _inbound_body(request: Request) -> bytes:
+async def inbound_body(request: Request) -> bytes:
     key = request.headers.get(ACCESS_KEY_HEADER)
     if key is None:
         return await signed_body(request)
@@ -44,13 +45,13 @@ async def _inbound_body(request: Request) -> bytes:
     if not any(hmac.compare_digest(key.encode(), k.encode())
                for k in (deployment.access_key, deployment.secondary_key)):
         raise Unauthorized("Denied by the resource provider.", code="Denied")
-    return await request.body()
+    return await read_limited(request)
 
 
 async def inbound(request: Request) -> Response:
     """`POST /commgrid/sms/inbound` → 202 with the received message as the event describes it."""
     begin(request)
-    body = parse_object(await _inbound_body(request))
+    body = parse_object(await inbound_body(request))
     fields = {name: body.get(name) for name in ("from", "to", "message")}
     for name, value in fields.items():
         if not isinstance(value, str) or (name != "message" and not value):

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import orjson
 from starlette.responses import Response
 
-from commgrid.api.body import limited_body
+from commgrid.api.bodies import read_limited
 from commgrid.api.management.router import ArmCall
 from commgrid.errors import BadRequest, InvalidInput
 from commgrid.jsonresponse import json_response
@@ -23,7 +23,7 @@ RETRY_AFTER = "1"
 async def body(call: ArmCall) -> dict[str, Any]:
     """The request's JSON object (`{}` when there is none); 400 `InvalidRequestContent` if it is not one."""
     if call._body is None:
-        raw = await limited_body(call.request, MAX_BODY)
+        raw = await read_limited(call.request, MAX_BODY)
         try:
             parsed = orjson.loads(raw) if raw.strip() else {}
         except orjson.JSONDecodeError as exc:

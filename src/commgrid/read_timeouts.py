@@ -1,0 +1,102 @@
+"""Header and body read timeouts, as a front end (nginx's `client_header_timeout`, `client_body_timeout`) sets them.
+
+uvicorn bounds only idle keep-alive connections: a client that opens a connection and sends half its headers,
+or stops in the middle of a body, would otherwise hold a connection and a task forever.
+- Headers: a connection must deliver a request's complete headers within the timeout of its first byte (or
+  of being opened); otherwise it is closed.
+- Body: each chunk of a request body must arrive within the timeout of the previous one; otherwise the
+  request is answered 408 `RequestTimeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from commgrid.errors import CommgridError
+
+log = logging.getLogger("commgrid.api")
+
+DEFAULT_READ_TIMEOUT = 30.0
+
+
+class RequestTimeout(CommgridError):
+    """The client stopped sending its request body."""
+
+    status = 408
+    code = "RequestTimeout"
+    # the rest of the body may still come: the connection cannot be reused
+    headers: ClassVar[dict[str, str]] = {"Connection": "close"}
+
+
+def header_timeout_protocol(timeout: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, closing connections whose request headers do not arrive in `timeout`."""
+
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(timeout, self._headers_timed_out)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_timed_out(self) -> None:
+            self._header_timer = None
+            log.debug("request headers not received in time; connection closed",
+                      extra={"action": "header_timeout", "client": self.client})
+            self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+class BodyReadTimeout:
+    """ASGI middleware: a request body whose next chunk takes longer than `timeout` is answered 408."""
+
+    def __init__(self, app: Any, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        more_body = True
+
+        async def timed_receive() -> dict[str, Any]:
+            nonlocal more_body
+            if not more_body:  # the body is complete: waiting for a disconnect is not bounded here
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                log.debug("request body not received in time", extra={
+                    "action": "body_timeout", "path": scope.get("path")})
+                raise RequestTimeout(f"The request body was not received within {self.timeout:g} seconds.") from None
+            more_body = message.get("type") == "http.request" and message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
