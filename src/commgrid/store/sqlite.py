@@ -218,13 +218,17 @@ class SQLiteStore(Store):
                     raise
                 await conn.execute("COMMIT")
 
+    # Reads close their cursor at once: a statement left open keeps the reader's snapshot, and later reads on it
+    # would miss what the writer has committed since (a regenerated key, a new subscription).
     async def _one(self, sql: str, args: Sequence = ()) -> sqlite3.Row | tuple | None:
         with _wrap_errors():
-            return await (await self._r.execute(sql, args)).fetchone()
+            async with self._r.execute(sql, args) as cursor:
+                return await cursor.fetchone()
 
     async def _all(self, sql: str, args: Sequence = ()) -> list:
         with _wrap_errors():
-            return list(await (await self._r.execute(sql, args)).fetchall())
+            async with self._r.execute(sql, args) as cursor:
+                return list(await cursor.fetchall())
 
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
