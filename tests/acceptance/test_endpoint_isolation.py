@@ -19,6 +19,7 @@ from azure.eventgrid import EventGridEvent
 from commgrid.config import Settings
 from commgrid.events.envelope import EVENTGRID
 from commgrid.grid.delivery import DeliveryWorker
+from commgrid.grid.properties import SubscriptionProperties, WebHookDestination
 from commgrid.store import store_from_url
 from commgrid.store.base import NewEvent, Route, Subscription, Topic
 from tests.acceptance.receiver import Receiver
@@ -61,8 +62,7 @@ async def test_any_number_of_hung_endpoints_leave_room_for_a_healthy_one(tmp_pat
     names = [f"many-hung-{i}" for i in range(150)] + ["many-healthy"]
     for name in names:
         url = rx.endpoint(name, delay=3600) if "hung" in name else rx.endpoint(name)
-        properties = {"destination": {"endpointType": "WebHook", "properties": {"endpointUrl": url}},
-                      "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}}
+        properties = SubscriptionProperties(WebHookDestination(url))
         await store.create_subscription(Subscription(topic="many", name=name, properties=properties))
     worker = DeliveryWorker(store, Settings(data_dir=tmp_path, delivery_concurrency=4))  # capacity 2,000
     await worker.start()

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from commgrid.acs.chat_docs import MESSAGES, RECEIPTS, THREADS
@@ -78,14 +80,17 @@ async def test_read_receipt_losing_every_attempt_is_a_503(runtime: Runtime) -> N
 
 
 async def _corrupt(server: ServerProcess, topic: str, name: str, change: Any) -> None:
-    store = store_from_url(f"sqlite:///{server.data_dir / 'commgrid.db'}")
-    await store.open()
-    try:
-        sub = await store.get_subscription(topic, name)
-        change(sub.properties)
-        await store.update_subscription(sub)
-    finally:
-        await store.close()
+    """Change a subscription's stored properties JSON behind commgrid's back (a hand edit, an old version)."""
+    async with aiosqlite.connect(server.data_dir / "commgrid.db") as db:
+        (stored,) = await (await db.execute("SELECT properties FROM subscriptions WHERE topic = ? AND name = ?",
+                                            (topic, name))).fetchone()
+        properties = json.loads(stored)
+        change(properties)
+        await db.execute("UPDATE subscriptions SET properties = ? WHERE topic = ? AND name = ?",
+                         (json.dumps(properties), topic, name))
+        await db.execute("UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                         " WHERE key = 'subscriptions_version'")
+        await db.commit()
 
 
 def _wait_state(server: ServerProcess, topic: str, name: str, state: str) -> dict[str, Any]:
@@ -118,9 +123,9 @@ async def test_unusable_delivery_properties_fail_the_subscription_and_stop_the_c
     publish(topic, {"id": "1", "subject": "/a", "eventType": "T", "eventTime": "2024-01-01T00:00:00Z",
                     "data": {}, "dataVersion": "1"})
     rx.wait(lambda: rx.received("bad-props"), what="a first, failed attempt")  # retried in 10 s
-    await _corrupt(server, "broken-props", "bad-props", lambda p: p["retryPolicy"].pop("eventTimeToLiveInMinutes"))
+    await _corrupt(server, "broken-props", "bad-props", lambda p: p["destination"]["properties"].pop("endpointUrl"))
     info = _wait_state(server, "broken-props", "bad-props", "Failed")
-    assert "delivery properties are incomplete" in info["commgrid"]["message"]
+    assert "stored properties are incomplete" in info["commgrid"]["message"]
     store = store_from_url(f"sqlite:///{server.data_dir / 'commgrid.db'}")
     await store.open()
     try:  # its delivery is kept, unclaimed, for when the subscription is fixed

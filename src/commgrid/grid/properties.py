@@ -41,6 +41,14 @@ def _thaw(value: Any) -> Any:
     return [_thaw(v) for v in value] if isinstance(value, tuple) else value
 
 
+class UnreadableProperties(ValueError):
+    """Stored subscription properties that cannot be read back (changed by hand, or by an older commgrid)."""
+
+
+#: What a subscription whose stored properties cannot be read carries instead (see `Subscription.unreadable`).
+PLACEHOLDER_DESTINATION = ""
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryAttribute:
     """A header added to each delivery: a fixed (possibly secret) value, or one read from the event."""
@@ -225,7 +233,17 @@ class SubscriptionProperties:
 
     @classmethod
     def from_arm(cls, arm: dict[str, Any]) -> SubscriptionProperties:
-        """Read back what `to_arm()` wrote (the store's form); client input goes through `grid.validation`."""
+        """Read back what `to_arm()` wrote (the store's form); client input goes through `grid.validation`.
+
+        Raises `UnreadableProperties` when the stored form lacks what a subscription needs.
+        """
+        try:
+            return cls._from_arm(arm)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise UnreadableProperties(f"{type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def _from_arm(cls, arm: dict[str, Any]) -> SubscriptionProperties:
         retry = arm.get("retryPolicy") or {}
         dead_letter = arm.get("deadLetterDestination")
         labels = arm.get("labels")

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
-from commgrid.grid.properties import ACTIVE, QUEUE
+from commgrid.grid.properties import ACTIVE, FAILED, QUEUE
 from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
 from commgrid.store.base import Missing, Route, Subscription, Topic
@@ -121,6 +121,10 @@ class Catalog:
         for sub in await self._store.list_subscriptions():
             topic = topics.get(sub.topic.lower())
             if topic is None:
+                continue
+            if sub.unreadable:  # it can neither be routed to nor delivered to: say so where its owner looks
+                if sub.status != FAILED:
+                    await mark_unusable(self._store, sub, f"its stored properties are incomplete ({sub.unreadable}).")
                 continue
             subscriptions.append((sub, topic))
             if not is_routable(sub, now):

@@ -90,6 +90,8 @@ class Subscription:
     status: str = "Active"  # see grid.subscriptions for the states
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: Why the stored properties could not be read (`properties` is then a placeholder, never written back).
+    unreadable: str | None = None
 
 
 @dataclass(slots=True)

@@ -310,7 +310,7 @@ class PostgresStore(Store):
     async def update_subscription(self, sub: Subscription) -> None:
         async with self._conn(transaction=True) as conn:
             status = await conn.execute(
-                "UPDATE subscriptions SET properties = $1, status = $2, updated_at = $3"
+                "UPDATE subscriptions SET properties = coalesce($1, properties), status = $2, updated_at = $3"
                 " WHERE topic = $4 AND lower(name) = lower($5)",
                 rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name,
             )

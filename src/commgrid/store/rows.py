@@ -8,7 +8,12 @@ from typing import Any
 
 import orjson
 
-from commgrid.grid.properties import SubscriptionProperties
+from commgrid.grid.properties import (
+    PLACEHOLDER_DESTINATION,
+    SubscriptionProperties,
+    UnreadableProperties,
+    WebHookDestination,
+)
 from commgrid.store.base import (
     Attempt,
     DeadLetter,
@@ -55,13 +60,21 @@ def subscription_values(s: Subscription) -> tuple:
     return (s.topic, s.name, properties_json(s), s.status, s.created_at, s.updated_at)
 
 
-def properties_json(s: Subscription) -> str:
-    return orjson.dumps(s.properties.to_arm()).decode()
+def properties_json(s: Subscription) -> str | None:
+    """The properties to store; None keeps the stored ones (those of an `unreadable` subscription)."""
+    return None if s.unreadable else orjson.dumps(s.properties.to_arm()).decode()
 
 
 def subscription_from_row(r: Sequence[Any]) -> Subscription:
-    properties = SubscriptionProperties.from_arm(orjson.loads(r[2]))
-    return Subscription(topic=r[0], name=r[1], properties=properties, status=r[3], created_at=r[4], updated_at=r[5])
+    """A subscription; one whose stored properties cannot be read comes back marked `unreadable`, so that one bad
+    row fails that subscription visibly instead of every read of the subscriptions."""
+    unreadable = None
+    try:
+        properties = SubscriptionProperties.from_arm(orjson.loads(r[2]))
+    except (UnreadableProperties, orjson.JSONDecodeError) as exc:
+        properties, unreadable = SubscriptionProperties(WebHookDestination(PLACEHOLDER_DESTINATION)), str(exc)
+    return Subscription(topic=r[0], name=r[1], properties=properties, status=r[3], created_at=r[4], updated_at=r[5],
+                        unreadable=unreadable)
 
 
 def event_from_row(r: Sequence[Any], offset: int = 0) -> StoredEvent:

@@ -336,7 +336,8 @@ class SQLiteStore(Store):
     async def update_subscription(self, sub: Subscription) -> None:
         async with self._transaction() as conn:
             cur = await conn.execute(
-                "UPDATE subscriptions SET properties = ?, status = ?, updated_at = ? WHERE topic = ? AND name = ?",
+                "UPDATE subscriptions SET properties = coalesce(?, properties), status = ?, updated_at = ?"
+                " WHERE topic = ? AND name = ?",
                 (rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name),
             )
             if cur.rowcount == 0:
