@@ -52,7 +52,9 @@ class Client:
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
         self.http = httpx.Client(base_url=server.http, timeout=10)
-        self.key = server.info()["communicationServices"]["accessKey"]
+        info = server.info()
+        self.key = info["communicationServices"]["accessKey"]
+        self.management_token = info["management"]["token"]
         self.eg = server.create_topic("fuzz-eg")
         self.ce = server.create_topic("fuzz-ce", "cloudeventschemav1_0")
         created = self.signed("POST", "/identities?api-version=2023-10-01", b'{"createTokenWithScopes":["chat"]}')
@@ -155,3 +157,33 @@ def test_chat(client: Client, body: bytes, route: tuple[str, str]) -> None:
 def test_chat_tokens(client: Client, token: str, path: str) -> None:
     check(client.http.get(f"{path.format(thread=client.thread_path)}?api-version=2021-09-07",
                           headers={"Authorization": f"Bearer {token}"}))
+
+
+ARM = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/commgrid/providers/Microsoft.EventGrid"
+webhook = st.fixed_dictionaries({"endpointType": st.one_of(st.just("WebHook"), values)}, optional={
+    "properties": shaped("endpointUrl", "maxEventsPerBatch", "preferredBatchSizeInKilobytes",
+                         "deliveryAttributeMappings")})
+arm_properties = st.fixed_dictionaries({}, optional={
+    "destination": st.one_of(webhook, values), "filter": shaped(
+        "includedEventTypes", "subjectBeginsWith", "isSubjectCaseSensitive", "advancedFilters"),
+    "retryPolicy": shaped("maxDeliveryAttempts", "eventTimeToLiveInMinutes"), "eventDeliverySchema": values,
+    "expirationTimeUtc": values, "labels": values, "deadLetterDestination": values, "inputSchema": values,
+    "source": values, "topicType": values, "eventRetentionInDays": values, "filtersConfiguration": values,
+    "deliveryConfiguration": shaped("deliveryMode", "queue", "push")})
+
+
+@fuzz
+@given(body=encoded(st.one_of(values, st.fixed_dictionaries({}, optional={
+    "location": values, "tags": values, "sku": values, "keyName": values, "properties": st.one_of(arm_properties,
+                                                                                                  values)}))),
+       route=st.sampled_from([("PUT", "/topics/fuzz-arm"), ("PATCH", "/topics/fuzz-arm"),
+                              ("POST", "/topics/fuzz-arm/regenerateKey"),
+                              ("PUT", "/topics/fuzz-arm/eventSubscriptions/fuzz-sub"),
+                              ("PATCH", "/topics/fuzz-arm/eventSubscriptions/fuzz-sub"),
+                              ("PUT", "/systemTopics/commgrid"), ("PUT", "/namespaces/fuzz-ns"),
+                              ("PATCH", "/namespaces/fuzz-ns"), ("PUT", "/namespaces/fuzz-ns/topics/t1"),
+                              ("PUT", "/namespaces/fuzz-ns/topics/t1/eventSubscriptions/s1")]))
+def test_management_bodies(client: Client, body: bytes, route: tuple[str, str]) -> None:
+    method, path = route
+    token = {"Authorization": f"Bearer {client.management_token}", "content-type": "application/json"}
+    check(client.http.request(method, f"{ARM}{path}?api-version=2025-02-15", content=body, headers=token))

@@ -40,6 +40,16 @@ def field(obj: dict[str, Any], name: str, default: Any = None) -> Any:
     return next((v for k, v in obj.items() if k.lower() == name.lower()), default)
 
 
+def object_field(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    """A member that must be a JSON object (`{}` when absent); 400 otherwise."""
+    value = field(obj, name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name} must be a JSON object.", code="InvalidRequestContent")
+    return value
+
+
 def tags_of(obj: dict[str, Any]) -> dict[str, str] | None:
     tags = field(obj, "tags")
     if tags is None:

@@ -13,7 +13,16 @@ from typing import Any
 
 from starlette.responses import Response
 
-from commgrid.api.management.common import body, field, metric_resource_id, no_content, page, resource, tags_of
+from commgrid.api.management.common import (
+    body,
+    field,
+    metric_resource_id,
+    no_content,
+    object_field,
+    page,
+    resource,
+    tags_of,
+)
 from commgrid.api.management.router import ArmCall, ArmRouter
 from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
@@ -75,9 +84,7 @@ def _input_schema(value: Any) -> str:
 
 def _topic_settings(b: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     """Location, input schema and tags of a topic PUT body, checked as Azure checks them."""
-    props = field(b, "properties") or {}
-    if not isinstance(props, dict):
-        raise InvalidInput("properties must be an object.", code="InvalidRequestContent")
+    props = object_field(b, "properties")
     location = field(b, "location")
     if not isinstance(location, str) or not location:
         raise InvalidInput("The 'location' property is required for a topic.", code="LocationRequired")
@@ -185,7 +192,7 @@ async def list_system_topics(call: ArmCall) -> Response:
 async def put_system_topic(call: ArmCall) -> Response:
     """The Communication Services resource's system topic exists from the first start: PUT confirms and tags it."""
     d, b = call.runtime.deployment, await body(call)
-    props = field(b, "properties") or {}
+    props = object_field(b, "properties")
     source, kind = field(props, "source"), field(props, "topicType")
     if not isinstance(source, str) or source.lower() != d.acs_arm_id.lower():
         raise InvalidInput(f"properties.source must be the Communication Services resource id '{d.acs_arm_id}';"

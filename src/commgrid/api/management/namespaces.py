@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from commgrid.api.management.common import body, field, no_content, page, resource, tags_of
+from commgrid.api.management.common import body, field, no_content, object_field, page, resource, tags_of
 from commgrid.api.management.router import ArmCall, ArmRouter
 from commgrid.errors import BadRequest, InvalidInput, NotFound
 from commgrid.grid.namespaces.models import PUSH, NamespaceSubscription
@@ -95,7 +95,7 @@ async def put_topic(call: ArmCall) -> Response:
 async def patch_topic(call: ArmCall) -> Response:
     p = call.params
     current = await _service(call).get_topic(p["namespace"], p["topic"])
-    changes = field(await body(call), "properties") or {}
+    changes = object_field(await body(call), "properties")
     topic, _ = await _service(call).create_or_update_topic(p["namespace"], current.name,
                                                           {**current.properties(), **changes})
     return resource(_render_topic(call, topic))
@@ -138,7 +138,7 @@ async def patch_subscription(call: ArmCall) -> Response:
     """SubscriptionUpdateParameters: the given top-level properties replace the current ones."""
     p = call.params
     current = await _service(call).get_subscription(p["namespace"], p["topic"], p["subscription"])
-    changes = field(await body(call), "properties") or {}
+    changes = object_field(await body(call), "properties")
     sub, _ = await _service(call).create_or_update_subscription(
         p["namespace"], p["topic"], current.name, {**current.properties, **changes})
     return resource(_render_subscription(call, sub))
