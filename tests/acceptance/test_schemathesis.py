@@ -37,6 +37,7 @@ class Live:
         body = b'{"createTokenWithScopes":["chat"]}'
         created = self.http.post(url, content=body, headers=sign_request("POST", url, body, self.key)).json()
         self.bearer = f"Bearer {created['accessToken']['token']}"
+        self.management = f"Bearer {server.info()['management']['token']}"
 
     def send(self, case: schemathesis.Case) -> httpx.Response:
         path = case.formatted_path
@@ -52,6 +53,8 @@ class Live:
             request.headers.update(sign_request(case.method, str(request.url), body or b"", self.key))
         elif path.startswith("/chat/"):
             request.headers["Authorization"] = self.bearer
+        elif path.startswith("/subscriptions/"):
+            request.headers["Authorization"] = self.management
         return self.http.send(request)
 
     @staticmethod
