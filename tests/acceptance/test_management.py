@@ -17,6 +17,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient
+from azure.identity import ClientSecretCredential
 from azure.mgmt.communication.models import RegenerateKeyParameters
 from azure.mgmt.eventgrid import EventGridManagementClient
 from azure.mgmt.eventgrid import models as m
@@ -333,3 +334,20 @@ def test_a_chosen_management_token_replaces_the_recorded_one(tmp_path) -> None:
         assert list(eventgrid_client(node, token="chosen-token-123").topics.list_by_subscription()) == []
     finally:
         node.stop()
+
+
+def test_azure_identity_credentials_get_management_tokens_from_commgrid(server: ServerProcess) -> None:
+    mgmt = management(server)
+    credential = ClientSecretCredential("commgrid", "my-app", mgmt["token"], authority=server.https,
+                                        disable_instance_discovery=True, connection_verify=server.ca)
+    client = EventGridManagementClient(credential, mgmt["subscriptionId"], base_url=server.https,
+                                       connection_verify=server.ca)
+    client.topics.begin_create_or_update(RG, "arm-entra", m.Topic(location="local")).result()
+    assert "arm-entra" in [t.name for t in client.topics.list_by_resource_group(RG)]
+    wrong = ClientSecretCredential("commgrid", "my-app", "not-the-token", authority=server.https,
+                                   disable_instance_discovery=True, connection_verify=server.ca)
+    with pytest.raises(ClientAuthenticationError):
+        wrong.get_token("https://management.azure.com/.default")
+    other = credential.get_token("https://communication.azure.com//.default").token  # another audience
+    with pytest.raises(ClientAuthenticationError):
+        eventgrid_client(server, token=other).topics.get(RG, "arm-entra")

@@ -8,12 +8,13 @@ both named on first start (`--subscription-id`, `--resource-group`); other ids a
 from __future__ import annotations
 
 import secrets
+import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from commgrid.api.management import communication, eventgrid, namespaces
+from commgrid.api.management import communication, entra, eventgrid, namespaces
 from commgrid.api.management.router import ArmCall, ArmRouter
 from commgrid.errors import BadRequest, NotFound
 from commgrid.jsonresponse import json_response
@@ -38,7 +39,9 @@ def _authentication_problem(request: Request, token: str) -> Response | None:
     if scheme.lower() != "bearer" or not given.strip():
         return _unauthorized("AuthenticationFailed",
                              "Authentication failed. The 'Authorization' header is not a Bearer token.")
-    if not secrets.compare_digest(given.strip().encode(), token.encode()):
+    given = given.strip()
+    if not secrets.compare_digest(given.encode(), token.encode()) and not entra.verify(
+            given, token, entra.MANAGEMENT_AUDIENCE, time.time()):
         return _unauthorized("InvalidAuthenticationToken",
                              "The access token is invalid: it is not this commgrid's management token"
                              " (`commgrid info` shows it).")
@@ -69,4 +72,5 @@ async def dispatch(request: Request) -> Response:
     return await handler(call)
 
 
-routes = [Route("/subscriptions/{path:path}", dispatch, methods=["GET", "PUT", "PATCH", "POST", "DELETE"])]
+routes = [Route("/subscriptions/{path:path}", dispatch, methods=["GET", "PUT", "PATCH", "POST", "DELETE"]),
+          *entra.routes]
