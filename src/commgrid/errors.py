@@ -70,6 +70,22 @@ class InvalidInput(BadRequest):
         return cls(message, details=problems)
 
 
+class Problems:
+    """Validation problems collected while reading a request, so one error lists them all (Azure's `details`)."""
+
+    def __init__(self) -> None:
+        self.details: list[Detail] = []
+
+    def add(self, message: str, code: str = "InvalidRequest") -> None:
+        self.details.append(Detail(code, message))
+
+    def raise_if_any(self, what: str) -> None:
+        """`InvalidInput` naming `what` ("event subscription", …) and every problem, if there is any."""
+        if self.details:
+            summary = f"Invalid {what}: " + " ".join(d.message for d in self.details)
+            raise InvalidInput.from_problems(self.details, summary)
+
+
 class SchemaMismatch(BadRequest):
     """The events do not match the topic's input schema."""
 

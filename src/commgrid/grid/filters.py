@@ -41,7 +41,8 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from commgrid.errors import Detail, InvalidInput
+from commgrid.errors import InvalidInput, Problems
+from commgrid.jsonfields import fields
 
 __all__ = [
     "MAX_ADVANCED_FILTERS",
@@ -397,21 +398,6 @@ def _array_passes(
 # Validation
 
 
-class _Problems:
-    """Collects every problem in a filter, so one FilterError can list them all (style guide E)."""
-
-    def __init__(self) -> None:
-        self.details: list[Detail] = []
-
-    def add(self, code: str, message: str) -> None:
-        self.details.append(Detail(code, message))
-
-
-def _fields(raw: dict) -> dict[str, Any]:
-    """A filter object's fields by lower-cased name: ARM reads `Key`, `key` and `KEY` alike."""
-    return {name.lower(): value for name, value in raw.items() if isinstance(name, str)}
-
-
 def _count_values(entry: dict[str, Any]) -> int:
     values = entry.get("values")
     if isinstance(values, list):
@@ -419,15 +405,15 @@ def _count_values(entry: dict[str, Any]) -> int:
     return 1 if "value" in entry or values is not None else 0
 
 
-def _check_string(value: Any, where: str, problems: _Problems) -> str | None:
+def _check_string(value: Any, where: str, problems: Problems) -> str | None:
     if not isinstance(value, str):
-        problems.add("InvalidAdvancedFilter", f"{where} must be a string, got {_type_name(value)} {_fmt(value)}.")
+        problems.add(f"{where} must be a string, got {_type_name(value)} {_fmt(value)}.", "InvalidAdvancedFilter")
         return None
     if len(value) > MAX_STRING_VALUE_LENGTH:
         problems.add(
-            "AdvancedFilterLimitExceeded",
             f"{where} is {len(value)} characters long; string values are "
             f"limited to {MAX_STRING_VALUE_LENGTH} characters.",
+            "AdvancedFilterLimitExceeded",
         )
         return None
     return value.lower()
@@ -449,39 +435,41 @@ def _storable(x: object) -> bool:
     return -(2**63) <= x <= 2**64 - 1  # type: ignore[operator]
 
 
-def _check_number(value: Any, where: str, problems: _Problems) -> float | None:
+def _check_number(value: Any, where: str, problems: Problems) -> float | None:
     if not _is_number(value):
-        problems.add("InvalidAdvancedFilter", f"{where} must be a number, got {_type_name(value)} {_fmt(value)}.")
+        problems.add(f"{where} must be a number, got {_type_name(value)} {_fmt(value)}.", "InvalidAdvancedFilter")
         return None
     if not _storable(value):
-        problems.add("InvalidAdvancedFilter", f"{where} must be a finite number within the 64-bit integer range,"
-                                              f" got {str(value)[:40]}.")
+        problems.add(
+            f"{where} must be a finite number within the 64-bit integer range, got {str(value)[:40]}.",
+            "InvalidAdvancedFilter",
+        )
         return None
     return value
 
 
-def _check_range(value: Any, where: str, problems: _Problems) -> tuple[float, float] | None:
+def _check_range(value: Any, where: str, problems: Problems) -> tuple[float, float] | None:
     if (not isinstance(value, list) or len(value) != 2 or not all(map(_is_number, value))
             or not all(map(_storable, value)) or value[0] > value[1]):
         problems.add(
-            "InvalidAdvancedFilter",
             f"{where} must be a [low, high] pair of numbers with low <= high, got {_fmt(value)}.",
+            "InvalidAdvancedFilter",
         )
         return None
     return (value[0], value[1])
 
 
-def _single_value(op: _Operator, entry: dict[str, Any], where: str, problems: _Problems) -> tuple | None:
+def _single_value(op: _Operator, entry: dict[str, Any], where: str, problems: Problems) -> tuple | None:
     if "value" not in entry:
         hint = f"; {op.name} takes a single 'value', not 'values'" if "values" in entry else ""
-        problems.add("InvalidAdvancedFilter", f"{where}: 'value' is required{hint}.")
+        problems.add(f"{where}: 'value' is required{hint}.", "InvalidAdvancedFilter")
         return None
     value = entry["value"]
     if op.accepts is _is_bool:
         if not isinstance(value, bool):
             problems.add(
-                "InvalidAdvancedFilter",
                 f"{where}.value must be true or false, got {_type_name(value)} {_fmt(value)}.",
+                "InvalidAdvancedFilter",
             )
             return None
         return (value,)
@@ -489,38 +477,38 @@ def _single_value(op: _Operator, entry: dict[str, Any], where: str, problems: _P
     return None if number is None else (number,)
 
 
-def _many_values(op: _Operator, entry: dict[str, Any], where: str, problems: _Problems) -> tuple | None:
+def _many_values(op: _Operator, entry: dict[str, Any], where: str, problems: Problems) -> tuple | None:
     values = entry.get("values")
     if not isinstance(values, list) or not values:
         hint = f"; {op.name} takes a list of 'values', not a single 'value'" if "value" in entry else ""
         problem = "is required" if values is None else "must be a non-empty list"
-        problems.add("InvalidAdvancedFilter", f"{where}: 'values' {problem}{hint}.")
+        problems.add(f"{where}: 'values' {problem}{hint}.", "InvalidAdvancedFilter")
         return None
     check = {"ranges": _check_range, "values": _check_string if op.accepts is _is_string else _check_number}
     normalized = [check[op.arity](value, f"{where}.values[{i}]", problems) for i, value in enumerate(values)]
     return None if any(v is None for v in normalized) else tuple(normalized)
 
 
-def _compile_clause(index: int, raw: Any, schema: str, arrays: bool, problems: _Problems) -> _Clause | None:
+def _compile_clause(index: int, raw: Any, schema: str, arrays: bool, problems: Problems) -> _Clause | None:
     where = f"advancedFilters[{index}]"
     if not isinstance(raw, dict):
-        problems.add("InvalidAdvancedFilter", f"{where} must be an object, got {_type_name(raw)}.")
+        problems.add(f"{where} must be an object, got {_type_name(raw)}.", "InvalidAdvancedFilter")
         return None
-    entry = _fields(raw)
+    entry = fields(raw)
     name, key = entry.get("operatortype"), entry.get("key")
     op = _OPERATORS.get(name.lower()) if isinstance(name, str) else None
     if name is None:
-        problems.add("InvalidAdvancedFilter", f"{where}: 'operatorType' is required.")
+        problems.add(f"{where}: 'operatorType' is required.", "InvalidAdvancedFilter")
     elif op is None:
         problems.add(
-            "InvalidAdvancedFilter",
             f"{where}: operatorType {_fmt(name)} is not supported; use one of "
             f"{', '.join(sorted(o.name for o in _OPERATORS.values()))}.",
+            "InvalidAdvancedFilter",
         )
     if not isinstance(key, str) or not key or "" in key.split("."):
         problems.add(
-            "InvalidAdvancedFilter",
             f"{where}: 'key' must be a property path such as 'data.key1' or 'subject', got {_fmt(key)}.",
+            "InvalidAdvancedFilter",
         )
         key = None
     if op is None:
@@ -540,51 +528,51 @@ def _compile_clause(index: int, raw: Any, schema: str, arrays: bool, problems: _
     return _Clause(index, op, key, get, values, shown, arrays, _make_test(op, get, values, arrays))
 
 
-def _compile_clauses(raw: Any, schema: str, arrays: bool, problems: _Problems) -> tuple[_Clause, ...]:
+def _compile_clauses(raw: Any, schema: str, arrays: bool, problems: Problems) -> tuple[_Clause, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        problems.add("InvalidFilter", f"advancedFilters must be a list, got {_type_name(raw)}.")
+        problems.add(f"advancedFilters must be a list, got {_type_name(raw)}.", "InvalidFilter")
         return ()
     if len(raw) > MAX_ADVANCED_FILTERS:
         problems.add(
-            "AdvancedFilterLimitExceeded",
             f"{len(raw)} advanced filters given; at most {MAX_ADVANCED_FILTERS} are allowed per event subscription.",
+            "AdvancedFilterLimitExceeded",
         )
-    total = sum(_count_values(_fields(entry)) for entry in raw if isinstance(entry, dict))
+    total = sum(_count_values(fields(entry)) for entry in raw if isinstance(entry, dict))
     if total > MAX_FILTER_VALUES:
         problems.add(
-            "AdvancedFilterLimitExceeded",
             f"{total} advanced filter values given across all filters; at "
             f"most {MAX_FILTER_VALUES} are allowed per event subscription.",
+            "AdvancedFilterLimitExceeded",
         )
     clauses = [_compile_clause(i, entry, schema, arrays, problems) for i, entry in enumerate(raw)]
     return tuple(c for c in clauses if c is not None)
 
 
-def _event_types(raw: Any, problems: _Problems) -> tuple[str, ...] | None:
+def _event_types(raw: Any, problems: Problems) -> tuple[str, ...] | None:
     """The listed types, or None for all: absent, null, `[]` or any `"All"` entry ([D4] "specify All")."""
     if raw is None:
         return None
     if not isinstance(raw, list):
-        problems.add("InvalidFilter", f"includedEventTypes must be a list of strings, got {_type_name(raw)}.")
+        problems.add(f"includedEventTypes must be a list of strings, got {_type_name(raw)}.", "InvalidFilter")
         return None
     for i, item in enumerate(raw):
         if not isinstance(item, str):
             problems.add(
-                "InvalidFilter",
                 f"includedEventTypes[{i}] must be a string, got {_type_name(item)} {_fmt(item)}.",
+                "InvalidFilter",
             )
     types = tuple(item for item in raw if isinstance(item, str))
     return None if not types or any(t.lower() == "all" for t in types) else types
 
 
-def _optional(fields: dict[str, Any], name: str, kind: type, default: Any, problems: _Problems) -> Any:
+def _optional(fields: dict[str, Any], name: str, kind: type, default: Any, problems: Problems) -> Any:
     value = fields.get(name.lower())
     if value is None:
         return default
     if not isinstance(value, kind):
-        problems.add("InvalidFilter", f"{name} must be a {_type_name(default)}, got {_type_name(value)}.")
+        problems.add(f"{name} must be a {_type_name(default)}, got {_type_name(value)}.", "InvalidFilter")
         return default
     return value
 
@@ -689,19 +677,21 @@ def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
         Listing every problem found (unknown operators, missing or mistyped values, limits).
     """
     _type_key(schema)
-    problems = _Problems()
+    problems = Problems()
     if filter is not None and not isinstance(filter, dict):
-        problems.add("InvalidFilter", f"filter must be an object, got {_type_name(filter)}.")
+        problems.add(f"filter must be an object, got {_type_name(filter)}.", "InvalidFilter")
     elif not _storable_json(filter):
-        problems.add("InvalidFilter", "filter holds a number outside the 64-bit integer range, or JSON nested too"
-                                      " deeply to store.")
-    fields = _fields(filter) if isinstance(filter, dict) else {}
-    types = _event_types(fields.get("includedeventtypes"), problems)
-    begins = _optional(fields, "subjectBeginsWith", str, "", problems)
-    ends = _optional(fields, "subjectEndsWith", str, "", problems)
-    case_sensitive = _optional(fields, "isSubjectCaseSensitive", bool, False, problems)
-    arrays = _optional(fields, "enableAdvancedFilteringOnArrays", bool, False, problems)
-    clauses = _compile_clauses(fields.get("advancedfilters"), schema, arrays, problems)
+        problems.add(
+            "filter holds a number outside the 64-bit integer range, or JSON nested too deeply to store.",
+            "InvalidFilter",
+        )
+    given = fields(filter)
+    types = _event_types(given.get("includedeventtypes"), problems)
+    begins = _optional(given, "subjectBeginsWith", str, "", problems)
+    ends = _optional(given, "subjectEndsWith", str, "", problems)
+    case_sensitive = _optional(given, "isSubjectCaseSensitive", bool, False, problems)
+    arrays = _optional(given, "enableAdvancedFilteringOnArrays", bool, False, problems)
+    clauses = _compile_clauses(given.get("advancedfilters"), schema, arrays, problems)
     if problems.details:
         messages = " ".join(detail.message for detail in problems.details)
         raise FilterError.from_problems(problems.details, f"Invalid event subscription filter: {messages}")

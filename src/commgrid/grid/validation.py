@@ -14,7 +14,7 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
-from commgrid.errors import Detail, InvalidInput
+from commgrid.errors import InvalidInput, Problems
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID, can_convert
 from commgrid.grid.deadletter import DESTINATION_TYPES, LOCAL_DIRECTORY, STORAGE_BLOB
 from commgrid.grid.filters import FilterError, canonical_operator, compile_filter
@@ -27,6 +27,7 @@ from commgrid.grid.properties import (
     SubscriptionProperties,
     WebHookDestination,
 )
+from commgrid.jsonfields import fields
 
 MAX_EVENTS_PER_BATCH = (1, 5000, 1)  # (min, max, default)
 PREFERRED_BATCH_KB = (1, 1024, 64)
@@ -42,24 +43,11 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DELIVERY_SCHEMAS = (EVENTGRID, CLOUDEVENTS)
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.details: list[Detail] = []
-
-    def add(self, message: str, code: str = "InvalidRequest") -> None:
-        self.details.append(Detail(code, message))
-
-
-def fields(value: Any) -> dict[str, Any]:
-    """An object's properties by lower-cased name: ARM reads JSON property names case-insensitively."""
-    return {k.lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _ranged(value: Any, name: str, bounds: tuple[int, int, int], problems: _Problems) -> int:
+def _ranged(value: Any, name: str, bounds: tuple[int, int, int], problems: Problems) -> int:
     low, high, default = bounds
     if value is None:
         return default
@@ -69,7 +57,7 @@ def _ranged(value: Any, name: str, bounds: tuple[int, int, int], problems: _Prob
     return value
 
 
-def _endpoint_url(value: Any, problems: _Problems) -> str:
+def _endpoint_url(value: Any, problems: Problems) -> str:
     if not isinstance(value, str) or not value:
         problems.add("destination.properties.endpointUrl is required for a WebHook destination.")
         return ""
@@ -79,7 +67,7 @@ def _endpoint_url(value: Any, problems: _Problems) -> str:
     return value
 
 
-def _attribute_mappings(value: Any, problems: _Problems) -> tuple[DeliveryAttribute, ...]:
+def _attribute_mappings(value: Any, problems: Problems) -> tuple[DeliveryAttribute, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -113,7 +101,7 @@ def _attribute_mappings(value: Any, problems: _Problems) -> tuple[DeliveryAttrib
     return tuple(mappings)
 
 
-def _static(name: str, props: dict[str, Any], where: str, problems: _Problems) -> DeliveryAttribute:
+def _static(name: str, props: dict[str, Any], where: str, problems: Problems) -> DeliveryAttribute:
     value, secret = props.get("value"), props.get("issecret", False)
     if not isinstance(value, str):
         problems.add(f"{where}.properties.value must be a string.")
@@ -126,7 +114,7 @@ def _static(name: str, props: dict[str, Any], where: str, problems: _Problems) -
     return DeliveryAttribute(name, "Static", value=value, is_secret=secret)
 
 
-def _destination(value: Any, problems: _Problems) -> WebHookDestination:
+def _destination(value: Any, problems: Problems) -> WebHookDestination:
     f = fields(value)
     if not f:
         problems.add('destination is required: {"endpointType": "WebHook", "properties": {"endpointUrl": ...}}.')
@@ -149,7 +137,7 @@ def _destination(value: Any, problems: _Problems) -> WebHookDestination:
     )
 
 
-def _filter(value: Any, input_schema: str, problems: _Problems) -> EventFilter:
+def _filter(value: Any, input_schema: str, problems: Problems) -> EventFilter:
     if value is not None and not isinstance(value, dict):
         problems.add("filter must be an object.")
         value = None
@@ -172,7 +160,7 @@ def _filter(value: Any, input_schema: str, problems: _Problems) -> EventFilter:
 
 def parse_filter(value: Any, input_schema: str) -> EventFilter:
     """An ARM `filter` object checked and typed on its own (`InvalidInput` listing every problem)."""
-    problems = _Problems()
+    problems = Problems()
     parsed = _filter(value, input_schema, problems)
     if problems.details:
         raise InvalidInput.from_problems(problems.details)
@@ -185,7 +173,7 @@ def _advanced(f: dict[str, Any]) -> AdvancedFilter:
                                     "value": f.get("value"), "values": f.get("values")})
 
 
-def _delivery_schema(value: Any, input_schema: str, problems: _Problems) -> str:
+def _delivery_schema(value: Any, input_schema: str, problems: Problems) -> str:
     if value is None:
         return input_schema  # as `az eventgrid event-subscription create`: the topic's input schema
     schema = next((s for s in _DELIVERY_SCHEMAS if isinstance(value, str) and value.lower() == s.lower()), None)
@@ -198,7 +186,7 @@ def _delivery_schema(value: Any, input_schema: str, problems: _Problems) -> str:
     return schema
 
 
-def _retry_policy(value: Any, problems: _Problems) -> RetryPolicy:
+def _retry_policy(value: Any, problems: Problems) -> RetryPolicy:
     if value is not None and not isinstance(value, dict):
         problems.add("retryPolicy must be an object.")
     f = fields(value)
@@ -209,7 +197,7 @@ def _retry_policy(value: Any, problems: _Problems) -> RetryPolicy:
     )
 
 
-def _dead_letter(value: Any, problems: _Problems) -> DeadLetterDestination | None:
+def _dead_letter(value: Any, problems: Problems) -> DeadLetterDestination | None:
     if value is None:
         return None
     f = fields(value)
@@ -238,7 +226,7 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _expiration(value: Any, now: float, problems: _Problems) -> str | None:
+def _expiration(value: Any, now: float, problems: Problems) -> str | None:
     if value is None:
         return None
     try:
@@ -253,7 +241,7 @@ def _expiration(value: Any, now: float, problems: _Problems) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _labels(value: Any, problems: _Problems) -> tuple[str, ...] | None:
+def _labels(value: Any, problems: Problems) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -270,7 +258,7 @@ def validate_properties(raw: Any, input_schema: str, now: float) -> Subscription
     InvalidInput
         Listing every problem found, as Azure's `details`.
     """
-    problems = _Problems()
+    problems = Problems()
     if not isinstance(raw, dict):
         raise InvalidInput("The event subscription properties must be a JSON object.")
     f = fields(raw)
@@ -287,7 +275,5 @@ def validate_properties(raw: Any, input_schema: str, now: float) -> Subscription
         dead_letter_destination=_dead_letter(f.get("deadletterdestination"), problems),
         expiration_time_utc=_expiration(f.get("expirationtimeutc"), now, problems),
     )
-    if problems.details:
-        summary = "Invalid event subscription: " + " ".join(d.message for d in problems.details)
-        raise InvalidInput.from_problems(problems.details, summary)
+    problems.raise_if_any("event subscription")
     return props

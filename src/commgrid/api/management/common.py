@@ -12,6 +12,7 @@ from starlette.responses import Response
 from commgrid.api.bodies import read_limited
 from commgrid.api.management.router import ArmCall
 from commgrid.errors import BadRequest, InvalidInput
+from commgrid.jsonfields import field
 from commgrid.jsonresponse import json_response
 
 MAX_BODY = 4 * 1024 * 1024  # ARM's request size limit
@@ -33,11 +34,6 @@ async def body(call: ArmCall) -> dict[str, Any]:
             raise BadRequest("The request content must be a JSON object.", code="InvalidRequestContent")
         call._body = parsed
     return call._body
-
-
-def field(obj: dict[str, Any], name: str, default: Any = None) -> Any:
-    """A JSON property read case-insensitively, as ARM reads them."""
-    return next((v for k, v in obj.items() if k.lower() == name.lower()), default)
 
 
 def object_field(obj: dict[str, Any], name: str) -> dict[str, Any]:

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from commgrid.errors import Detail, InvalidInput
+from commgrid.errors import Detail, InvalidInput, Problems
 from commgrid.events.envelope import CLOUDEVENTS
 from commgrid.grid.filters import FilterError, compile_filter
+from commgrid.jsonfields import fields
 
 NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
 NAMESPACE_TYPE = "Microsoft.EventGrid/namespaces"
@@ -38,26 +39,6 @@ FILTER_OPERATORS = (
 )
 _OPERATORS = {o.lower(): o for o in FILTER_OPERATORS}
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE)
-
-
-class Problems:
-    """Validation problems collected before raising once."""
-
-    def __init__(self) -> None:
-        self.details: list[Detail] = []
-
-    def add(self, message: str, code: str = "InvalidRequest") -> None:
-        self.details.append(Detail(code, message))
-
-    def raise_if_any(self, what: str) -> None:
-        if self.details:
-            raise InvalidInput.from_problems(self.details, f"Invalid {what}: " + " ".join(
-                d.message for d in self.details))
-
-
-def fields(value: Any) -> dict[str, Any]:
-    """A JSON object's members by lower-case key (ARM property names are case-insensitive)."""
-    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def check_name(kind: str, name: str) -> None:
