@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from commgrid.testing import free_port
+from commgrid.testing import free_port, free_ports
+
+__all__ = ["ServerProcess", "clean_env", "cli", "free_port", "free_ports"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -40,10 +42,14 @@ class ServerProcess:
     data_dir: Path
     store: str | None = None
     extra_args: tuple[str, ...] = ()
-    port: int = field(default_factory=free_port)
-    tls_port: int = field(default_factory=free_port)
+    port: int = 0  # 0: a free port, chosen with `tls_port` so the two differ
+    tls_port: int = 0
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.port or not self.tls_port:
+            self.port, self.tls_port = free_ports(2)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         args = [sys.executable, "-m", "commgrid.cli", "serve", "--data-dir", str(self.data_dir),

@@ -48,6 +48,9 @@ async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None
     hosts = (settings.host, *filter(None, [settings.recording_host]))
     tls = ensure_certificates(settings.data_dir, extra_hosts=hosts, ca=pinned_ca)
     # Bind first: a port in use is a clear error before the store is opened or any worker starts.
+    if settings.port == settings.tls_port:
+        raise ServiceUnavailable(f"--port and --tls-port are both {settings.port}; give them different ports.",
+                                 code="PortUnavailable")
     listeners = [(settings.port, None), *([(settings.tls_port, tls)] if settings.tls_port else [])]
     sockets = [bind(settings.host, port) for port, _ in listeners]
     settings.write_runtime_file()

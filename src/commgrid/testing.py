@@ -43,9 +43,20 @@ ACS_API_VERSION = "2025-09-01"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: held open together while chosen, so no two are the same."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(socket.socket())
+            sockets[-1].bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass(frozen=True)
@@ -88,11 +99,15 @@ class Server:
     resource_group: str = "commgrid"
     resource_name: str = "commgrid"
     management_token: str = field(default_factory=lambda: "cgm_" + secrets.token_urlsafe(24))
-    port: int = field(default_factory=free_port)
-    tls_port: int = field(default_factory=free_port)
+    port: int = 0  # 0: a free port, chosen with `tls_port` so the two differ
+    tls_port: int = 0
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _own_dir: bool = field(default=False, repr=False)
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.port or not self.tls_port:
+            self.port, self.tls_port = free_ports(2)
 
     # life cycle ------------------------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> Server:

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from tests.support import ServerProcess, clean_env, cli, free_port
+from tests.support import ServerProcess, clean_env, cli, free_port, free_ports
 
 
 def test_first_start_creates_resource_and_restart_reuses_it(tmp_path) -> None:
@@ -62,7 +62,7 @@ def test_a_port_in_use_is_a_clear_error(tmp_path) -> None:
 
 
 def test_info_without_a_running_server(tmp_path) -> None:
-    port, tls_port = free_port(), free_port()  # not the defaults, which a developer's own server may hold
+    port, tls_port = free_ports(2)  # not the defaults, which a developer's own server may hold
     (tmp_path / "commgrid.json").write_text(json.dumps({"port": port, "tls_port": tls_port}))
     created = json.loads(cli(tmp_path, "topic", "create", "offline", "--json").stdout)
     info = json.loads(cli(tmp_path, "info", "--json").stdout)

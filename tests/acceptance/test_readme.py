@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import clean_env, free_port
+from tests.support import clean_env, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -51,9 +51,10 @@ def venv(tmp_path_factory) -> Iterator[Path]:
 
 
 def test_the_readme_works_from_a_fresh_virtualenv(venv: Path, tmp_path) -> None:
+    http, https, webhook = free_ports(3)
     env = clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(venv),
-                    COMMGRID_DATA_DIR=str(tmp_path / "data"), COMMGRID_PORT=str(free_port()),
-                    COMMGRID_TLS_PORT=str(free_port()), PORT=str(free_port()))
+                    COMMGRID_DATA_DIR=str(tmp_path / "data"), COMMGRID_PORT=str(http),
+                    COMMGRID_TLS_PORT=str(https), PORT=str(webhook))
     found = blocks()
     assert [kind for kind, _ in found] == ["bash", "python", "background", "bash", "pytest", "python"]
     left_running: list[subprocess.Popen] = []
