@@ -295,6 +295,15 @@ def test_system_topic_and_subscriptions_on_the_communication_resource(server: Se
     remaining = client.system_topic_event_subscriptions.list_by_system_topic(RG, system.name)
     assert not {"sms-events", "all-acs"} & {s.name for s in remaining}
 
+    updated = client.system_topics.begin_update(RG, system.name, m.SystemTopicUpdateParameters(
+        tags={"env": "test"})).result()
+    assert updated.tags == {"env": "test"}
+    client.system_topic_event_subscriptions.begin_create_or_update(
+        RG, system.name, "short-lived", webhook(rx.endpoint("arm-acs"))).result()
+    client.system_topics.begin_delete(RG, system.name).result()  # its subscriptions go; the topic stays
+    assert list(client.system_topic_event_subscriptions.list_by_system_topic(RG, system.name)) == []
+    assert client.system_topics.get(RG, system.name).source == info["armId"]
+
 
 def test_expiration_and_schema_round_trip(server: ServerProcess, rx: Receiver) -> None:
     client = eventgrid_client(server)
