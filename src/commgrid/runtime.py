@@ -20,6 +20,7 @@ from commgrid.config import Settings
 from commgrid.console.feed import EventFeed
 from commgrid.deployment import Deployment, load_deployment, read_deployment
 from commgrid.grid.attempts import AttemptLog
+from commgrid.grid.autodisable import disabled_event
 from commgrid.grid.delivery import DeliveryWorker
 from commgrid.grid.namespaces import Namespaces
 from commgrid.grid.service import Grid
@@ -85,7 +86,7 @@ class Runtime:
         self._stack.push_async_callback(_cancel, watcher)
         self.grid.metrics = self.metrics
         self.delivery = DeliveryWorker(self.store, self.settings, catalog=self.grid.catalog,
-                                       attempts=AttemptLog(self.store, self.metrics))
+                                       attempts=AttemptLog(self.store, self.metrics), announce=self._announce_disabled)
         await self.delivery.start()
         self._stack.push_async_callback(self.delivery.stop)  # stops before the store closes
         self.grid.committer.listeners.append(self.delivery.wake)
@@ -97,6 +98,11 @@ class Runtime:
         self._stack.push_async_callback(self.chat.stop)
         await self.calling.start()  # call timers and callback events; finishes changes a crash interrupted
         self._stack.push_async_callback(self.calling.stop)
+
+    async def _announce_disabled(self, topic: str, name: str, since: float, reason: str) -> None:
+        """The system topic's `Commgrid.EventGrid.SubscriptionDisabled` event (see grid/autodisable.py)."""
+        now = self.acs.now().timestamp()
+        await self.acs.emit([disabled_event(self.deployment.acs_arm_id, topic, name, since, now, reason)])
 
     async def close(self) -> None:
         await self._stack.aclose()

@@ -336,3 +336,18 @@ async def test_renewed_leases_keep_deliveries_from_other_claimers(store: Store) 
     assert [d.id for d in taken] == [held[1].id]  # only the lapsed lease
     assert await store.renew_leases("node1", [held[1].id], NOW + 30) == 0  # now node2's
     assert await store.claim_due_deliveries("node3", NOW + 21, 10, lease=6) != []
+
+
+async def test_release_makes_a_subscriptions_waiting_deliveries_due_now(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store, "a")
+    await with_subscription(store, "b")
+    await store.append_events([event(0), event(1), event(2)], [Route(0, "a"), Route(1, "a"), Route(2, "b")], NOW)
+    claimed = await store.claim_due_deliveries("n", NOW, 10, 30)
+    waiting = [d.id for d in claimed if d.event.id != "id-1"]
+    await store.reschedule_deliveries(waiting, Attempt("Busy", 503, NOW), NOW + 100)  # a's id-0 and b's
+    # a's id-1 is still leased: release leaves it to its holder
+    assert await store.release_deliveries("orders", "a", NOW + 1) == 1
+    (due,) = await store.claim_due_deliveries("n", NOW + 1, 10, 30)
+    assert (due.subscription, due.event.id, due.attempts) == ("a", "id-0", 1)
+    assert await store.next_due_at(NOW + 1) == NOW + 100  # b's keeps its schedule

@@ -23,7 +23,8 @@ from rich.table import Table
 from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, err, print_json, run
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
 from commgrid.grid.deadletter import LOCAL_DIRECTORY, STORAGE_BLOB, azure_time
-from commgrid.grid.properties import ACTIVE, AWAITING, FAILED
+from commgrid.grid.options import parse_duration
+from commgrid.grid.properties import ACTIVE, AWAITING, DISABLED, FAILED
 from commgrid.store.base import DeadLetter, Subscription
 
 if TYPE_CHECKING:
@@ -58,6 +59,17 @@ DeadBlob = Annotated[str | None, typer.Option(
     "--deadletter-endpoint", help="Storage container id …/storageAccounts/A/blobServices/default/containers/C.")]
 Expires = Annotated[str | None, typer.Option("--expiration-date", help="UTC date or date-time after which it expires.")]
 Labels = Annotated[list[str] | None, typer.Option("--labels", help="Labels (repeat, or space-separated).")]
+# commgrid's options (the `commgrid` member; see the README).
+Signing = Annotated[bool | None, typer.Option(
+    "--signing/--no-signing", help="Sign deliveries with Standard Webhooks headers (a secret is generated).")]
+SigningSecret = Annotated[list[str] | None, typer.Option(
+    "--signing-secret", help="Sign with this whsec_ secret (repeat: each signs; replaces the current ones).")]
+Rate = Annotated[float | None, typer.Option(
+    "--max-events-per-second", help="Deliver at most this many events per second (they wait; 0 removes).")]
+DisableAfter = Annotated[str | None, typer.Option(
+    "--disable-after-failing-for", help="Disable after failing this long without a success: PT10M (none removes).")]
+OrderingKey = Annotated[str | None, typer.Option(
+    "--ordering-key", help="Deliver events of one key in order: subject, data.PATH or extension:NAME (none removes).")]
 
 _SINGLE = ("NumberLessThan", "NumberGreaterThan", "NumberLessThanOrEquals", "NumberGreaterThanOrEquals", "BoolEquals")
 _NO_VALUE = ("IsNullOrUndefined", "IsNotNull")
@@ -185,14 +197,36 @@ def _changes(
     return changes
 
 
-async def _describe(runtime: Runtime, sub: Subscription, *, full_url: bool = False) -> dict[str, Any]:
-    """The ARM resource, plus commgrid's word on why it is (not) getting events."""
+def _options(signing: bool | None, secrets: list[str] | None, rate: float | None, disable_after: str | None,
+             ordering_key: str | None) -> dict[str, Any] | None:
+    """The `commgrid` member from the flags given (None: no option changes)."""
+    options: dict[str, Any] = {}
+    if secrets:
+        options["signing"] = {"secrets": secrets}
+    elif signing is not None:
+        options["signing"] = {"enabled": signing}
+    if rate is not None:
+        options["maxEventsPerSecond"] = rate or None
+    for key, value in (("disableAfterFailingFor", disable_after), ("orderingKey", ordering_key)):
+        if value is not None:
+            options[key] = None if value.lower() == "none" else value
+    return options or None
+
+
+async def _describe(runtime: Runtime, sub: Subscription, *, full_url: bool = False,
+                    reveal_secrets: bool = False) -> dict[str, Any]:
+    """The ARM resource, plus commgrid's word on why it is (not) getting events (and its options, if any)."""
     topic = await runtime.grid.get_topic(sub.topic)
-    shown = runtime.subscriptions.render(sub, topic)
+    shown = runtime.subscriptions.render(sub, topic, reveal_secrets=reveal_secrets)
     if full_url:
         shown["properties"]["destination"]["properties"]["endpointUrl"] = sub.properties.endpoint_url
-    shown["commgrid"] = await runtime.subscriptions.status(sub)
+    shown["commgrid"] = {**shown.get("commgrid", {}), **await runtime.subscriptions.status(sub)}
     return shown
+
+
+def _print_new_secret(shown: dict[str, Any]) -> None:
+    secrets = shown["commgrid"]["signing"]["secrets"]
+    console.print(f"  signing secret (shown once, keep it): {secrets[0]['secret']}", highlight=False, soft_wrap=True)
 
 
 def _report(saved_and_shown: tuple[Saved, dict[str, Any]], verb: str, as_json: bool) -> None:
@@ -203,8 +237,10 @@ def _report(saved_and_shown: tuple[Saved, dict[str, Any]], verb: str, as_json: b
     sub = saved.subscription
     if as_json:
         print_json(shown)
-    elif sub.status == ACTIVE:
+    elif sub.status in (ACTIVE, DISABLED):
         console.print(f"{verb} event subscription {sub.name} on {sub.topic}: Succeeded", highlight=False)
+        if saved.new_secret:
+            _print_new_secret(shown)
     elif sub.status == AWAITING:
         console.print(f"{verb} event subscription {sub.name} on {sub.topic}: AwaitingManualAction\n"
                       f"  {saved.message}\n  validation URL: {shown['commgrid'].get('validationUrl')}",
@@ -228,7 +264,10 @@ def create(
     max_delivery_attempts: Attempts = None, event_ttl: Ttl = None, max_events_per_batch: BatchEvents = None,
     preferred_batch_size_in_kilobytes: BatchKb = None, delivery_attribute_mapping: Mappings = None,
     deadletter_dir: DeadDir = None, deadletter_endpoint: DeadBlob = None, expiration_date: Expires = None,
-    labels: Labels = None, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
+    labels: Labels = None, signing: Signing = None, signing_secret: SigningSecret = None,
+    max_events_per_second: Rate = None, disable_after_failing_for: DisableAfter = None,
+    ordering_key: OrderingKey = None,
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
 ) -> None:
     """Create an event subscription and validate its webhook (waits for the handshake's outcome)."""
     properties = _changes(
@@ -238,10 +277,11 @@ def create(
         batch_events=max_events_per_batch, batch_kb=preferred_batch_size_in_kilobytes,
         mappings=delivery_attribute_mapping, dead_dir=deadletter_dir, dead_blob=deadletter_endpoint,
         expires=expiration_date, labels=labels)
+    options = _options(signing, signing_secret, max_events_per_second, disable_after_failing_for, ordering_key)
 
     async def go(runtime: Runtime) -> tuple[Saved, dict[str, Any]]:
-        saved = await runtime.subscriptions.create(topic, name, properties)
-        return saved, await _describe(runtime, saved.subscription)
+        saved = await runtime.subscriptions.create(topic, name, properties, options)
+        return saved, await _describe(runtime, saved.subscription, reveal_secrets=saved.new_secret)
 
     _report(run(data_dir, store, go), "created", as_json)
 
@@ -256,9 +296,13 @@ def update(
     max_delivery_attempts: Attempts = None, event_ttl: Ttl = None, max_events_per_batch: BatchEvents = None,
     preferred_batch_size_in_kilobytes: BatchKb = None, delivery_attribute_mapping: Mappings = None,
     deadletter_dir: DeadDir = None, deadletter_endpoint: DeadBlob = None, expiration_date: Expires = None,
-    labels: Labels = None, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
+    labels: Labels = None, signing: Signing = None, signing_secret: SigningSecret = None,
+    max_events_per_second: Rate = None, disable_after_failing_for: DisableAfter = None,
+    ordering_key: OrderingKey = None,
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
 ) -> None:
     """Change an event subscription; only the flags given change (advanced filters are replaced as a whole)."""
+    options = _options(signing, signing_secret, max_events_per_second, disable_after_failing_for, ordering_key)
 
     async def go(runtime: Runtime) -> tuple[Saved, dict[str, Any]]:
         current = await runtime.subscriptions.get(topic, name)
@@ -269,8 +313,8 @@ def update(
             attempts=max_delivery_attempts, ttl=event_ttl, batch_events=max_events_per_batch,
             batch_kb=preferred_batch_size_in_kilobytes, mappings=delivery_attribute_mapping,
             dead_dir=deadletter_dir, dead_blob=deadletter_endpoint, expires=expiration_date, labels=labels)
-        saved = await runtime.subscriptions.update(topic, name, changes)
-        return saved, await _describe(runtime, saved.subscription)
+        saved = await runtime.subscriptions.update(topic, name, changes, options)
+        return saved, await _describe(runtime, saved.subscription, reveal_secrets=saved.new_secret)
 
     _report(run(data_dir, store, go), "updated", as_json)
 
@@ -307,9 +351,51 @@ def list_(
     table = Table("topic", "name", "state", "endpoint", "schema")
     for s in shown:
         p = s["properties"]
-        table.add_row(p["topic"].rsplit("/", 1)[-1], s["name"], p["provisioningState"],
+        state = s["commgrid"]["state"] if s["commgrid"]["state"] == DISABLED else p["provisioningState"]
+        table.add_row(p["topic"].rsplit("/", 1)[-1], s["name"], state,
                       p["destination"]["properties"]["endpointBaseUrl"], p["eventDeliverySchema"])
     console.print(table)
+
+
+@subscription_app.command("enable")
+def enable(topic: TopicName, name: SubName, data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
+           as_json: JsonFlag = False) -> None:
+    """Deliver again to a subscription disabled after its endpoint kept failing (its queued events flow)."""
+
+    async def go(runtime: Runtime) -> dict[str, Any]:
+        return await _describe(runtime, await runtime.subscriptions.enable(topic, name))
+
+    shown = run(data_dir, store, go)
+    if as_json:
+        print_json(shown)
+    else:
+        console.print(f"event subscription {name} is {shown['commgrid']['state']}", highlight=False)
+
+
+@subscription_app.command("rotate-secret")
+def rotate_secret(
+    topic: TopicName, name: SubName,
+    overlap: Annotated[str, typer.Option(
+        "--overlap", help="How long the current secrets keep signing beside the new one (PT0S: drop them now).")
+    ] = "PT1H",
+    secret: Annotated[str | None, typer.Option("--secret", help="The new whsec_ secret (default: generated).")] = None,
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
+) -> None:
+    """Add a new signing secret (shown once); deliveries are signed with both until the overlap ends."""
+    seconds = parse_duration(overlap)
+    if seconds is None:
+        raise typer.BadParameter(f"--overlap must be an ISO 8601 duration such as PT1H or PT0S; got {overlap!r}.")
+
+    async def go(runtime: Runtime) -> dict[str, Any]:
+        saved = await runtime.subscriptions.rotate_secret(topic, name, seconds, secret)
+        return await _describe(runtime, saved.subscription, reveal_secrets=True)
+
+    shown = run(data_dir, store, go)
+    if as_json:
+        print_json(shown)
+    else:
+        console.print(f"rotated the signing secret of {name}", highlight=False)
+        _print_new_secret(shown)
 
 
 @subscription_app.command("delete")

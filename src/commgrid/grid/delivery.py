@@ -50,9 +50,11 @@ from commgrid import __version__
 from commgrid.config import Settings
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.attempts import AttemptLog
+from commgrid.grid.autodisable import FailureClock, disable
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
 from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, read_excerpt
-from commgrid.grid.properties import ACTIVE
+from commgrid.grid.properties import ACTIVE, DISABLED
+from commgrid.grid.ratelimit import Pacers
 from commgrid.grid.retry import (
     TTL_EXCEEDED,
     EndpointHealth,
@@ -63,6 +65,7 @@ from commgrid.grid.retry import (
     outcome_of_status,
 )
 from commgrid.grid.routing import Catalog
+from commgrid.grid.signing import secret_key, signature_headers
 from commgrid.grid.timing import Timing
 from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
@@ -79,6 +82,7 @@ POLL = 0.25  # longest idle sleep: deliveries may come from other processes
 LEASE_MARGIN = 1.0
 DELIVERY_RESPONSE_EXCERPT = 4096
 T = TypeVar("T")
+Announce = Callable[[str, str, float, str], Awaitable[None]]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -102,6 +106,10 @@ class Target:
     max_attempts: int
     ttl_minutes: int
     dead_letter_dir: Path | None
+    #: commgrid's options (see grid/options.py): Standard Webhooks keys with when each stops signing,
+    signing: tuple[tuple[bytes, float | None], ...] = ()
+    rate: float | None = None  # events per second
+    disable_after: float | None = None  # Azure seconds of failures without a success
 
     @classmethod
     def of(cls, sub: Subscription, topic: Topic) -> Target:
@@ -117,11 +125,24 @@ class Target:
             max_attempts=props.retry_policy.max_delivery_attempts,
             ttl_minutes=props.retry_policy.event_ttl_minutes,
             dead_letter_dir=local_directory(props.dead_letter_destination),
+            signing=tuple((secret_key(s.secret), None if i == 0 else s.expires_at)
+                          for i, s in enumerate(props.commgrid.signing_secrets)),
+            rate=props.commgrid.max_events_per_second, disable_after=props.commgrid.disable_after_seconds,
         )
 
     @property
     def batched(self) -> bool:
         return self.max_events > 1
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.topic, self.name)
+
+    def signature_headers(self, batch: Sequence[Delivery], body: bytes, now: float) -> dict[str, str]:
+        """Standard Webhooks headers; the id is the same on every retry of this batch."""
+        keys = [key for key, until in self.signing if until is None or until > now]
+        message_id = f"msg_{batch[0].id}" + (f"_{len(batch)}" if len(batch) > 1 else "")
+        return signature_headers(keys, message_id, int(now), body)
 
     def delivered_form(self, event: dict[str, Any]) -> dict[str, Any]:
         """An event (parsed, in the topic's schema) as this subscription receives it."""
@@ -251,7 +272,7 @@ class DeliveryWorker:
 
     def __init__(self, store: Store, settings: Settings, *, catalog: Catalog | None = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 attempts: AttemptLog | None = None) -> None:
+                 attempts: AttemptLog | None = None, announce: Announce | None = None) -> None:
         self.store = store
         self.attempts = attempts or AttemptLog(store)
         self.catalog = catalog or Catalog(store, clock=clock)
@@ -277,6 +298,11 @@ class DeliveryWorker:
         self._renewer: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._pacers = Pacers()
+        self._statuses: dict[tuple[str, str], str] = {}
+        self._failures = FailureClock()
+        #: Tells the system topic that a subscription was disabled: (topic, name, failing since, why).
+        self._announce = announce
 
     # life cycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -407,6 +433,11 @@ class DeliveryWorker:
                 if sub.status == ACTIVE:
                     await mark_unusable(self.store, sub, f"its delivery properties are incomplete ({exc!r}).")
         self._targets = targets
+        statuses = {(sub.topic, sub.name): sub.status for sub, _ in self.catalog.subscriptions()}
+        for key, status in statuses.items():  # enabled again: its endpoint starts afresh
+            if status == ACTIVE and self._statuses.get(key) == DISABLED and key in targets:
+                self.health.succeeded(targets[key].endpoint)
+        self._statuses = statuses
 
     async def _dispatch(self, deliveries: list[Delivery], lease_until: float) -> None:
         groups: dict[tuple[str, str, int], list[Delivery]] = {}
@@ -462,6 +493,8 @@ class DeliveryWorker:
                                         "endpoint on probation")
                 await self._failed(target, live, Outcome("Probation", None, "endpoint on probation"), probation)
                 return
+            if target.rate is not None:  # waits with its deliveries leased: queued, not failed
+                await self._pacers.get(target.key, target.rate).wait(len(live))
             async with self._endpoints[target.endpoint].semaphore:
                 if self._clock() + LEASE_MARGIN > max(lease_until, self._renewed_until):
                     log.info("lease lapsed before sending; left for the next claim", extra={
@@ -469,11 +502,14 @@ class DeliveryWorker:
                     return
                 body, headers = render(target, live)
                 started, clock = self._clock(), time.perf_counter()
+                if target.signing:
+                    headers.update(target.signature_headers(live, body, started))
                 outcome, answer = await self._post(target.url, body, headers)
                 self.attempts.attempted(target.topic, target.name, live, started, outcome.name, outcome.status,
                                         time.perf_counter() - clock, outcome.detail, answer)
             if outcome.succeeded:
                 self.health.succeeded(target.endpoint)
+                self._failures.succeeded(target.key)
                 self._completed.add([d.id for d in live])
                 completed = {d.id for d in live}
                 if log.isEnabledFor(logging.DEBUG):
@@ -507,6 +543,8 @@ class DeliveryWorker:
                 log.warning("endpoint on probation", extra={
                     "action": "endpoint_probation", "endpoint": target.endpoint, "outcome": outcome.name,
                     "seconds": round(probation - now, 3)})
+        if target.disable_after is not None:
+            await self._disable_if_failing(target, outcome, now)
         attempts = batch[0].attempts + 1
         decision = decide(attempts, outcome, target.max_attempts, self._rng)
         attempt = Attempt(outcome.name, outcome.status, now)
@@ -525,6 +563,27 @@ class DeliveryWorker:
         log.info("delivery rescheduled", extra={"action": "delivery_rescheduled", "subscription": target.name,
                                                 "count": len(batch), "in_seconds": round(next_at - now, 3),
                                                 "events": event_ids(batch)})
+
+    async def _disable_if_failing(self, target: Target, outcome: Outcome, now: float) -> None:
+        """Disable the subscription once its endpoint has failed, without a success, for `disable_after`."""
+        assert target.disable_after is not None
+        since = self._failures.failed(target.key, now)
+        if now - since < self.timing.scaled(target.disable_after):
+            return
+        reason = (f"Every delivery since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(since))} failed (last:"
+                  f" {outcome.name}{f' {outcome.status}' if outcome.status else ''}); disabled after failing for"
+                  f" {target.disable_after:g} s (time scale {self.timing.scale:g}). Its events stay queued:"
+                  " `commgrid subscription enable` delivers them.")
+        self._failures.succeeded(target.key)  # a new run of failures starts after it is enabled again
+        if not await disable(self.store, target.topic, target.name, reason):
+            return
+        self.catalog.invalidate()
+        if self._announce is not None:
+            try:
+                await self._announce(target.topic, target.name, since, reason)
+            except Exception:
+                log.exception("could not publish the SubscriptionDisabled event", extra={
+                    "action": "subscription_disabled_event_failed", "subscription": target.name})
 
     async def _dead_letter(self, target: Target, batch: list[Delivery], reason: str, attempt: Attempt | None) -> None:
         now = self._clock()

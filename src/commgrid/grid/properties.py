@@ -12,7 +12,7 @@ fields and their defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +25,8 @@ AWAITING = "AwaitingManualAction"
 FAILED = "Failed"
 CREATING = "Creating"
 QUEUE = "Queue"  # a namespace queue subscription: routed, then received by pull consumers, never pushed
+#: commgrid's auto-disable: still routed (nothing is lost), not delivered to until enabled again.
+DISABLED = "Disabled"
 
 
 def base_url(url: str) -> str:
@@ -196,6 +198,76 @@ class DeadLetterDestination:
 
 
 @dataclass(frozen=True, slots=True)
+class SigningSecret:
+    """A Standard Webhooks secret (`whsec_` + base64); one with `expires_at` is being rotated out."""
+
+    secret: str
+    added_at: float
+    expires_at: float | None = None
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"secret": self.secret, "addedAt": self.added_at, "expiresAt": self.expires_at}
+
+    @classmethod
+    def from_stored(cls, raw: dict[str, Any]) -> SigningSecret:
+        return cls(raw["secret"], raw["addedAt"], raw.get("expiresAt"))
+
+
+@dataclass(frozen=True, slots=True)
+class CommgridOptions:
+    """commgrid's opt-in delivery options: the `commgrid` member beside ARM's `properties` (see the README)."""
+
+    signing_secrets: tuple[SigningSecret, ...] = ()
+    max_events_per_second: float | None = None
+    #: ISO 8601 duration (Azure time: divided by the time scale) after which a failing endpoint is disabled.
+    disable_after_failing_for: str | None = None
+    disable_after_seconds: float | None = None
+    #: "subject", "data.<path>" or "extension:<name>": events with the same key are delivered in order.
+    ordering_key: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == CommgridOptions()
+
+    def to_stored(self) -> dict[str, Any]:
+        stored: dict[str, Any] = {}
+        if self.signing_secrets:
+            stored["signing"] = {"secrets": [s.to_stored() for s in self.signing_secrets]}
+        if self.max_events_per_second is not None:
+            stored["maxEventsPerSecond"] = self.max_events_per_second
+        if self.disable_after_failing_for is not None:
+            stored["disableAfterFailingFor"] = self.disable_after_failing_for
+            stored["disableAfterSeconds"] = self.disable_after_seconds
+        if self.ordering_key is not None:
+            stored["orderingKey"] = self.ordering_key
+        return stored
+
+    @classmethod
+    def from_stored(cls, raw: dict[str, Any]) -> CommgridOptions:
+        signing = raw.get("signing") or {}
+        return cls(signing_secrets=tuple(SigningSecret.from_stored(s) for s in signing.get("secrets") or ()),
+                   max_events_per_second=raw.get("maxEventsPerSecond"),
+                   disable_after_failing_for=raw.get("disableAfterFailingFor"),
+                   disable_after_seconds=raw.get("disableAfterSeconds"), ordering_key=raw.get("orderingKey"))
+
+    def to_arm(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
+        """The `commgrid` member of the ARM resource; secrets only in the answer that created them."""
+        shown = self.to_stored()
+        shown.pop("disableAfterSeconds", None)
+        if self.signing_secrets:
+            shown["signing"] = {"secrets": [
+                {"secret": s.secret if reveal_secrets else s.secret[:10] + "…", "addedAt": _iso(s.added_at),
+                 "expiresAt": _iso(s.expires_at)} for s in self.signing_secrets]}
+        return shown
+
+
+def _iso(at: float | None) -> str | None:
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionProperties:
     """An event subscription's settings, every default filled in."""
 
@@ -207,6 +279,8 @@ class SubscriptionProperties:
     dead_letter_destination: DeadLetterDestination | None = None
     #: ISO 8601 in UTC with a `Z`, as ARM returns it.
     expiration_time_utc: str | None = None
+    #: commgrid's opt-in options: never part of ARM `properties` (`to_arm`), kept by the store (`to_stored`).
+    commgrid: CommgridOptions = field(default_factory=CommgridOptions)
 
     @property
     def endpoint_url(self) -> str:
@@ -231,9 +305,16 @@ class SubscriptionProperties:
             arm["expirationTimeUtc"] = self.expiration_time_utc
         return arm
 
+    def to_stored(self) -> dict[str, Any]:
+        """What the store keeps: ARM `properties` with the secrets, and the commgrid options, if any."""
+        stored = self.to_arm()
+        if not self.commgrid.empty:
+            stored["commgrid"] = self.commgrid.to_stored()
+        return stored
+
     @classmethod
     def from_arm(cls, arm: dict[str, Any]) -> SubscriptionProperties:
-        """Read back what `to_arm()` wrote (the store's form); client input goes through `grid.validation`.
+        """Read back what `to_stored()` wrote (the store's form); client input goes through `grid.validation`.
 
         Raises `UnreadableProperties` when the stored form lacks what a subscription needs.
         """
@@ -255,4 +336,5 @@ class SubscriptionProperties:
             labels=None if labels is None else tuple(labels),
             dead_letter_destination=None if dead_letter is None else DeadLetterDestination.from_arm(dead_letter),
             expiration_time_utc=arm.get("expirationTimeUtc"),
+            commgrid=CommgridOptions.from_stored(arm.get("commgrid") or {}),
         )

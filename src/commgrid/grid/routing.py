@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
-from commgrid.grid.properties import ACTIVE, FAILED, QUEUE
+from commgrid.grid.properties import ACTIVE, DISABLED, FAILED, QUEUE
 from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
 from commgrid.store.base import Missing, Route, Subscription, Topic
@@ -34,8 +34,8 @@ log = logging.getLogger("commgrid.grid")
 
 
 def is_routable(sub: Subscription, now: float) -> bool:
-    """Events go only to validated subscriptions that have not expired."""
-    if sub.status not in (ACTIVE, QUEUE):
+    """Events go only to validated subscriptions that have not expired (a Disabled one keeps them queued)."""
+    if sub.status not in (ACTIVE, QUEUE, DISABLED):
         return False
     expires = sub.properties.expires_at
     return expires is None or expires > now

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import re
 import secrets
@@ -44,7 +45,16 @@ from commgrid.grid.handshake import (
     validate_eventgrid,
     validation_event,
 )
-from commgrid.grid.properties import ACTIVE, AWAITING, CREATING, FAILED, SubscriptionProperties
+from commgrid.grid.options import rotate, validate_options
+from commgrid.grid.properties import (
+    ACTIVE,
+    AWAITING,
+    CREATING,
+    DISABLED,
+    FAILED,
+    CommgridOptions,
+    SubscriptionProperties,
+)
 from commgrid.grid.service import Grid
 from commgrid.grid.timing import Timing
 from commgrid.grid.validation import fields, validate_properties
@@ -53,7 +63,8 @@ from commgrid.store.base import DeadLetter, Document, Missing, Subscription, Top
 
 log = logging.getLogger("commgrid.subscriptions")
 
-PROVISIONING_STATE = {ACTIVE: "Succeeded", AWAITING: "AwaitingManualAction", FAILED: "Failed", CREATING: "Creating"}
+PROVISIONING_STATE = {ACTIVE: "Succeeded", AWAITING: "AwaitingManualAction", FAILED: "Failed", CREATING: "Creating",
+                      DISABLED: "Succeeded"}  # commgrid's Disabled shows under the `commgrid` member
 VALIDATION_DOCS = "eventsubscription-validation"
 
 _NAME = re.compile(r"^[A-Za-z0-9-]{3,64}$")
@@ -103,6 +114,8 @@ class Saved:
     subscription: Subscription
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: A signing secret was added: this answer shows the secrets in full (later reads do not).
+    new_secret: bool = False
 
 
 class Subscriptions:
@@ -147,14 +160,21 @@ class Subscriptions:
             return f"{self.grid.deployment.system_topic_arm_id}/eventSubscriptions/{sub.name}"
         return f"{topic.arm_id}/providers/Microsoft.EventGrid/eventSubscriptions/{sub.name}"
 
-    def render(self, sub: Subscription, topic: Topic) -> dict[str, Any]:
-        """The ARM resource: the secret endpointUrl becomes endpointBaseUrl, secret header values are hidden."""
+    def render(self, sub: Subscription, topic: Topic, *, reveal_secrets: bool = False) -> dict[str, Any]:
+        """The ARM resource: the secret endpointUrl becomes endpointBaseUrl, secret header values are hidden.
+
+        commgrid's options, when a subscription has any (or it is Disabled), are its `commgrid` member.
+        """
         props = sub.properties.to_arm(reveal=False)
         topic_id = self.grid.deployment.system_topic_arm_id if topic.kind == "system" else topic.arm_id
         properties = {"topic": topic_id, "provisioningState": PROVISIONING_STATE.get(sub.status, sub.status), **props}
         kind = "systemTopics/eventSubscriptions" if topic.kind == "system" else "eventSubscriptions"
-        return {"id": self.arm_id(sub, topic), "name": sub.name, "type": f"Microsoft.EventGrid/{kind}",
-                "properties": properties}
+        shown = {"id": self.arm_id(sub, topic), "name": sub.name, "type": f"Microsoft.EventGrid/{kind}",
+                 "properties": properties}
+        options = sub.properties.commgrid
+        if not options.empty or sub.status == DISABLED:
+            shown["commgrid"] = {**options.to_arm(reveal_secrets=reveal_secrets), "state": sub.status}
+        return shown
 
     async def full_url(self, topic_name: str, name: str) -> str:
         """The endpoint URL with its query string (ARM `getFullUrl`)."""
@@ -167,7 +187,7 @@ class Subscriptions:
         return compile_filter(sub.properties.filter.to_arm(), topic.input_schema).explain(event)
 
     # writing ---------------------------------------------------------------------------------------------
-    async def create(self, topic_name: str, name: str, properties: dict[str, Any]) -> Saved:
+    async def create(self, topic_name: str, name: str, properties: dict[str, Any], options: Any = None) -> Saved:
         """Create a subscription and validate its endpoint; a Failed one of the same name is replaced.
 
         Returns once the handshake has an outcome (Active, AwaitingManualAction or Failed), as Azure's
@@ -179,6 +199,8 @@ class Subscriptions:
                              code="InvalidEventSubscriptionName")
         now = self.clock()
         props = validate_properties(properties, topic.input_schema, now)
+        props = dataclasses.replace(props, commgrid=validate_options(options, CommgridOptions(), topic.input_schema,
+                                                                     now))
         sub = Subscription(topic=topic.name, name=name, properties=props, status=CREATING, created_at=now,
                            updated_at=now)
         try:
@@ -197,20 +219,27 @@ class Subscriptions:
             await self.store.create_subscription(sub)
         log.info("subscription created", extra={"action": "subscription_created", "topic": topic.name,
                                                 "subscription": name})
-        return await self._finish(topic, sub, handshake=True)
+        saved = await self._finish(topic, sub, handshake=True)
+        saved.new_secret = bool(props.commgrid.signing_secrets)
+        return saved
 
-    async def put(self, topic_name: str, name: str, properties: dict[str, Any]) -> tuple[Saved, bool]:
-        """ARM PUT: create, or replace every property of an existing subscription; True if it was created."""
+    async def put(self, topic_name: str, name: str, properties: dict[str, Any],
+                  options: Any = None) -> tuple[Saved, bool]:
+        """ARM PUT: create, or replace every property of an existing subscription; True if it was created.
+
+        commgrid's `options` are merged key by key (see `grid.options`), never dropped by a PUT without them.
+        """
         topic = await self.grid.get_topic(topic_name)
         try:
             existing = await self.store.get_subscription(topic.name, name)
         except Missing:
             existing = None
         if existing is None or existing.status == FAILED:
-            return await self.create(topic.name, name, properties), True
-        return await self.update(topic.name, name, properties, replace=True), False
+            return await self.create(topic.name, name, properties, options), True
+        return await self.update(topic.name, name, properties, options, replace=True), False
 
-    async def update(self, topic_name: str, name: str, changes: dict[str, Any], *, replace: bool = False) -> Saved:
+    async def update(self, topic_name: str, name: str, changes: dict[str, Any], options: Any = None, *,
+                     replace: bool = False) -> Saved:
         """Replace the given top-level properties (ARM PATCH), or all of them (`replace`, ARM PUT).
 
         A destination without endpointUrl keeps the current one. The handshake runs again when the endpoint or
@@ -220,7 +249,9 @@ class Subscriptions:
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
         old = sub.properties
-        sub.properties = validate_properties(_merge(old, changes, replace=replace), topic.input_schema, self.clock())
+        props = validate_properties(_merge(old, changes, replace=replace), topic.input_schema, self.clock())
+        sub.properties = dataclasses.replace(props, commgrid=validate_options(
+            options, old.commgrid, topic.input_schema, self.clock()))
         sub.updated_at = self.clock()
         new = sub.properties
         revalidate = (sub.status in (FAILED, CREATING) or new.endpoint_url != old.endpoint_url
@@ -230,7 +261,39 @@ class Subscriptions:
         await self.store.update_subscription(sub)
         log.info("subscription updated", extra={"action": "subscription_updated", "topic": topic.name,
                                                 "subscription": sub.name, "revalidate": revalidate})
-        return await self._finish(topic, sub, handshake=revalidate)
+        saved = await self._finish(topic, sub, handshake=revalidate)
+        added = {s.secret for s in new.commgrid.signing_secrets} - {s.secret for s in old.commgrid.signing_secrets}
+        saved.new_secret = bool(added)
+        return saved
+
+    async def rotate_secret(self, topic_name: str, name: str, overlap: float, secret: str | None = None) -> Saved:
+        """Add a signing secret (generated unless given); the current ones keep signing for `overlap` seconds."""
+        topic = await self.grid.get_topic(topic_name)
+        sub = await self._get(topic, name)
+        if not sub.properties.commgrid.signing_secrets and secret is None:
+            raise BadRequest(f"Event subscription '{sub.name}' does not sign its deliveries; enable signing first"
+                             " (commgrid.signing, or --signing on the CLI).", code="SigningNotEnabled")
+        options = rotate(sub.properties.commgrid, self.clock(), overlap, secret)
+        sub.properties = dataclasses.replace(sub.properties, commgrid=options)
+        sub.updated_at = self.clock()
+        await self.store.update_subscription(sub)
+        self.grid.catalog.invalidate()
+        log.info("signing secret rotated", extra={"action": "subscription_secret_rotated", "topic": topic.name,
+                                                  "subscription": sub.name, "overlap_seconds": overlap})
+        return Saved(sub, new_secret=True)
+
+    async def enable(self, topic_name: str, name: str) -> Subscription:
+        """Deliver again to a subscription commgrid disabled (its queued deliveries flow at once)."""
+        topic = await self.grid.get_topic(topic_name)
+        sub = await self._get(topic, name)
+        if sub.status != DISABLED:
+            return sub
+        doc = await self._validation(sub)
+        await self._save_state(sub, ACTIVE, "Enabled again after being disabled.", doc)
+        await self.store.release_deliveries(sub.topic, sub.name, self.clock())  # the queue flows now
+        log.info("subscription enabled", extra={"action": "subscription_enabled", "topic": topic.name,
+                                                "subscription": sub.name})
+        return sub
 
     async def delete(self, topic_name: str, name: str) -> None:
         """Delete a subscription with its pending deliveries; a validated endpoint is told (best effort)."""

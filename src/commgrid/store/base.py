@@ -336,6 +336,10 @@ class Store(abc.ABC):
         """Move deliveries to the dead-letter records, with the reason and the attempt that ended them, if any."""
 
     @abc.abstractmethod
+    async def release_deliveries(self, topic: str, subscription: str, now: float) -> int:
+        """Make a subscription's unleased deliveries scheduled after `now` due at `now`; returns how many."""
+
+    @abc.abstractmethod
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         """Deliveries not yet completed or dead-lettered."""
 

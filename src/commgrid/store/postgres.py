@@ -124,6 +124,9 @@ NEXT_DUE = """
 RESCHEDULE = """
     UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
     last_outcome = $2, last_status = $3, last_attempt_at = $4 WHERE id = ANY($5::bigint[])"""
+RELEASE_DELIVERIES = """
+    UPDATE deliveries SET next_attempt_at = $1 WHERE topic = $2 AND subscription = $3 AND next_attempt_at > $1
+    AND (lease_until IS NULL OR lease_until < $1)"""
 DEAD_LETTER_MOVE = """
     WITH gone AS (DELETE FROM deliveries WHERE id = ANY($7::bigint[]) RETURNING *)
     INSERT INTO dead_letters (topic, subscription, event_seq, reason, attempts, last_outcome, last_status,
@@ -388,6 +391,11 @@ class PostgresStore(Store):
         counted, outcome, status, at = rows.attempt_values(attempt)
         async with self._conn() as conn:
             await conn.execute(DEAD_LETTER_MOVE, reason, counted, outcome, status, at, now, list(ids))
+
+    async def release_deliveries(self, topic: str, subscription: str, now: float) -> int:
+        async with self._conn() as conn:
+            status = await conn.execute(RELEASE_DELIVERIES, now, topic, subscription)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "$")

@@ -62,7 +62,7 @@ def subscription_values(s: Subscription) -> tuple:
 
 def properties_json(s: Subscription) -> str | None:
     """The properties to store; None keeps the stored ones (those of an `unreadable` subscription)."""
-    return None if s.unreadable else orjson.dumps(s.properties.to_arm()).decode()
+    return None if s.unreadable else orjson.dumps(s.properties.to_stored()).decode()
 
 
 def subscription_from_row(r: Sequence[Any]) -> Subscription:

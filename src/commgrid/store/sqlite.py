@@ -119,6 +119,9 @@ NEXT_DUE = """
 RESCHEDULE = """
     UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
     last_outcome = ?, last_status = ?, last_attempt_at = ? WHERE id = ?"""
+RELEASE_DELIVERIES = """
+    UPDATE deliveries SET next_attempt_at = ? WHERE topic = ? AND subscription = ? AND next_attempt_at > ?
+    AND (lease_until IS NULL OR lease_until < ?)"""
 DEAD_LETTER_INSERT = """
     INSERT INTO dead_letters (topic, subscription, event_seq, reason, attempts, last_outcome, last_status,
                               last_attempt_at, dead_lettered_at)
@@ -411,6 +414,11 @@ class SQLiteStore(Store):
                 DEAD_LETTER_INSERT, [(reason, counted, outcome, outcome, status, at, now, i) for i in ids]
             )
             await conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids])
+
+    async def release_deliveries(self, topic: str, subscription: str, now: float) -> int:
+        async with self._transaction() as conn:
+            cur = await conn.execute(RELEASE_DELIVERIES, (now, topic, subscription, now, now))
+            return cur.rowcount
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "?")

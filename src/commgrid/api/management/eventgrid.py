@@ -26,7 +26,9 @@ from commgrid.api.management.common import (
 from commgrid.api.management.router import ArmCall, ArmRouter
 from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
+from commgrid.grid.options import parse_duration
 from commgrid.grid.properties import AWAITING, CREATING, FAILED
+from commgrid.grid.subscriptions import Saved
 from commgrid.store.base import Subscription, Topic
 
 ACS_TOPIC_TYPE = "Microsoft.Communication.CommunicationServices"
@@ -60,12 +62,15 @@ def render_system_topic(call: ArmCall, topic: Topic) -> dict[str, Any]:
     }
 
 
-def _render_subscription(call: ArmCall, sub: Subscription, topic: Topic) -> dict[str, Any]:
-    return call.runtime.subscriptions.render(sub, topic)
+def _render_subscription(call: ArmCall, sub: Subscription, topic: Topic, *, reveal_secrets: bool = False
+                         ) -> dict[str, Any]:
+    return call.runtime.subscriptions.render(sub, topic, reveal_secrets=reveal_secrets)
 
 
-def _subscription_answer(call: ArmCall, sub: Subscription, topic: Topic, status: int = 200) -> Response:
-    return resource(_render_subscription(call, sub, topic), status, in_progress=sub.status in (AWAITING, CREATING))
+def _subscription_answer(call: ArmCall, sub: Subscription, topic: Topic, status: int = 200, *,
+                         reveal_secrets: bool = False) -> Response:
+    return resource(_render_subscription(call, sub, topic, reveal_secrets=reveal_secrets), status,
+                    in_progress=sub.status in (AWAITING, CREATING))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -263,23 +268,49 @@ async def _subscription_topic(call: ArmCall) -> Topic:
 
 
 async def put_subscription(call: ArmCall) -> Response:
+    """Create or replace; commgrid's options come in the `commgrid` member beside `properties` (README)."""
     topic = await _subscription_topic(call)
-    properties = field(await body(call), "properties")
+    b = await body(call)
+    properties = field(b, "properties")
     saved, _ = await call.runtime.subscriptions.put(topic.name, call.params["subscription"],
-                                                    properties if properties is not None else {})
-    return _saved_answer(call, saved.subscription, saved.message, topic)
+                                                    properties if properties is not None else {},
+                                                    field(b, "commgrid"))
+    return _saved_answer(call, saved, topic)
 
 
 async def patch_subscription(call: ArmCall) -> Response:
     topic = await _subscription_topic(call)
-    saved = await call.runtime.subscriptions.update(topic.name, call.params["subscription"], await body(call))
-    return _saved_answer(call, saved.subscription, saved.message, topic)
+    changes = dict(await body(call))
+    options = changes.pop(next((k for k in changes if k.lower() == "commgrid"), "commgrid"), None)
+    saved = await call.runtime.subscriptions.update(topic.name, call.params["subscription"], changes, options)
+    return _saved_answer(call, saved, topic)
 
 
-def _saved_answer(call: ArmCall, sub: Subscription, message: str, topic: Topic) -> Response:
-    if sub.status == FAILED:  # Azure fails the operation with the handshake's reason
-        raise BadRequest(message, code="Url validation")
-    return _subscription_answer(call, sub, topic, 201)
+def _saved_answer(call: ArmCall, saved: Saved, topic: Topic) -> Response:
+    if saved.subscription.status == FAILED:  # Azure fails the operation with the handshake's reason
+        raise BadRequest(saved.message, code="Url validation")
+    return _subscription_answer(call, saved.subscription, topic, 201, reveal_secrets=saved.new_secret)
+
+
+async def rotate_signing_secret(call: ArmCall) -> Response:
+    """commgrid's action: a new signing secret (shown once); the old ones keep signing for `overlap`."""
+    topic = await _subscription_topic(call)
+    b = await body(call)
+    overlap_text = field(b, "overlap", "PT1H")
+    overlap = parse_duration(overlap_text) if isinstance(overlap_text, str) else None
+    if overlap is None:
+        raise InvalidInput(f"overlap must be an ISO 8601 duration such as 'PT1H' or 'PT0S'; got {overlap_text!r}.")
+    secret = field(b, "secret")
+    saved = await call.runtime.subscriptions.rotate_secret(topic.name, call.params["subscription"], overlap,
+                                                           secret if isinstance(secret, str) else None)
+    return _subscription_answer(call, saved.subscription, topic, reveal_secrets=True)
+
+
+async def enable_subscription(call: ArmCall) -> Response:
+    """commgrid's action: deliver again to a subscription disabled after its endpoint kept failing."""
+    topic = await _subscription_topic(call)
+    sub = await call.runtime.subscriptions.enable(topic.name, call.params["subscription"])
+    return _subscription_answer(call, sub, topic)
 
 
 async def get_subscription(call: ArmCall) -> Response:
@@ -357,3 +388,5 @@ def add_routes(router: ArmRouter) -> None:
             router.add(method, base, handler)
         router.add("POST", base + "/getFullUrl", subscription_full_url)
         router.add("POST", base + "/getDeliveryAttributes", subscription_delivery_attributes)
+        router.add("POST", base + "/rotateSigningSecret", rotate_signing_secret)
+        router.add("POST", base + "/enable", enable_subscription)
