@@ -351,3 +351,44 @@ async def test_release_makes_a_subscriptions_waiting_deliveries_due_now(store: S
     (due,) = await store.claim_due_deliveries("n", NOW + 1, 10, 30)
     assert (due.subscription, due.event.id, due.attempts) == ("a", "id-0", 1)
     assert await store.next_due_at(NOW + 1) == NOW + 100  # b's keeps its schedule
+
+
+async def test_ordered_claims_take_the_oldest_pending_event_of_each_key(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store, "ordered")
+    keys = ["a", "b", "a", None, "b", "a"]
+    await store.append_events([event(i) for i in range(6)], [Route(i, "ordered", k) for i, k in enumerate(keys)], NOW)
+    assert [d.event.id for d in await store.claim_due_deliveries("n", NOW, 10, 30)] == ["id-3"]  # unordered only
+    first = await store.claim_ordered_deliveries("n", NOW, 10, 30)
+    assert sorted(d.event.id for d in first) == ["id-0", "id-1"]  # one per key: its oldest
+    assert await store.claim_ordered_deliveries("n2", NOW, 10, 30) == []  # both keys are in flight
+    a0, b1 = sorted(first, key=lambda d: d.event.id)
+    await store.reschedule_deliveries([a0.id], Attempt("Busy", 503, NOW), NOW + 100)  # a fails: a holds back
+    await store.complete_deliveries([b1.id])
+    (b4,) = await store.claim_ordered_deliveries("n", NOW + 1, 10, 30)
+    assert b4.event.id == "id-4"
+    await store.complete_deliveries([b4.id])
+    assert await store.claim_ordered_deliveries("n", NOW + 1, 10, 30) == []
+    (again,) = await store.claim_ordered_deliveries("n", NOW + 100, 10, 30)
+    assert (again.event.id, again.attempts) == ("id-0", 1)
+    await store.dead_letter_deliveries([again.id], "MaxDeliveryAttemptsExceeded", NOW + 100)
+    (a2,) = await store.claim_ordered_deliveries("n", NOW + 100, 10, 30)
+    assert a2.event.id == "id-2"
+
+
+async def test_parallel_ordered_claimers_never_hold_two_events_of_one_key(store_url: str) -> None:
+    stores = [store_from_url(store_url) for _ in range(3)]
+    for s in stores:
+        await s.open()
+    try:
+        await stores[0].create_topic(topic())
+        await with_subscription(stores[0], "ordered")
+        await stores[0].append_events([event(i) for i in range(40)],
+                                      [Route(i, "ordered", f"k{i % 4}") for i in range(40)], NOW)
+        claims = await asyncio.gather(*(s.claim_ordered_deliveries(f"n{i}", NOW, 10, 30)
+                                        for i, s in enumerate(stores)))
+        held = [d.event.id for claim in claims for d in claim]
+        assert sorted(held) == ["id-0", "id-1", "id-2", "id-3"]
+    finally:
+        for s in stores:
+            await s.close()

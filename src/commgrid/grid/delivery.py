@@ -79,6 +79,7 @@ ENDPOINT_BACKLOG = 512  # most deliveries claimed per endpoint before its subscr
 MIN_BACKLOG = 16  # least share of an endpoint, however many are busy
 CLAIM_LIMIT = 500
 POLL = 0.25  # longest idle sleep: deliveries may come from other processes
+ORDERED_RECHECK = 1.0  # how often ordered deliveries are looked for when no subscription is ordered
 LEASE_MARGIN = 1.0
 DELIVERY_RESPONSE_EXCERPT = 4096
 T = TypeVar("T")
@@ -110,6 +111,7 @@ class Target:
     signing: tuple[tuple[bytes, float | None], ...] = ()
     rate: float | None = None  # events per second
     disable_after: float | None = None  # Azure seconds of failures without a success
+    ordered: bool = False  # deliveries carry an ordering key: claimed one per key (grid/ordering.py)
 
     @classmethod
     def of(cls, sub: Subscription, topic: Topic) -> Target:
@@ -128,6 +130,7 @@ class Target:
             signing=tuple((secret_key(s.secret), None if i == 0 else s.expires_at)
                           for i, s in enumerate(props.commgrid.signing_secrets)),
             rate=props.commgrid.max_events_per_second, disable_after=props.commgrid.disable_after_seconds,
+            ordered=props.commgrid.ordering_key is not None,
         )
 
     @property
@@ -300,6 +303,9 @@ class DeliveryWorker:
         self._loop: asyncio.Task[None] | None = None
         self._pacers = Pacers()
         self._statuses: dict[tuple[str, str], str] = {}
+        self._ordered = 0  # how many targets deliver in order per key
+        self._ordered_left = False
+        self._ordered_checked_at = 0.0
         self._failures = FailureClock()
         #: Tells the system topic that a subscription was disabled: (topic, name, failing since, why).
         self._announce = announce
@@ -361,7 +367,17 @@ class DeliveryWorker:
         # Full: endpoints holding more than their share (hung ones) are skipped, the others get a little more.
         limit = min(CLAIM_LIMIT, free) if free > 0 else MIN_BACKLOG
         lease = self.timing.lease
-        deliveries = await self.store.claim_due_deliveries(self.owner, now, limit, lease, skip=self._skipped(now))
+        skip = self._skipped(now)
+        deliveries: list[Delivery] = []
+        if self._ordered or self._ordered_left or now >= self._ordered_checked_at + ORDERED_RECHECK:
+            # The oldest pending event of each key (grid/ordering.py); also, now and then, what a subscription
+            # no longer ordered left behind.
+            share = limit if self._ordered == len(self._targets) else max(1, limit // 2)
+            deliveries = await self.store.claim_ordered_deliveries(self.owner, now, share, lease, skip=skip)
+            self._ordered_left, self._ordered_checked_at = bool(deliveries), now
+        if len(deliveries) < limit:
+            deliveries += await self.store.claim_due_deliveries(self.owner, now, limit - len(deliveries), lease,
+                                                                skip=skip)
         if deliveries:
             log.debug("deliveries claimed", extra={"action": "deliveries_claimed", "count": len(deliveries)})
             await self._dispatch(deliveries, now + lease)
@@ -389,6 +405,8 @@ class DeliveryWorker:
             await self.store.complete_deliveries(ids)
         finally:
             self._in_hand.difference_update(ids)  # held (and renewed) until the store forgot them
+        if self._ordered:  # the next event of each completed key is claimable now
+            self.wake()
 
     async def _idle(self) -> None:
         now = self._clock()
@@ -433,6 +451,7 @@ class DeliveryWorker:
                 if sub.status == ACTIVE:
                     await mark_unusable(self.store, sub, f"its delivery properties are incomplete ({exc!r}).")
         self._targets = targets
+        self._ordered = sum(1 for t in targets.values() if t.ordered)
         statuses = {(sub.topic, sub.name): sub.status for sub, _ in self.catalog.subscriptions()}
         for key, status in statuses.items():  # enabled again: its endpoint starts afresh
             if status == ACTIVE and self._statuses.get(key) == DISABLED and key in targets:
@@ -588,6 +607,8 @@ class DeliveryWorker:
     async def _dead_letter(self, target: Target, batch: list[Delivery], reason: str, attempt: Attempt | None) -> None:
         now = self._clock()
         await self.store.dead_letter_deliveries([d.id for d in batch], reason, now, attempt)
+        if target.ordered:
+            self.wake()
         self.attempts.gave_up(target.topic, target.name, len(batch), reason,
                               has_destination=target.dead_letter_dir is not None)
         log.warning("dead-lettered", extra={"action": "delivery_dead_lettered", "subscription": target.name,

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
+from commgrid.grid.ordering import key_of
 from commgrid.grid.properties import ACTIVE, DISABLED, FAILED, QUEUE
 from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
@@ -58,6 +59,7 @@ class Catalog:
         self._topics: dict[str, Topic] = {}
         self._subscriptions: list[tuple[Subscription, Topic]] = []
         self._indexes: dict[str, SubscriptionIndex[str]] = {}
+        self._ordering: dict[str, dict[str, str]] = {}  # topic → ordered subscription → its key spec
         self._expiring: list[float] = []
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -117,6 +119,7 @@ class Catalog:
         topics = {t.name.lower(): t for t in await self._store.list_topics()}
         subscriptions: list[tuple[Subscription, Topic]] = []
         indexes: dict[str, SubscriptionIndex[str]] = {}
+        ordering: dict[str, dict[str, str]] = {}
         expiring: list[float] = []
         for sub in await self._store.list_subscriptions():
             topic = topics.get(sub.topic.lower())
@@ -135,9 +138,12 @@ class Catalog:
                 await mark_unusable(self._store, sub, f"its filter does not compile ({exc.message}).")
                 continue
             indexes.setdefault(topic.name.lower(), SubscriptionIndex()).add(sub.name, compiled)
+            if sub.properties.commgrid.ordering_key is not None:
+                ordering.setdefault(topic.name.lower(), {})[sub.name] = sub.properties.commgrid.ordering_key
             if sub.properties.expires_at is not None:
                 expiring.append(sub.properties.expires_at)
         self._topics, self._subscriptions, self._indexes = topics, subscriptions, indexes
+        self._ordering = ordering
         self._expiring = sorted(expiring)
 
     async def topic(self, name: str) -> Topic:
@@ -163,7 +169,11 @@ class Catalog:
         if index is None:
             return []
         schema = topic.input_schema
-        return [Route(i, name) for i, event in enumerate(events) for name in index.match(event, schema)]
+        ordered = self._ordering.get(topic.name.lower())
+        if not ordered:
+            return [Route(i, name) for i, event in enumerate(events) for name in index.match(event, schema)]
+        return [Route(i, name, key_of(event, ordered[name]) if name in ordered else None)
+                for i, event in enumerate(events) for name in index.match(event, schema)]
 
 
 __all__ = ["Catalog", "Missing", "is_routable"]

@@ -78,6 +78,8 @@ class Route:
 
     event_index: int
     subscription: str
+    #: The event's ordering key for an ordered subscription (see grid/ordering.py), else None.
+    order_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -315,6 +317,17 @@ class Store(abc.ABC):
         rescheduled or dead-lettered. Several nodes may claim concurrently without sharing a row.
         Deliveries of the `(topic, subscription)` pairs in `skip` are left alone (a worker skips endpoints
         that are busy or on probation, so they never crowd out healthy ones).
+        """
+
+    @abc.abstractmethod
+    async def claim_ordered_deliveries(
+        self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
+    ) -> list[Delivery]:
+        """As `claim_due_deliveries`, for deliveries with an ordering key: only the oldest pending one per key.
+
+        A delivery is claimable when no pending delivery of the same subscription and key has an older event,
+        so at most one per key is in flight and none overtakes an earlier one (`claim_due_deliveries` leaves
+        them alone).
         """
 
     @abc.abstractmethod

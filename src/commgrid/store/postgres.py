@@ -93,6 +93,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_event ON deliveries (event_seq);
     CREATE INDEX dead_letters_event ON dead_letters (event_seq);
     """,
+    # 6: ordered delivery per key (grid/ordering.py)
+    """
+    ALTER TABLE deliveries ADD COLUMN order_key TEXT;
+    CREATE INDEX deliveries_ordered_due ON deliveries (next_attempt_at) WHERE order_key IS NOT NULL;
+    CREATE INDEX deliveries_order_key ON deliveries (topic, subscription, order_key, event_seq)
+        WHERE order_key IS NOT NULL;
+    """,
 ]
 
 
@@ -101,8 +108,8 @@ INSERT_EVENTS = """
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::float8[], $8::bytea[])"""
 INSERT_DELIVERIES = """
-    INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[])"""
+    INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at, order_key)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::text[])"""
 INSERT_ATTEMPTS = f"""
     INSERT INTO delivery_attempts ({console_sql.ATTEMPT_COLS})
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::float8[], $6::text[], $7::int[],
@@ -111,7 +118,20 @@ CLAIM_DELIVERIES = f"""
     WITH due AS (
         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
         WHERE d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3) AND s.status = 'Active'
+          AND d.order_key IS NULL
           AND (d.topic, d.subscription) NOT IN (SELECT * FROM unnest($5::text[], $6::text[]))
+        ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED),
+    claimed AS (
+        UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
+    SELECT {rows.DELIVERY_COLS} FROM claimed d JOIN events e ON e.seq = d.event_seq ORDER BY d.next_attempt_at, d.id"""
+CLAIM_ORDERED = f"""
+    WITH due AS (
+        SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
+        WHERE d.order_key IS NOT NULL AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3)
+          AND s.status = 'Active'
+          AND (d.topic, d.subscription) NOT IN (SELECT * FROM unnest($5::text[], $6::text[]))
+          AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.topic = d.topic AND o.subscription = d.subscription
+                          AND o.order_key = d.order_key AND o.event_seq < d.event_seq)
         ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED),
     claimed AS (
         UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
@@ -278,6 +298,7 @@ class PostgresStore(Store):
                 await conn.execute(
                     INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
                     [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
+                    [r.order_key for r in routes],
                 )
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
@@ -370,6 +391,14 @@ class PostgresStore(Store):
         topics, subscriptions = [t for t, _ in skip], [s for _, s in skip]
         async with self._conn(transaction=True) as conn:
             found = await conn.fetch(CLAIM_DELIVERIES, owner, now + lease, now, limit, topics, subscriptions)
+        return [rows.delivery_from_row(r) for r in found]
+
+    async def claim_ordered_deliveries(
+        self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
+    ) -> list[Delivery]:
+        topics, subscriptions = [t for t, _ in skip], [s for _, s in skip]
+        async with self._conn(transaction=True) as conn:
+            found = await conn.fetch(CLAIM_ORDERED, owner, now + lease, now, limit, topics, subscriptions)
         return [rows.delivery_from_row(r) for r in found]
 
     async def renew_leases(self, owner: str, ids: Sequence[int], until: float) -> int:

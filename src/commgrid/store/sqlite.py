@@ -91,6 +91,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_event ON deliveries (event_seq);
     CREATE INDEX dead_letters_event ON dead_letters (event_seq);
     """,
+    # 6: ordered delivery per key (grid/ordering.py)
+    """
+    ALTER TABLE deliveries ADD COLUMN order_key TEXT;
+    CREATE INDEX deliveries_ordered_due ON deliveries (next_attempt_at) WHERE order_key IS NOT NULL;
+    CREATE INDEX deliveries_order_key ON deliveries (topic, subscription, order_key, event_seq)
+        WHERE order_key IS NOT NULL;
+    """,
 ]
 
 
@@ -98,13 +105,22 @@ INSERT_EVENT = (
     "INSERT INTO events (seq, topic, id, type, subject, time, published_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_DELIVERY = (
-    "INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at) VALUES (?, ?, ?, ?)"
+    "INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at, order_key) VALUES (?, ?, ?, ?, ?)"
 )
 CLAIM_DELIVERIES = """
     UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
         WHERE d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?) AND s.status = 'Active'
-        {skip} ORDER BY d.next_attempt_at LIMIT ?)
+        AND d.order_key IS NULL {skip} ORDER BY d.next_attempt_at LIMIT ?)
+    RETURNING id"""
+CLAIM_ORDERED = """
+    UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
+        SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
+        WHERE d.order_key IS NOT NULL AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
+        AND s.status = 'Active' {skip}
+        AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.topic = d.topic AND o.subscription = d.subscription
+                        AND o.order_key = d.order_key AND o.event_seq < d.event_seq)
+        ORDER BY d.next_attempt_at LIMIT ?)
     RETURNING id"""
 CLAIM_SKIP = "AND (d.topic, d.subscription) NOT IN (VALUES {pairs})"
 SELECT_CLAIMED = f"""
@@ -304,7 +320,8 @@ class SQLiteStore(Store):
             if routes:
                 await conn.executemany(
                     INSERT_DELIVERY,
-                    [(events[r.event_index].topic, r.subscription, first + r.event_index, now) for r in routes],
+                    [(events[r.event_index].topic, r.subscription, first + r.event_index, now, r.order_key)
+                     for r in routes],
                 )
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
@@ -378,10 +395,20 @@ class SQLiteStore(Store):
     async def claim_due_deliveries(
         self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
     ) -> list[Delivery]:
+        return await self._claim(CLAIM_DELIVERIES, owner, now, limit, lease, skip)
+
+    async def claim_ordered_deliveries(
+        self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
+    ) -> list[Delivery]:
+        return await self._claim(CLAIM_ORDERED, owner, now, limit, lease, skip)
+
+    async def _claim(
+        self, query: str, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]]
+    ) -> list[Delivery]:
         until = now + lease
         pairs = [value for pair in skip for value in pair]
         skipped = CLAIM_SKIP.format(pairs=", ".join(["(?, ?)"] * len(skip))) if skip else ""
-        sql = CLAIM_DELIVERIES.format(skip=skipped)
+        sql = query.format(skip=skipped)
         async with self._transaction() as conn:
             claimed = await (await conn.execute(sql, (owner, until, now, now, *pairs, limit))).fetchall()
             if not claimed:
