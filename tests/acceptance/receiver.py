@@ -7,6 +7,7 @@ returns to deliveries, how long it takes); every request is recorded for the tes
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ class Received:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     at: float
+    status: int = 0  # what the receiver answered
 
     @property
     def kind(self) -> str:
@@ -47,6 +49,7 @@ class Behaviour:
     delay: float = 0.0
     body: str = ""  # the text of each delivery's response
     body_bytes: int = 0  # stream a response body this long (to check the server reads only an excerpt)
+    fail_ratio: float = 0.0  # answer this share of deliveries (at random) with 500
     streamed: int = 0  # how much of it the server took before closing
 
 
@@ -60,6 +63,7 @@ class Receiver:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self._rng = random.Random(7)
 
     def start(self) -> Receiver:
         started = threading.Event()
@@ -136,6 +140,9 @@ class Receiver:
         if b.delay:
             await asyncio.sleep(b.delay)
         status = b.statuses.pop(0) if b.statuses else b.status
+        if b.fail_ratio and self._rng.random() < b.fail_ratio:
+            status = 500
+        received.status = status
         if b.body_bytes:
             return await self._stream(request, b, status)
         return web.Response(status=status, text=b.body)

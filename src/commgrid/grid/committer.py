@@ -56,7 +56,7 @@ class GroupCommitter:
         for evs, rts, _ in batch:
             offset = len(events)
             events.extend(evs)
-            routes.extend(Route(r.event_index + offset, r.subscription) for r in rts)
+            routes.extend(Route(r.event_index + offset, r.subscription, r.order_key) for r in rts)
         try:
             await self._store.append_events(events, routes, self._clock())
         except Exception as exc:
