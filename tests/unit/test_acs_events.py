@@ -33,14 +33,13 @@ from commgrid.events.acs import (
     Emission,
     InboundSms,
     Level,
-    Precision,
     SmsDeliveryReport,
-    format_timestamp,
     new_event_id,
     new_sms_message_id,
     new_transaction_id,
     profile_by_name,
 )
+from commgrid.timestamps import Precision, format_timestamp
 
 SEEDS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
 

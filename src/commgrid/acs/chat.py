@@ -39,6 +39,7 @@ from commgrid.acs.chat_docs import (
     message_key,
     message_snapshot,
     message_to_wire,
+    ms_wire_time,
     new_thread_id,
     receipt_key,
     request_key,
@@ -49,7 +50,6 @@ from commgrid.acs.chat_docs import (
     user_from_value,
     user_message,
     user_to_value,
-    wire_time,
 )
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
@@ -426,7 +426,7 @@ class ChatService:
         prefix = f"{thread_id}/"
         receipts = [
             {"senderCommunicationIdentifier": communication_identifier(raw_id),
-             "chatMessageId": doc.value["chatMessageId"], "readOn": wire_time(doc.value["readOn"])}
+             "chatMessageId": doc.value["chatMessageId"], "readOn": ms_wire_time(doc.value["readOn"])}
             async for doc in self._scan(RECEIPTS, prefix)
             if thread.member(raw_id := doc.key.removeprefix(prefix)) is not None
         ]

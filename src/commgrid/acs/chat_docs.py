@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from commgrid.errors import BadRequest, Detail, InvalidInput
 from commgrid.events.acs import ChatMessageSnapshot, ChatThreadSnapshot, ChatUser, communication_identifier
+from commgrid.timestamps import from_ms, ms_wire_time, parse_time, to_ms
 
 THREADS = "chat.threads"
 MESSAGES = "chat.messages"
@@ -42,29 +42,12 @@ _OTHER_KINDS = re.compile(r"^(4:\+?\d{3,20}|8:(orgid|dod|gcch|teamsvisitor|dod-a
 # --- time ----------------------------------------------------------------------------------------------
 
 
-def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def wire_time(ms: int) -> str:
-    """`2020-06-25T17:44:37.6830000Z` as in the spec examples; whole seconds as `1970-01-01T00:00:00Z`."""
-    moment = from_ms(ms)
-    if ms % 1000 == 0:
-        return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}0000Z"
-
-
-def parse_time(text: str, name: str) -> int:
-    """An RFC 3339 timestamp from a query or body (`2024-01-01T00:00:00Z`, offsets, fractions)."""
+def time_param(text: str, name: str) -> int:
+    """Epoch ms of an RFC 3339 timestamp from a query or body (`2024-01-01T00:00:00Z`, offsets, fractions)."""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        return to_ms(parse_time(text))
     except (ValueError, AttributeError):
         raise _invalid(name, f"'{text}' is not an RFC 3339 timestamp (yyyy-MM-ddTHH:mm:ssZ).") from None
-    return to_ms(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 # --- keys ----------------------------------------------------------------------------------------------
@@ -145,7 +128,7 @@ class Participant:
         body: dict[str, Any] = {"communicationIdentifier": communication_identifier(self.raw_id)}
         if self.display_name is not None:
             body["displayName"] = self.display_name
-        return body | {"shareHistoryTime": wire_time(self.share_history_time)}
+        return body | {"shareHistoryTime": ms_wire_time(self.share_history_time)}
 
     def to_value(self) -> list[Any]:
         return [self.raw_id, self.display_name, self.share_history_time]
@@ -200,19 +183,19 @@ class Thread:
 
     def properties(self) -> dict[str, Any]:
         """ChatThreadProperties (§4); `metadata` only where a newer api-version set it."""
-        body: dict[str, Any] = {"id": self.id, "topic": self.topic, "createdOn": wire_time(self.created_on),
+        body: dict[str, Any] = {"id": self.id, "topic": self.topic, "createdOn": ms_wire_time(self.created_on),
                                 "createdByCommunicationIdentifier": communication_identifier(self.created_by)}
         if self.deleted_on is not None:
-            body["deletedOn"] = wire_time(self.deleted_on)
+            body["deletedOn"] = ms_wire_time(self.deleted_on)
         return body | ({"metadata": dict(self.metadata)} if self.metadata else {})
 
     def item(self) -> dict[str, Any]:
         """ChatThreadItem, as `list_chat_threads` shows it."""
         body: dict[str, Any] = {"id": self.id, "topic": self.topic}
         if self.deleted_on is not None:
-            body["deletedOn"] = wire_time(self.deleted_on)
+            body["deletedOn"] = ms_wire_time(self.deleted_on)
         if self.last_message_received_on is not None:
-            body["lastMessageReceivedOn"] = wire_time(self.last_message_received_on)
+            body["lastMessageReceivedOn"] = ms_wire_time(self.last_message_received_on)
         return body
 
     def to_value(self) -> dict[str, Any]:
@@ -263,12 +246,12 @@ def message_to_wire(value: dict[str, Any]) -> dict[str, Any]:
                             "version": str(value["version"]), "content": value["content"]}
     if "senderDisplayName" in value:
         body["senderDisplayName"] = value["senderDisplayName"]
-    body["createdOn"] = wire_time(value["createdOn"])
+    body["createdOn"] = ms_wire_time(value["createdOn"])
     if "sender" in value:
         body["senderCommunicationIdentifier"] = communication_identifier(value["sender"])
     for name in ("deletedOn", "editedOn"):
         if value.get(name) is not None:
-            body[name] = wire_time(value[name])
+            body[name] = ms_wire_time(value[name])
     return body | ({"metadata": value["metadata"]} if value.get("metadata") else {})
 
 
@@ -360,7 +343,7 @@ def participants_of(items: Any, name: str = "participants") -> list[RequestedPar
         raw = identifier_raw_id(item.get("communicationIdentifier"))
         display = require_string(item, "displayName")
         share = item.get("shareHistoryTime")
-        share_ms = parse_time(share, "shareHistoryTime") if isinstance(share, str) else 0
+        share_ms = time_param(share, "shareHistoryTime") if isinstance(share, str) else 0
         found.setdefault(raw, RequestedParticipant(raw, display, max(share_ms, 0)))
     return list(found.values())
 

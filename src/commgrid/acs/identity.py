@@ -17,8 +17,8 @@ from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_IN, parse_scopes
 from commgrid.acs.validation import ValidationError, optional_int, string_list
 from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
-from commgrid.events.acs import Precision, format_timestamp
 from commgrid.store.base import Document, Missing
+from commgrid.timestamps import Precision, format_timestamp
 
 ACS_USER_PREFIX = "8:acs:"
 # The message the service gives for an unknown identity (Azure/azure-sdk-for-js#19849, on revoke).

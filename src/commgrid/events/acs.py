@@ -23,10 +23,11 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import StrEnum
 
 from commgrid.acs.sms_text import digits, segment_count
 from commgrid.events.calling_shapes import NO_ID, CallEnding, CallParty, CallSnapshot, IncomingCallFacts, RecordingFile
+from commgrid.timestamps import Precision, format_timestamp
 
 _NS = "Microsoft.Communication."
 
@@ -287,27 +288,6 @@ def _kinded(raw_id: str) -> dict:
 
 
 # --- Timestamps -----------------------------------------------------------------------------------
-
-
-class Precision(Enum):
-    """How a timestamp field is written. The service formats .NET-style with trailing zeros trimmed; the
-    samples show whole seconds (SMS `eventTime`), milliseconds (chat compose/create/message-edit times, which
-    match the epoch-ms ids and versions, and SMSReceived's `receivedTimestamp`) or 100 ns ticks (the rest)."""
-
-    SECONDS = "seconds"
-    MILLIS = "millis"  # trimmed like .NET: `.91Z`, `.14Z`, `.988Z`
-    TICKS = "ticks"  # always 7 digits, the common case; Python has no 7th digit to trim
-
-
-def format_timestamp(moment: datetime, precision: Precision, suffix: str = "Z") -> str:
-    """`2020-09-18T00:22:14.9315918Z`-style text; `suffix` is `Z` or `+00:00` (thread-level samples)."""
-    moment = moment.astimezone(UTC)
-    fraction = {
-        Precision.SECONDS: "",
-        Precision.MILLIS: f"{moment.microsecond // 1000:03d}".rstrip("0"),
-        Precision.TICKS: f"{moment.microsecond:06d}0",
-    }[precision]
-    return f"{moment:%Y-%m-%dT%H:%M:%S}" + (f".{fraction}" if fraction else "") + suffix
 
 
 def _ms(moment: datetime, suffix: str = "Z") -> str:

@@ -26,6 +26,7 @@ import orjson
 
 from commgrid.events.envelope import CLOUDEVENTS
 from commgrid.grid.properties import DeadLetterDestination
+from commgrid.timestamps import azure_time
 
 STORAGE_BLOB = "StorageBlob"
 LOCAL_DIRECTORY = "LocalDirectory"
@@ -33,13 +34,6 @@ DESTINATION_TYPES = (STORAGE_BLOB, LOCAL_DIRECTORY)
 
 _FIELDS = ("deadLetterReason", "deliveryAttempts", "lastDeliveryOutcome", "lastHttpStatusCode", "publishTime",
            "lastDeliveryAttemptTime")
-
-
-def azure_time(ts: float | None) -> str | None:
-    """A POSIX time as Event Grid writes times: UTC with seven fractional digits, e.g. `...:13.1647262Z`."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def dead_letter_event(

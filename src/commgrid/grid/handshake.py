@@ -24,9 +24,9 @@ import aiohttp
 import orjson
 
 from commgrid.events.envelope import CLOUDEVENTS, convert
-from commgrid.grid.deadletter import azure_time
 from commgrid.grid.properties import ACTIVE, AWAITING, FAILED, base_url
 from commgrid.grid.retry import outcome_of_error
+from commgrid.timestamps import azure_time
 
 log = logging.getLogger("commgrid.delivery")
 

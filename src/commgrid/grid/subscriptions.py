@@ -35,7 +35,7 @@ import orjson
 from commgrid.config import Settings
 from commgrid.errors import BadRequest, Conflict, NotFound
 from commgrid.events.envelope import CLOUDEVENTS, convert
-from commgrid.grid.deadletter import azure_time, dead_letter_event
+from commgrid.grid.deadletter import dead_letter_event
 from commgrid.grid.filters import compile_filter
 from commgrid.grid.handshake import (
     HandshakeResult,
@@ -50,6 +50,7 @@ from commgrid.grid.timing import Timing
 from commgrid.grid.validation import fields, validate_properties
 from commgrid.store import Store
 from commgrid.store.base import DeadLetter, Document, Missing, Subscription, Topic
+from commgrid.timestamps import azure_time
 
 log = logging.getLogger("commgrid.subscriptions")
 

@@ -19,10 +19,10 @@ from commgrid.acs.chat_docs import (
     metadata_of,
     metadata_patch_of,
     page_size,
-    parse_time,
     participants_of,
     require_string,
     skip_of,
+    time_param,
 )
 from commgrid.acs.tokens import TokenClaims
 from commgrid.acs.validation import parse_object
@@ -52,7 +52,7 @@ async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
 
 def _start_time(request: Request) -> int:
     text = request.query_params.get("startTime")
-    return parse_time(text, "startTime") if text else 0
+    return time_param(text, "startTime") if text else 0
 
 
 def _page(request: Request, page: Page, **carried: str | None) -> Response:
