@@ -12,6 +12,7 @@ from commgrid.acs.chat_docs import MESSAGES, THREADS
 from commgrid.acs.resource import IDENTITIES
 from commgrid.acs.sms import SENT
 from commgrid.console.journey import attempt_json, event_summary
+from commgrid.grid.properties import ACTIVE
 from commgrid.runtime import Runtime
 from commgrid.store.base import DeadLetter, Subscription, Topic
 from commgrid.timestamps import console_time
@@ -26,7 +27,7 @@ def _status(runtime: Runtime, sub: Subscription, now: float) -> str:
     if expires is not None and expires <= now:
         return "Disabled (expired)"
     worker = runtime.delivery
-    if sub.status == "Active" and worker is not None:
+    if sub.status == ACTIVE and worker is not None:
         until = worker.health.probation_until(sub.properties.destination.endpoint_base_url, now)
         if until is not None:
             return f"Probation until {console_time(until)}"
