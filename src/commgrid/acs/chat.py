@@ -51,10 +51,11 @@ from commgrid.acs.chat_docs import (
     user_message,
     user_to_value,
 )
+from commgrid.acs.identifiers import communication_identifier
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
 from commgrid.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
-from commgrid.events.acs import Change, communication_identifier, new_transaction_id
+from commgrid.events.acs import Change, new_transaction_id
 from commgrid.store.base import Document, Missing
 
 log = logging.getLogger("commgrid.chat")

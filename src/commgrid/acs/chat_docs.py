@@ -20,8 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from commgrid.acs.identifiers import communication_identifier, phone_raw_id
 from commgrid.errors import BadRequest, Detail, InvalidInput
-from commgrid.events.acs import ChatMessageSnapshot, ChatThreadSnapshot, ChatUser, communication_identifier
+from commgrid.events.acs import ChatMessageSnapshot, ChatThreadSnapshot, ChatUser
 from commgrid.timestamps import from_ms, ms_wire_time, parse_time, to_ms
 
 THREADS = "chat.threads"
@@ -101,7 +102,7 @@ def identifier_raw_id(model: Any) -> str:
             raw = user.get("id")
         phone = model.get("phoneNumber")
         if raw is None and isinstance(phone, dict) and isinstance(phone.get("value"), str):
-            raw = "4:" + phone["value"]
+            raw = phone_raw_id(phone["value"])
     if not isinstance(raw, str) or not (_ACS_USER.match(raw) or _OTHER_KINDS.match(raw)):
         raise BadRequest("Identifier format is invalid.", code="InvalidIdentifier",
                          details=[Detail("InvalidIdentifier", f"Identifier format is invalid: {raw!r}.")])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from commgrid.acs.identifiers import ACS_USER_PREFIX
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_IN, parse_scopes
 from commgrid.acs.validation import ValidationError, optional_int, string_list
@@ -20,7 +21,6 @@ from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
 from commgrid.store.base import Document, Missing
 from commgrid.timestamps import Precision, format_timestamp
 
-ACS_USER_PREFIX = "8:acs:"
 # The message the service gives for an unknown identity (Azure/azure-sdk-for-js#19849, on revoke).
 _NO_SUCH_IDENTITY = "Provided identity doesn't exist."
 _MIN_MINUTES, _MAX_MINUTES = int(MIN_EXPIRES_IN.total_seconds() // 60), int(MAX_EXPIRES_IN.total_seconds() // 60)

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 import jwt
 
+from commgrid.acs.identifiers import skype_id, user_from_skype_id
 from commgrid.errors import Detail, Forbidden, InvalidInput, Unauthorized
 
 ALGORITHM = "HS256"
@@ -27,7 +28,6 @@ DEFAULT_EXPIRES_IN = timedelta(hours=24)  # `expiresInMinutes` default 1440 (§3
 MIN_EXPIRES_IN, MAX_EXPIRES_IN = timedelta(minutes=60), timedelta(minutes=1440)
 # The only `scp` value seen in a real token (§1.4); its bits are undocumented and no client reads them.
 SCP = 1792
-ACS_USER_PREFIX = "8:"
 
 # Base64 digits 62 ('-') and 63 ('_') are the 6-bit values 11111x. From ASCII (high bits clear) the first
 # three digits of a 3-byte group stay at or below 61; only the fourth, the last byte's low six bits, reaches
@@ -163,7 +163,7 @@ class TokenIssuer:
     ) -> dict:
         iat = int(issued_at.timestamp())
         claims = {
-            "skypeid": user_id.removeprefix(ACS_USER_PREFIX),
+            "skypeid": skype_id(user_id),
             "scp": SCP,
             "csi": str(iat),
             "exp": int(expires_on.timestamp()),
@@ -198,7 +198,7 @@ class TokenIssuer:
             if claims.get("resourceId") != self.resource_id:
                 raise ValueError("resourceId")
             return TokenClaims(
-                user_id=ACS_USER_PREFIX + str(claims["skypeid"]),
+                user_id=user_from_skype_id(str(claims["skypeid"])),
                 scopes=scopes,
                 issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
                 expires_on=datetime.fromtimestamp(int(claims["exp"]), UTC),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from commgrid.acs.identifiers import communication_identifier, identifier_model
 from commgrid.acs.sms_text import digits, segment_count
 from commgrid.events.calling_shapes import NO_ID, CallEnding, CallParty, CallSnapshot, IncomingCallFacts, RecordingFile
 from commgrid.timestamps import Precision, format_timestamp
@@ -267,24 +268,6 @@ def resource_topic(subscription_id: str, resource_group: str, name: str) -> str:
         f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
         f"/providers/Microsoft.Communication/communicationServices/{name}"
     )
-
-
-def communication_identifier(raw_id: str) -> dict:
-    """The CommunicationIdentifierModel of a raw id: `rawId` plus the kind's object (§4, §5.2). Every `8:` id
-    is an ACS user here: commgrid issues no Teams identities."""
-    if raw_id.startswith("4:"):
-        return {"rawId": raw_id, "phoneNumber": {"value": raw_id[2:]}}
-    if raw_id.startswith("8:"):
-        return {"rawId": raw_id, "communicationUser": {"id": raw_id}}
-    return {"rawId": raw_id}
-
-
-def _kinded(raw_id: str) -> dict:
-    """An identifier with `kind` first, as IncomingCall's `to` and `from` carry it (doc sample)."""
-    model = communication_identifier(raw_id)
-    kinds = [k for k in ("phoneNumber", "communicationUser") if k in model]
-    kind = kinds[0] if kinds else "unknown"
-    return {"kind": kind} | model
 
 
 # --- Timestamps -----------------------------------------------------------------------------------
@@ -756,8 +739,8 @@ class CurrentProfile:
 
     def incoming_call(self, em: Emission, facts: IncomingCallFacts) -> dict:
         data = {
-            "to": _kinded(facts.recipient),
-            "from": _kinded(facts.caller),
+            "to": identifier_model(facts.recipient),
+            "from": identifier_model(facts.caller),
             "serverCallId": facts.server_call_id,
             "callerDisplayName": facts.caller_display_name,
             "incomingCallContext": facts.incoming_call_context,
