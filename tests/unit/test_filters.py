@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from commgrid.errors import InvalidInput
+from commgrid.grid.filter_index import SubscriptionIndex
+from commgrid.grid.filter_operators import OPERATOR_NAMES, canonical_operator
 from commgrid.grid.filters import (
     CompiledFilter,
     FilterError,
-    SubscriptionIndex,
     compile_filter,
 )
 
@@ -158,6 +159,7 @@ def test_operator_on_scalar(op: str, operand: dict, value: Any, expected: bool) 
 def test_every_operator_is_covered() -> None:
     covered = {op for op, _, _, _ in SCALAR_CASES}
     assert len(covered) == 19  # §3.3 lists 19 operators
+    assert covered == set(OPERATOR_NAMES) == {canonical_operator(name.lower()) for name in OPERATOR_NAMES}
 
 
 # §3.3: missing key → not matched, except NumberNotIn and StringNotIn (NumberNotInRange follows NumberNotIn).

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from commgrid.errors import InvalidInput, Problems
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID, can_convert
 from commgrid.grid.deadletter import DESTINATION_TYPES, LOCAL_DIRECTORY, STORAGE_BLOB
-from commgrid.grid.filters import FilterError, canonical_operator, compile_filter
+from commgrid.grid.filter_operators import canonical_operator
+from commgrid.grid.filters import FilterError, compile_filter
 from commgrid.grid.properties import (
     AdvancedFilter,
     DeadLetterDestination,
