@@ -20,6 +20,10 @@ from commgrid.errors import BadRequest, Detail, InvalidInput, PayloadTooLarge
 EVENTGRID = "EventGridSchema"
 CLOUDEVENTS = "CloudEventSchemaV1_0"
 SCHEMAS = (EVENTGRID, CLOUDEVENTS)
+# The Content-Type of a delivery or system request, by what its body holds.
+EVENTGRID_JSON = "application/json; charset=utf-8"
+CLOUDEVENT_JSON = "application/cloudevents+json; charset=utf-8"
+CLOUDEVENT_BATCH_JSON = "application/cloudevents-batch+json; charset=utf-8"
 
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_EVENT_BYTES = 1024 * 1024

@@ -48,10 +48,10 @@ import orjson
 
 from commgrid import __version__
 from commgrid.config import Settings
-from commgrid.events.envelope import CLOUDEVENTS, convert
+from commgrid.events.envelope import CLOUDEVENT_BATCH_JSON, CLOUDEVENT_JSON, CLOUDEVENTS, EVENTGRID_JSON, convert
 from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
-from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, read_excerpt
+from commgrid.grid.excerpt import read_excerpt
 from commgrid.grid.properties import ACTIVE
 from commgrid.grid.retry import (
     TTL_EXCEEDED,
@@ -70,7 +70,6 @@ from commgrid.store.base import Attempt, Delivery, Subscription, Topic
 
 log = logging.getLogger("commgrid.delivery")
 
-CLOUDEVENT_BATCH_JSON = "application/cloudevents-batch+json; charset=utf-8"
 ENDPOINT_CONCURRENCY = 64  # requests in flight per endpoint (capped by Settings.delivery_concurrency)
 ENDPOINT_BACKLOG = 512  # most deliveries claimed per endpoint before its subscriptions are skipped
 MIN_BACKLOG = 16  # least share of an endpoint, however many are busy

@@ -23,7 +23,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from commgrid.events.envelope import CLOUDEVENTS, convert
+from commgrid.events.envelope import CLOUDEVENT_JSON, CLOUDEVENTS, EVENTGRID_JSON, convert
+from commgrid.grid.excerpt import read_excerpt
 from commgrid.grid.properties import ACTIVE, AWAITING, FAILED, base_url
 from commgrid.grid.retry import outcome_of_error
 from commgrid.timestamps import azure_time
@@ -33,30 +34,13 @@ log = logging.getLogger("commgrid.delivery")
 ORIGIN = "eventgrid.azure.net"
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 DELETED_EVENT = "Microsoft.EventGrid.SubscriptionDeletedEvent"
-EVENTGRID_JSON = "application/json; charset=utf-8"
-CLOUDEVENT_JSON = "application/cloudevents+json; charset=utf-8"
 _TROUBLESHOOT = "For troubleshooting, visit https://aka.ms/esvalidation."
-#: How much of a webhook's response body is read: enough for a validation answer, never a streamed flood.
-RESPONSE_EXCERPT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class HandshakeResult:
     state: str  # ACTIVE, AWAITING or FAILED
     message: str
-
-
-async def read_excerpt(response: aiohttp.ClientResponse, limit: int = RESPONSE_EXCERPT) -> bytes:
-    """At most `limit` bytes of a response body; the rest is never read (the connection is then closed)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await response.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _failed(url: str, what: str) -> HandshakeResult:
