@@ -13,7 +13,7 @@ from commgrid.acs.hmac_auth import verify_hmac, verify_signature
 from commgrid.acs.tokens import TokenClaims, TokenIssuer
 from commgrid.deployment import Deployment, new_key
 from commgrid.errors import Unauthorized
-from commgrid.events.acs import CURRENT, SEED, CurrentProfile, Emission, profile_by_name
+from commgrid.events.acs import CATALOG, CURRENT, SEED, CurrentProfile, Emission, profile_by_name
 from commgrid.grid.service import Grid
 from commgrid.store import Store
 from commgrid.store.base import Missing
@@ -33,6 +33,7 @@ class CommunicationResource:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.grid = grid
+        grid.system_event_subjects.update({str(t): info.subject for t, info in CATALOG.items()})
         self.store: Store = grid.store
         self.deployment = deployment
         self.profile: CurrentProfile = profile_by_name(event_profile)

@@ -38,6 +38,9 @@ class Grid:
         self.catalog = Catalog(store, clock=clock)
         self.committer = GroupCommitter(store, clock=clock)
         self.metrics: Metrics | None = None  # set by a serving node
+        # Event type → subject template of the system topic's events, registered by their source (ACS), so
+        # subscription checks can warn about a subjectBeginsWith no event would start with.
+        self.system_event_subjects: dict[str, str] = {}
 
     async def start(self) -> None:
         """Make sure the Communication Services system topic exists."""

@@ -384,9 +384,8 @@ class Subscriptions:
         types = set() if "all" in types else types
         samples: list[tuple[str, bool]] = []
         if topic.kind == "system":
-            from commgrid.events.acs import CATALOG  # the subjects ACS events use (§5.2)
-
-            samples += [(info.subject, True) for t, info in CATALOG.items() if not types or str(t).lower() in types]
+            samples += [(subject, True) for t, subject in self.grid.system_event_subjects.items()
+                        if not types or t.lower() in types]
         samples += [(e.subject, False) for e in await self.store.list_events(topic.name, limit=200)
                     if not types or e.type.lower() in types]
         warning = subject_warning(begins, filt.is_subject_case_sensitive, samples, topic.name)
