@@ -20,10 +20,6 @@ from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from commgrid.events.acs import (
     CATALOG,
-    CURRENT,
-    DEFAULT_PROFILE,
-    SEED,
-    AcsEventProfile,
     AcsEventType,
     Change,
     ChatMessageSnapshot,
@@ -37,8 +33,8 @@ from commgrid.events.acs import (
     new_event_id,
     new_sms_message_id,
     new_transaction_id,
-    profile_by_name,
 )
+from commgrid.events.profiles import CURRENT, DEFAULT_PROFILE, SEED, AcsEventProfile, profile_by_name
 from commgrid.timestamps import Precision, format_timestamp
 
 SEEDS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
