@@ -1,4 +1,5 @@
-"""Batching and the delivery request: bodies, content types and headers per schema (eventgrid-facts.md §4.3, §4.5)."""
+"""Batching and the delivery request: bodies, content types and headers per schema (docs/wire-facts.md,
+Event Grid delivery requests; https://learn.microsoft.com/azure/event-grid/delivery-and-retry)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Envelope validation and schema conversion (eventgrid-facts.md §1)."""
+"""Envelope validation and schema conversion (https://learn.microsoft.com/azure/event-grid/event-schema)."""
 
 from __future__ import annotations
 

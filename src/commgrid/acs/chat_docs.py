@@ -1,4 +1,5 @@
-"""Chat state as store documents, and its wire form (`acs-wire-facts.md` §4).
+"""Chat state as store documents, and its wire form (
+azure-rest-api-specs `specification/communication/data-plane/Chat/stable/2024-03-07`).
 
 Collections and keys are chosen so that the store's one ordered listing (by key, bytewise on both backends)
 serves every page the API returns:
@@ -34,7 +35,7 @@ REQUESTS = "chat.requests"
 #: Epoch milliseconds stay below 10^13 until the year 2286, so 13 digits keep key order = numeric order.
 _SPAN = 10**13 - 1
 
-# User ids the identity API issues (`8:acs:{resource guid}_{suffix}`, §3), and the other identifier kinds a
+# User ids the identity API issues (`8:acs:{resource guid}_{suffix}`), and the other identifier kinds a
 # request may name (phone numbers, Teams users and apps), which are well formed but cannot join a thread.
 _ACS_USER = re.compile(r"^8:acs:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_[0-9a-f-]+$", re.I)
 _OTHER_KINDS = re.compile(r"^(4:\+?\d{3,20}|8:(orgid|dod|gcch|teamsvisitor|dod-acs|gcch-acs):\S+|28:\S+)$")
@@ -93,7 +94,7 @@ def decode_cursor(state: str, prefix: str) -> str:
 
 
 def identifier_raw_id(model: Any) -> str:
-    """The raw id of a CommunicationIdentifierModel; the SDK always sends `rawId` (§4)."""
+    """The raw id of a CommunicationIdentifierModel; the SDK always sends `rawId` (Chat spec)."""
     raw = None
     if isinstance(model, dict):
         raw = model.get("rawId")
@@ -142,7 +143,7 @@ class Participant:
 @dataclass(slots=True)
 class Thread:
     """A chat thread as its document holds it. `version` is the epoch ms of its last change, as thread events
-    carry it (§4); `rev` counts committed changes and orders the writes they imply (see `acs/chat.py`)."""
+    carry it (Chat spec); `rev` counts committed changes and orders the writes they imply (see `acs/chat.py`)."""
 
     id: str
     topic: str
@@ -167,7 +168,7 @@ class Thread:
         return ChatUser(self.created_by, found.display_name if found else None)
 
     def next_message_id(self, now: int) -> int:
-        """Ids are compose-time epoch ms (§4), unique and increasing within the thread."""
+        """Ids are compose-time epoch ms (wire-facts: chat API), unique and increasing within the thread."""
         self.last_message_id = max(now, self.last_message_id + 1)
         self.sequence += 1
         return self.last_message_id
@@ -183,7 +184,7 @@ class Thread:
                                   tuple(p.user() for p in self.participants), dict(self.metadata))
 
     def properties(self) -> dict[str, Any]:
-        """ChatThreadProperties (§4); `metadata` only where a newer api-version set it."""
+        """ChatThreadProperties (Chat spec); `metadata` only where a newer api-version set it."""
         body: dict[str, Any] = {"id": self.id, "topic": self.topic, "createdOn": ms_wire_time(self.created_on),
                                 "createdByCommunicationIdentifier": communication_identifier(self.created_by)}
         if self.deleted_on is not None:
@@ -235,7 +236,8 @@ def user_message(thread: Thread, sender: str, content: str, kind: str, display_n
 
 
 def system_message(thread: Thread, kind: str, initiator: str, now: int, **content: Any) -> dict[str, Any]:
-    """topicUpdated / participantAdded / participantRemoved: no sender, the initiator in `content` (§4)."""
+    """topicUpdated / participantAdded / participantRemoved: no sender, the initiator in `content`
+    (wire-facts: chat API)."""
     message_id = thread.next_message_id(now)
     body = content | {"initiatorCommunicationIdentifier": communication_identifier(initiator)}
     return {"id": str(message_id), "type": kind, "sequenceId": thread.sequence, "version": message_id,

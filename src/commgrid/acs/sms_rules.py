@@ -19,7 +19,7 @@ from commgrid.store.base import Document, Missing
 
 RULES = "acs.sms.rules"
 DELIVERED, FAILED = "Delivered", "Failed"
-# Details seen in real reports (acs-wire-facts.md §6): the seed's success text, and the timeout a carrier
+# Details seen in real reports (docs/wire-facts.md): the seed's success text, and the timeout a carrier
 # without delivery receipts produces.
 DEFAULT_DETAILS = {DELIVERED: "No error.", FAILED: "ErrorCode: 5002. ErrorMessage: Message Delivery Timeout"}
 

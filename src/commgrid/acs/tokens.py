@@ -1,11 +1,11 @@
 """User access tokens: the JWTs the Identity API issues and the Chat API accepts as `Bearer` credentials.
 
-Claims follow the real service (`acs-wire-facts.md` §1.4): `skypeid` (the user's raw id without `8:`),
+Claims follow the real service (docs/wire-facts.md, User access tokens): `skypeid` (the user's raw id without `8:`),
 `scp`, `csi` (issue time, a string), `iat`, `exp`, `acsScope` (comma-joined scopes), `resourceId` and, when
 configured, `resourceLocation`. The real service signs RS256; no SDK verifies the signature, so commgrid signs
 HS256 with a server secret.
 
-The Python SDKs read `exp` with *standard* `base64.b64decode` (§1.4 "Pitfall"), which rejects the base64url
+The Python SDKs read `exp` with *standard* `base64.b64decode` (wire-facts: tokens), which rejects the base64url
 characters `-` and `_`. In ASCII JSON those only arise from a few characters (`_BASE64URL_HAZARDS`), so
 the payload writes those as `\\u00XX` escapes: the same JSON, whose encoding never contains `-` or `_`.
 """
@@ -24,9 +24,9 @@ from commgrid.acs.identifiers import skype_id, user_from_skype_id
 from commgrid.errors import Detail, Forbidden, InvalidInput, Unauthorized
 
 ALGORITHM = "HS256"
-DEFAULT_EXPIRES_IN = timedelta(hours=24)  # `expiresInMinutes` default 1440 (§3)
+DEFAULT_EXPIRES_IN = timedelta(hours=24)  # `expiresInMinutes` default 1440 (Identity spec)
 MIN_EXPIRES_IN, MAX_EXPIRES_IN = timedelta(minutes=60), timedelta(minutes=1440)
-# The only `scp` value seen in a real token (§1.4); its bits are undocumented and no client reads them.
+# The only `scp` value real tokens carry (wire-facts: tokens); its bits are undocumented and no client reads them.
 SCP = 1792
 
 # Base64 digits 62 ('-') and 63 ('_') are the 6-bit values 11111x. From ASCII (high bits clear) the first
@@ -59,7 +59,7 @@ class Permission(StrEnum):
     JOIN_CALL = "voip.joinCall"
 
 
-# From the scope enum's docstrings in `identity/_generated/models/_enums.py` (§1.4): `chat.join` cannot
+# From the scope enum's docstrings in `identity/_generated/models/_enums.py`: `chat.join` cannot
 # create, delete or update threads; `chat.join.limited` also cannot add or remove participants; `voip.join`
 # cannot start new calls.
 GRANTS: dict[Scope, frozenset[Permission]] = {
@@ -79,8 +79,8 @@ GRANTS: dict[Scope, frozenset[Permission]] = {
 }
 
 _SCOPE_NAMES = frozenset(scope.value for scope in Scope)
-_NOT_AUTHORIZED = "Request is not authorized."  # the Chat spec's 401 example (§1.4)
-_NOT_ALLOWED = "User is not allowed to perform specified action."  # the Chat spec's 403 example (§4)
+_NOT_AUTHORIZED = "Request is not authorized."  # the Chat spec's 401 example
+_NOT_ALLOWED = "User is not allowed to perform specified action."  # the Chat spec's 403 example
 
 
 @dataclass(frozen=True, slots=True)

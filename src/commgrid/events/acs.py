@@ -19,7 +19,7 @@ _NS = "Microsoft.Communication."
 
 
 class AcsEventType(StrEnum):
-    """Every ACS event type commgrid emits (§5.2 and seed 004)."""
+    """Every ACS event type commgrid emits (ACS events pages and seed 004)."""
 
     SMS_RECEIVED = _NS + "SMSReceived"
     SMS_DELIVERY_REPORT_RECEIVED = _NS + "SMSDeliveryReportReceived"
@@ -52,7 +52,7 @@ class AcsEventType(StrEnum):
 
 
 class Level(StrEnum):
-    """User-level chat events go once per recipient, thread-level once per thread (§6)."""
+    """User-level chat events go once per recipient, thread-level once per thread (wire-facts: recipients)."""
 
     SMS = "sms"
     USER = "user"
@@ -65,7 +65,7 @@ class Level(StrEnum):
 class EventTypeInfo:
     event_type: AcsEventType
     level: Level
-    subject: str  # the subject template (§5.2)
+    subject: str  # the subject template (ACS events pages)
     legacy: bool = False  # a 2020-preview name, emitted only by the SEED profile
 
 
@@ -188,7 +188,7 @@ class ChatUser:
 
 @dataclass(frozen=True, slots=True)
 class ChatThreadSnapshot:
-    """A thread as it is after the action. `version` is the epoch ms of its last change (§4)."""
+    """A thread as it is after the action. `version` is the epoch ms of its last change (wire-facts: chat API)."""
 
     thread_id: str
     topic: str
@@ -233,7 +233,7 @@ def new_transaction_id() -> str:
 
 
 def new_sms_message_id(direction: str, at: datetime) -> str:
-    """`Outgoing_<yyyyMMddHHmmss><guid>` / `Incoming_...`, the samples' format (§2)."""
+    """`Outgoing_<yyyyMMddHHmmss><guid>` / `Incoming_...`, the samples' format (SMS spec)."""
     return f"{direction}_{at.astimezone(UTC):%Y%m%d%H%M%S}{uuid.uuid4()}"
 
 
@@ -248,7 +248,7 @@ class Emission:
 
 
 def resource_topic(subscription_id: str, resource_group: str, name: str) -> str:
-    """The `topic` of a Communication Services resource (§5.1)."""
+    """The `topic` of a Communication Services resource (event-schema)."""
     return (
         f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
         f"/providers/Microsoft.Communication/communicationServices/{name}"

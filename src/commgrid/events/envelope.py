@@ -1,6 +1,8 @@
 """Event envelopes: parse and validate published events, and convert between the two schemas.
 
-Every envelope commgrid reads or writes goes through here (eventgrid-facts.md §1, §2). Events stay plain
+Every envelope commgrid reads or writes goes through here (https://learn.microsoft.com/azure/event-grid/event-schema,
+https://learn.microsoft.com/azure/event-grid/cloud-event-schema, https://learn.microsoft.com/azure/event-grid/post-to-custom-topic,
+https://learn.microsoft.com/azure/event-grid/event-schema-compatibility). Events stay plain
 dicts in their own schema; validation collects every problem and raises once.
 """
 
@@ -127,7 +129,7 @@ def _valid_time(value: Any) -> bool:
 
 
 def eventgrid_problems(event: dict[str, Any], index: int, topic_arm_id: str) -> list[Detail]:
-    """What is wrong with one Event Grid schema event (§1.1), as Azure words it."""
+    """What is wrong with one Event Grid schema event (event-schema), as Azure words it."""
     problems = [
         Detail("InputJsonInvalid", f"Required property '{label}' was not set (event {index}).")
         for key, label in _EG_REQUIRED
@@ -161,7 +163,7 @@ def _stamped(event: dict[str, Any], schema: str, topic_arm_id: str) -> dict[str,
 
 
 def cloudevent_problems(event: dict[str, Any], index: int, _topic_arm_id: str = "") -> list[Detail]:
-    """What is wrong with one CloudEvents 1.0 event (§1.2)."""
+    """What is wrong with one CloudEvents 1.0 event (cloud-event-schema)."""
     problems = [
         Detail("InputJsonInvalid", f"Required attribute '{key}' was not set (event {index}).")
         for key in _CE_REQUIRED
@@ -206,7 +208,7 @@ def identity(event: dict[str, Any], schema: str) -> tuple[str, str, str, str]:
 
 
 def encode_event(event: dict[str, Any], index: int, sent: dict[str, Any] | None = None) -> bytes:
-    """The stored JSON of one event, checking the per-event size limit (§2.4) and nesting depth.
+    """The stored JSON of one event, checking the per-event size limit (quotas-limits) and nesting depth.
 
     The size limit applies to the event as the publisher sent it (`sent`, before `validate_events` added
     `topic`, `metadataVersion` and `dataVersion`), not to the fields commgrid adds.
@@ -227,7 +229,7 @@ def encode_event(event: dict[str, Any], index: int, sent: dict[str, Any] | None 
     return body
 
 
-# conversions (§1.4) ----------------------------------------------------------------------------------------
+# conversions (event-schema-compatibility) ------------------------------------------------------------------
 def eventgrid_to_cloudevent(event: dict[str, Any]) -> dict[str, Any]:
     """Map an Event Grid event to CloudEvents 1.0 as Event Grid does on delivery."""
     out: dict[str, Any] = {
@@ -247,7 +249,7 @@ def eventgrid_to_cloudevent(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def convert(event: dict[str, Any], from_schema: str, to_schema: str) -> dict[str, Any]:
-    """Convert an event for delivery; only the conversions Event Grid allows (§1.4) exist."""
+    """Convert an event for delivery; only the conversions Event Grid allows (event-schema-compatibility) exist."""
     if from_schema == to_schema:
         return event
     if from_schema == EVENTGRID and to_schema == CLOUDEVENTS:

@@ -1,4 +1,5 @@
-"""Dead-lettered events as Event Grid writes them (eventgrid-facts.md §4.6), and where commgrid writes them.
+"""Dead-lettered events as Event Grid writes them (
+https://learn.microsoft.com/azure/event-grid/delivery-and-retry#dead-letter-events), and where commgrid writes them.
 
 A dead-lettered event is the event as the subscription would have received it, plus Event Grid's fields:
 Event Grid schema `deadLetterReason`, `deliveryAttempts`, `lastDeliveryOutcome`, `lastHttpStatusCode`,
@@ -54,7 +55,7 @@ def local_directory(destination: DeadLetterDestination | None) -> Path | None:
 
 
 def blob_path(root: Path, subscription: str, at: float) -> Path:
-    """Where a dead-letter file goes: Azure's blob name layout under `root` (§4.6)."""
+    """Where a dead-letter file goes: Azure's blob name layout under `root` (delivery-and-retry)."""
     t = datetime.fromtimestamp(at, UTC)
     return root / subscription.upper() / str(t.year) / str(t.month) / str(t.day) / str(t.hour) / f"{uuid.uuid4()}.json"
 

@@ -109,7 +109,7 @@ _POSITIVE_OPERATORS = (
     Operator("IsNullOrUndefined", None, "none", operator.eq, "", ""),
     Operator("IsNotNull", None, "none", operator.eq, "", ""),
 )
-# Negated operators: (the operator negated, whether a missing key matches). §3.3: a missing key matches
+# Negated operators: (the operator negated, whether a missing key matches). event-filtering: a missing key matches
 # NumberNotIn and StringNotIn but not the StringNot{BeginsWith,EndsWith,Contains} family; NumberNotInRange is
 # not listed, so it follows NumberNotIn.
 _NEGATIONS = {

@@ -1,6 +1,6 @@
 """Event subscription filters: validated and compiled once, then matched against many events.
 
-Semantics follow `eventgrid-facts.md` §3.3 (Filter) and the event-filtering article it cites [D4].
+Semantics follow the event-filtering article, https://learn.microsoft.com/azure/event-grid/event-filtering.
 A filter passes an event when every part passes, checked in this order (also the order `explain` uses):
 
 1. `includedEventTypes`: any of them, case-insensitive; absent, null, `[]` or any `"All"` entry = all;
@@ -57,15 +57,15 @@ __all__ = [
     "compile_filter",
 ]
 
-MAX_ADVANCED_FILTERS = 25  # §3.3 Limits
+MAX_ADVANCED_FILTERS = 25  # event-filtering Limits
 MAX_FILTER_VALUES = 25  # in total across all advanced filters of one subscription
 MAX_STRING_VALUE_LENGTH = 512
 
-# The attribute holding the event type, per schema (§1.1, §1.2).
+# The attribute holding the event type, per schema (event-schema, cloud-event-schema).
 _TYPE_KEYS = {EVENTGRID: "eventType", CLOUDEVENTS: "type"}
 SCHEMAS = tuple(_TYPE_KEYS)
 
-# Event Grid schema attribute names, by lower-cased filter key (§3.3 Keys: `ID`, `Topic`, `EventType` ...).
+# Event Grid schema attribute names, by lower-cased filter key (event-filtering Keys: `ID`, `Topic`, `EventType` ...).
 _EG_ATTRIBUTES = {
     name.lower(): name
     for name in ("id", "topic", "subject", "eventType", "eventTime", "dataVersion", "metadataVersion", "data")
@@ -99,7 +99,7 @@ Test = Callable[[dict], bool]
 
 
 def _child(node: Any, name: str, folded: str) -> Any:
-    """`node[name]`, else the first property whose name matches case-insensitively (§3.3 Keys)."""
+    """`node[name]`, else the first property whose name matches case-insensitively (event-filtering Keys)."""
     if not isinstance(node, dict):
         return _MISSING
     value = node.get(name, _MISSING)
@@ -141,7 +141,7 @@ def _parse_key(key: str, schema: str) -> tuple[str, ...]:
     segments = key.split(".")
     first = segments[0].lower()
     if first == "data" or schema == CLOUDEVENTS:
-        segments[0] = first  # CloudEvents attribute names are lower-case by spec (§1.2)
+        segments[0] = first  # CloudEvents attribute names are lower-case by spec (cloud-event-schema)
     else:
         segments[0] = _EG_ATTRIBUTES.get(first, segments[0])
     return tuple(segments)
@@ -241,7 +241,7 @@ def _type_name_of(op: Operator) -> str:
 
 def _make_test(op: Operator, get: Getter, values: tuple, arrays: bool) -> Test:
     """Choose the event check for one advanced filter, so matching never looks at operator names."""
-    if op.accepts is None:  # IsNullOrUndefined / IsNotNull look at presence only (§3.3)
+    if op.accepts is None:  # IsNullOrUndefined / IsNotNull look at presence only (event-filtering)
         absent_matches = op.name == "IsNullOrUndefined"
         return lambda event: ((x := get(event)) is _MISSING or x is None) is absent_matches
     accepts = op.accepts
@@ -264,7 +264,7 @@ def _make_test(op: Operator, get: Getter, values: tuple, arrays: bool) -> Test:
 def _array_passes(
     x: list, accepts: Callable[[object], bool], positive: Callable[[Any], bool], negated: bool, arrays: bool
 ) -> bool:
-    """§3.3 Arrays: a satisfying (element, value) pair passes positive ops, fails negated ones."""
+    """event-filtering Arrays: a satisfying (element, value) pair passes positive ops, fails negated ones."""
     if not arrays:
         return negated
     if any(isinstance(item, dict | list) for item in x):
@@ -537,11 +537,11 @@ class CompiledFilter:
 
 def subject_of(event: dict) -> str:
     subject = event.get("subject")
-    return subject if isinstance(subject, str) else ""  # CloudEvents subject is optional (§1.2)
+    return subject if isinstance(subject, str) else ""  # CloudEvents subject is optional (cloud-event-schema)
 
 
 def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
-    """Validate an ARM `filter` object (§3.3) and compile it for events in `schema`.
+    """Validate an ARM `filter` object (event-filtering) and compile it for events in `schema`.
 
     Parameters
     ----------

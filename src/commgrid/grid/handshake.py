@@ -1,14 +1,16 @@
 """Endpoint validation before a webhook gets events, and the goodbye when its subscription is deleted.
 
-- Event Grid schema (eventgrid-facts.md §4.1): POST a `Microsoft.EventGrid.SubscriptionValidationEvent`.
+- Event Grid schema (https://learn.microsoft.com/azure/event-grid/end-point-validation-event-grid-events-schema):
+  POST a `Microsoft.EventGrid.SubscriptionValidationEvent`.
   200 with `{"validationResponse": <code>}` validates at once; 200 without it waits for a GET on the
   `validationUrl` (`AwaitingManualAction`); any other answer, or none, fails. A request that got no answer
   is tried once more after 5 s if the 30 s budget allows.
-- CloudEvents 1.0 (§4.2): the abuse-protection `OPTIONS` with `WebHook-Request-Origin: eventgrid.azure.net`;
+- CloudEvents 1.0 (https://learn.microsoft.com/azure/event-grid/end-point-validation-cloud-events-schema):
+  the abuse-protection `OPTIONS` with `WebHook-Request-Origin: eventgrid.azure.net`;
   a 2xx with `WebHook-Allowed-Origin` equal to that origin or `*` validates. The asynchronous
   `WebHook-Request-Callback` consent is not offered.
 - Deletion: a best-effort `Microsoft.EventGrid.SubscriptionDeletedEvent` with `aeg-event-type:
-  SubscriptionDeletion` (§1.5) to a validated endpoint, one attempt.
+  SubscriptionDeletion` (EventGridSystemEvents spec) to a validated endpoint, one attempt.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ async def validate_eventgrid(
     session: aiohttp.ClientSession, url: str, subscription: str, event: dict[str, Any], *,
     timeout: float, retry_after: float, window: str = "10 minutes",
 ) -> HandshakeResult:
-    """POST the validation event and judge the answer (§4.1)."""
+    """POST the validation event and judge the answer (endpoint validation article)."""
     code = event["data"]["validationCode"]
     body = orjson.dumps([event])
     headers = {"Content-Type": EVENTGRID_JSON, **system_headers("SubscriptionValidation", subscription)}
@@ -109,7 +111,7 @@ def _validation_response(text: str) -> str | None:
 
 
 async def validate_cloudevents(session: aiohttp.ClientSession, url: str, *, timeout: float) -> HandshakeResult:
-    """The CloudEvents abuse-protection OPTIONS handshake (§4.2)."""
+    """The CloudEvents abuse-protection OPTIONS handshake (CloudEvents endpoint validation)."""
     headers = {"WebHook-Request-Origin": ORIGIN}
     try:
         async with session.options(url, headers=headers, allow_redirects=False,

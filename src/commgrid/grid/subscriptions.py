@@ -250,7 +250,8 @@ class Subscriptions:
                                          topic.arm_id, sub.properties.event_delivery_schema, timeout=timeout)
 
     async def validate_manually(self, topic_name: str, name: str, validation_id: str, token: str) -> str:
-        """The GET on a validationUrl (§4.1): activates a subscription awaiting it within the window."""
+        """The GET on a validationUrl (endpoint validation article): activates a subscription awaiting it
+        within the window."""
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
         doc = await self._validation(sub)
@@ -284,7 +285,8 @@ class Subscriptions:
             raise NotFound(f"Dead-letter record {dead_letter_id} was not found.") from None
 
     async def render_dead_letter(self, record: DeadLetter) -> dict[str, Any]:
-        """The dead-lettered event as Event Grid writes it, in the subscription's delivery schema (§4.6)."""
+        """The dead-lettered event as Event Grid writes it, in the subscription's delivery schema
+        (delivery-and-retry)."""
         topic = await self.grid.get_topic(record.topic)
         try:
             schema = (await self.store.get_subscription(topic.name, record.subscription)).properties.\
@@ -362,7 +364,7 @@ class Subscriptions:
         self.grid.catalog.invalidate()
 
     async def _expire_if_due(self, sub: Subscription) -> Subscription:
-        """A subscription awaiting the manual GET fails once the window has passed (§4.1)."""
+        """A subscription awaiting the manual GET fails once the window has passed (endpoint validation article)."""
         if sub.status != AWAITING:
             return sub
         doc = await self._validation(sub)

@@ -40,7 +40,7 @@ def ticks(moment: datetime, suffix: str = "Z") -> str:
     return format_timestamp(moment, Precision.TICKS, suffix)
 
 
-# Chat events write `type` capitalised; HTML shows as `RichText/Html` (§5.3).
+# Chat events write `type` capitalised; HTML shows as `RichText/Html` (wire-facts: shapes).
 _MESSAGE_TYPES = {"text": "Text", "html": "RichText/Html"}
 
 
@@ -49,7 +49,7 @@ def message_type(rest_type: str) -> str:
 
 
 def others(users: Sequence[ChatUser], actor: ChatUser) -> list[ChatUser]:
-    """Everyone but the actor, each once: user-level events exclude the event sender (§6)."""
+    """Everyone but the actor, each once: user-level events exclude the event sender (wire-facts: recipients)."""
     unique = {u.raw_id: u for u in users if u.raw_id != actor.raw_id}
     return list(unique.values())
 
@@ -80,13 +80,13 @@ REMOVED = Move(
 
 class AcsEventProfile(abc.ABC):
     """What every profile shares: the envelope, the builders whose shape has not changed since 2020, and the
-    actions, which apply who gets which event (§6). Each public builder returns one Event Grid schema event;
-    each action returns every event one API action emits, thread-level first. `CurrentProfile` and
+    actions, which apply who gets which event (wire-facts: recipients). Each public builder returns one Event
+    Grid schema event; each action returns every event one API action emits, thread-level first. `CurrentProfile` and
     `SeedProfile` fill in the fields whose shape changed.
     """
 
     name: str
-    thread_time_suffix = "+00:00"  # thread-level samples write offsets, user-level ones `Z` (§5.4)
+    thread_time_suffix = "+00:00"  # thread-level samples write offsets, user-level ones `Z` (ACS events pages)
 
     # Shared pieces --------------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ class AcsEventProfile(abc.ABC):
         event_id: str | None = None,
         precision: Precision = Precision.TICKS,
     ) -> dict:
-        """The eight-key envelope (§5.1); chat event ids are random GUIDs, SMS ones the message id."""
+        """The eight-key envelope (event-schema); chat event ids are random GUIDs, SMS ones the message id."""
         return {
             "id": event_id or em.new_id(),
             "topic": em.topic,
@@ -161,7 +161,7 @@ class AcsEventProfile(abc.ABC):
     def _sms_event(
         self, em: Emission, event_type: AcsEventType, acs_number: str, data: dict, msg_id: str
     ) -> dict:
-        # In every SMS sample (seed 002, §5.4) the event id is the message id, the subject the ACS-owned
+        # In every SMS sample (seed 002, ACS events pages) the event id is the message id, the subject the ACS-owned
         # number without `+`, and `eventTime` whole seconds.
         subject = subject_of(event_type, digits(acs_number))
         return self._event(em, event_type, subject, data, event_id=msg_id, precision=Precision.SECONDS)
@@ -269,7 +269,7 @@ class AcsEventProfile(abc.ABC):
     ) -> dict:
         """A user-level participant added/removed event."""
 
-    # Chat, thread level: no legacy ids, offset timestamps (§5.2 doc samples) ----------------------
+    # Chat, thread level: no legacy ids, offset timestamps (chat events page samples) ----------------------
 
     def _thread_event(
         self, em: Emission, event_type: AcsEventType, thread: ChatThreadSnapshot, actor: ChatUser, data: dict
@@ -316,13 +316,13 @@ class AcsEventProfile(abc.ABC):
             None, f"{move.verb}By", change.by
         )
         data |= {f"participant{move.verb.title()}": self._participant(target)}
-        # The doc samples write this subject lower-case: `participantadded` (§5.2).
+        # The doc samples write this subject lower-case: `participantadded` (ACS events pages).
         return self._thread_event(em, move.thread_event, thread, target, data)
 
     def _thread_message_event(
         self, em: Emission, event_type: AcsEventType, thread_id: str, message: ChatMessageSnapshot, head: dict
     ) -> dict:
-        # `version` is a string in these samples, an int in the user-level ones (§5.3).
+        # `version` is a string in these samples, an int in the user-level ones (wire-facts: shapes).
         body = event_type is not AcsEventType.CHAT_MESSAGE_DELETED_IN_THREAD
         data = head | ({"messageBody": message.content} if body else {}) | {"messageId": message.message_id}
         data |= {"metadata": dict(message.metadata)} if body else {}
@@ -351,7 +351,7 @@ class AcsEventProfile(abc.ABC):
         head = {"deleteTime": millis(message.deleted_at or em.event_time, self.thread_time_suffix)}
         return self._thread_message_event(em, _T.CHAT_MESSAGE_DELETED_IN_THREAD, thread_id, message, head)
 
-    # Actions: who gets which event (§6) -----------------------------------------------------------
+    # Actions: who gets which event (wire-facts: recipients) -----------------------------------------------------------
 
     def thread_created(self, em: Emission, thread: ChatThreadSnapshot) -> list[dict]:
         """`POST /chat/threads`: ChatThreadCreated, then ChatThreadCreatedWithUser to each other member."""
@@ -401,7 +401,7 @@ class AcsEventProfile(abc.ABC):
         self, em: Emission, thread: ChatThreadSnapshot, change: Change, added: Sequence[ChatUser]
     ) -> list[dict]:
         """Per added participant: a thread-level event, and one per member but the actor, the added user
-        included (§6; `thread` already lists them)."""
+        included (wire-facts: recipients; `thread` already lists them)."""
         users = others(thread.participants, change.by)
         return [
             event
@@ -413,7 +413,8 @@ class AcsEventProfile(abc.ABC):
     def participant_removed(
         self, em: Emission, thread: ChatThreadSnapshot, change: Change, removed: ChatUser
     ) -> list[dict]:
-        """`thread` is after the removal; the removed user still hears of it (the add rule, mirrored, §6)."""
+        """`thread` is after the removal; the removed user still hears of it (the add rule, mirrored,
+        wire-facts: recipients)."""
         users = others([*thread.participants, removed], change.by)
         return [self.chat_thread_participant_removed(em, thread, change, removed)] + [
             self.participant_removed_with_user(em, thread, change, removed, r) for r in users

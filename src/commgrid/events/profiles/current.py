@@ -1,7 +1,9 @@
-"""The `current` ACS event profile: today's payloads (the current doc samples, §5.2-§5.4), camelCase SMS data
-with `segmentCount`, `*CommunicationIdentifier` objects beside the legacy ids, `ChatParticipant*` events, and
-the calling fields the schema added after 2022 (`endedBy`, `reason`, `callDurationInSeconds`, `userAgent`, the
-recording's content/channel/format types, the IncomingCall's `customContext`)."""
+"""The `current` ACS event profile: today's payloads (the current samples of
+https://learn.microsoft.com/azure/event-grid/communication-services-chat-events and
+communication-services-sms-events): camelCase SMS data with `segmentCount`, `*CommunicationIdentifier` objects
+beside the legacy ids, `ChatParticipant*` events, and the calling fields the schema added after 2022 (`endedBy`,
+`reason`, `callDurationInSeconds`, `userAgent`, the recording's content/channel/format types, the IncomingCall's
+`customContext`)."""
 
 from __future__ import annotations
 
@@ -28,12 +30,12 @@ class CurrentProfile(AcsEventProfile):
     name = "current"
 
     def _who(self, legacy_key: str | None, prefix: str, user: ChatUser) -> dict:
-        """A legacy raw-id field (when the shape has one) and its `*CommunicationIdentifier` twin (§5.2)."""
+        """A legacy raw-id field (when the shape has one) and its `*CommunicationIdentifier` twin (ACS events pages)."""
         ids = {legacy_key: user.raw_id} if legacy_key else {}
         return ids | self._identifier(prefix, user)
 
     def _metadata(self, thread: ChatThreadSnapshot) -> dict:
-        # In the schema (§5.2) but in no sample, whose threads have none: emitted only when set.
+        # In the schema (ACS events pages) but in no sample, whose threads have none: emitted only when set.
         return {"metadata": dict(thread.metadata)} if thread.metadata else {}
 
     def _message_metadata(self, message: ChatMessageSnapshot) -> dict:
@@ -46,7 +48,7 @@ class CurrentProfile(AcsEventProfile):
         count = sms.segment_count if sms.segment_count is not None else segment_count(sms.message)
         data = {
             "messageId": sms.message_id,
-            "from": sms.from_,  # real payloads carry E.164 (§5.3)
+            "from": sms.from_,  # real payloads carry E.164 (wire-facts: shapes)
             "to": sms.to,
             "message": sms.message,
             "receivedTimestamp": millis(sms.received_at),
@@ -79,7 +81,7 @@ class CurrentProfile(AcsEventProfile):
         target: ChatUser,
         recipient: ChatUser,
     ) -> dict:
-        # No legacy raw-id fields, and the recipient before createTime (§5.2 doc samples).
+        # No legacy raw-id fields, and the recipient before createTime (chat events page samples).
         verb = move.verb.title()
         data = {"time": ticks(change.at)} | self._who(None, f"{move.verb}By", change.by)
         data |= {f"participant{verb}": self._participant(target)} | self._who(None, "recipient", recipient)

@@ -27,8 +27,8 @@ class SeedProfile(AcsEventProfile):
     name = "seed"
 
     def _who(self, legacy_key: str | None, prefix: str, user: ChatUser) -> dict:
-        # The seeds predate `*CommunicationIdentifier` objects (Feb 2021, §5.3). Shapes without a legacy field
-        # are the thread-level ones, absent from the seeds, which keep the CURRENT form.
+        # The seeds predate `*CommunicationIdentifier` objects (Feb 2021, wire-facts: shapes). Shapes without a
+        # legacy field are the thread-level ones, absent from the seeds, which keep the CURRENT form.
         return {legacy_key: user.raw_id} if legacy_key else self._identifier(prefix, user)
 
     def _metadata(self, thread: ChatThreadSnapshot) -> dict:
@@ -42,7 +42,8 @@ class SeedProfile(AcsEventProfile):
     def _thread_participants(self, thread: ChatThreadSnapshot) -> dict:
         return {}
 
-    # SMS: PascalCase (§5.3); `From` without `+`; `To` with it in delivery reports, without in received SMS.
+    # SMS: PascalCase (wire-facts: shapes); `From` without `+`; `To` with it in delivery reports, without in
+    # received SMS.
 
     def sms_received(self, em: Emission, sms: InboundSms) -> dict:
         data = {
