@@ -13,12 +13,12 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from commgrid.grid.properties import ACTIVE, DISABLED
 from commgrid.store import Store
 from commgrid.store.base import Document, Missing
+from commgrid.timestamps import azure_time
 
 log = logging.getLogger("commgrid.delivery")
 
@@ -45,12 +45,9 @@ class FailureClock:
 def disabled_event(source: str, topic: str, name: str, since: float, now: float, reason: str) -> dict[str, Any]:
     """The system-topic event saying a subscription was disabled (EventGridSchema)."""
     return {"id": str(uuid.uuid4()), "topic": source, "subject": f"eventSubscriptions/{topic}/{name}",
-            "eventType": DISABLED_EVENT_TYPE, "eventTime": _iso(now), "dataVersion": "1.0", "metadataVersion": "1",
-            "data": {"topic": topic, "subscription": name, "failingSince": _iso(since), "reason": reason}}
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+            "eventType": DISABLED_EVENT_TYPE, "eventTime": azure_time(now), "dataVersion": "1.0",
+            "metadataVersion": "1",
+            "data": {"topic": topic, "subscription": name, "failingSince": azure_time(since), "reason": reason}}
 
 
 async def disable(store: Store, topic: str, name: str, message: str) -> bool:

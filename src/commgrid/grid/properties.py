@@ -12,12 +12,12 @@ fields and their defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-EVENTGRID = "EventGridSchema"
-CLOUDEVENTS = "CloudEventSchemaV1_0"
+from commgrid.events.envelope import EVENTGRID
+from commgrid.timestamps import azure_time
 
 # A subscription's status (see grid/subscriptions.py); only Active ones are routed and delivered to.
 ACTIVE = "Active"
@@ -256,15 +256,9 @@ class CommgridOptions:
         shown.pop("disableAfterSeconds", None)
         if self.signing_secrets:
             shown["signing"] = {"secrets": [
-                {"secret": s.secret if reveal_secrets else s.secret[:10] + "…", "addedAt": _iso(s.added_at),
-                 "expiresAt": _iso(s.expires_at)} for s in self.signing_secrets]}
+                {"secret": s.secret if reveal_secrets else s.secret[:10] + "…", "addedAt": azure_time(s.added_at),
+                 "expiresAt": azure_time(s.expires_at)} for s in self.signing_secrets]}
         return shown
-
-
-def _iso(at: float | None) -> str | None:
-    if at is None:
-        return None
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
