@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class ServerProcess:
     data_dir: Path
     store: str | None = None
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # COMMGRID_* variables for the server (others are cleared)
     port: int = 0  # 0: a free port, chosen with `tls_port` so the two differ
     tls_port: int = 0
     process: subprocess.Popen | None = None
@@ -59,7 +60,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}.log"
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=clean_env())
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=clean_env(**self.env))
         self.wait_healthy(timeout)
         return self
 

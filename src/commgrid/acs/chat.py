@@ -55,6 +55,7 @@ from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
 from commgrid.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from commgrid.events.acs import Change, communication_identifier, new_transaction_id
+from commgrid.faults import fault_point
 from commgrid.store.base import Document, Missing
 
 log = logging.getLogger("commgrid.chat")
@@ -493,6 +494,7 @@ class ChatService:
             except Conflict:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
+            fault_point("chat-after-thread-write")
             await self._carry_out(thread_id, entry)
             return plan.result
         raise ServiceUnavailable("The server is currently unable to handle the request.")
