@@ -97,6 +97,21 @@ class ServerProcess:
             time.sleep(0.01)
         return time.monotonic() - start
 
+    def delivery_backlog(self) -> float:
+        """Deliveries not yet completed or dead-lettered, in flight included (the store's count, via `/metrics`)."""
+        with urllib.request.urlopen(f"{self.http}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("eventgrid_delivery_queue_depth"))
+
+    def wait_settled(self, timeout: float = 15.0) -> None:
+        """Wait until every delivery is done: then no further request (a retry, a duplicate) can arrive."""
+        deadline = time.monotonic() + timeout
+        while (backlog := self.delivery_backlog()) > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{backlog:g} deliveries still pending at {self.http} after {timeout}s")
+            time.sleep(0.02)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 

@@ -154,7 +154,7 @@ def test_retries_follow_the_ladder_then_succeed(server: ServerProcess, rx: Recei
     # ladder 10 s, 30 s, 1 min, 5 min; 503 waits at least 30 s, 404 at least 5 min; all divided by 600
     for gap, minimum in zip(gaps, [10 / 600, 30 / 600, 60 / 600, 300 / 600], strict=True):
         assert gap >= minimum * 0.9, gaps
-    time.sleep(0.3)
+    server.wait_settled()
     assert len(rx.received("flaky")) == 5 and dead_letters(server, "--subscription", "flaky") == []
 
 
@@ -270,7 +270,7 @@ def test_filters_end_to_end(server: ServerProcess, rx: Receiver, orders: dict) -
     ]
     publish(orders, events)
     rx.wait(lambda: rx.events("f-types") and rx.events("f-adv") and rx.events("f-suffix"), what="filtered events")
-    time.sleep(0.3)
+    server.wait_settled()
     assert [e["id"] for e in rx.events("f-types")] == [f"{tag}-shipped"]
     assert [e["id"] for e in rx.events("f-adv")] == [f"{tag}-big"]
     assert [e["id"] for e in rx.events("f-suffix")] == [f"{tag}-vip"]
@@ -279,8 +279,12 @@ def test_filters_end_to_end(server: ServerProcess, rx: Receiver, orders: dict) -
 def test_manual_validation_window_expires(server: ServerProcess, rx: Receiver) -> None:
     done = subscribe(server, "orders", "too-late", rx.endpoint("too-late", validation="manual"), settle=False)
     validation_url = shown(done)["commgrid"]["validationUrl"]
-    time.sleep(1.2)  # 10 minutes / 600
-    failed = json.loads(server.cli("subscription", "show", "--topic", "orders", "--name", "too-late").stdout)
+
+    def expired() -> dict | None:  # once the 10 minutes (1 s at 600x) have passed
+        shown_now = json.loads(server.cli("subscription", "show", "--topic", "orders", "--name", "too-late").stdout)
+        return shown_now if shown_now["properties"]["provisioningState"] == "Failed" else None
+
+    failed = rx.wait(expired, timeout=10, what="the validation window to expire")
     assert failed["properties"]["provisioningState"] == "Failed"
     assert "within 10 minutes" in failed["commgrid"]["message"]
     with pytest.raises(urllib.error.HTTPError) as late:
