@@ -18,6 +18,7 @@ destinations described in `grid/deadletter.py`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import copy
 import logging
@@ -270,7 +271,7 @@ class Subscriptions:
     # dead letters ----------------------------------------------------------------------------------------
     async def dead_letters(
         self, topic_name: str | None = None, name: str | None = None, limit: int = 100
-    ) -> list[DeadLetter]:
+    ) -> builtins.list[DeadLetter]:
         topic = await self.grid.get_topic(topic_name) if topic_name else None
         if name and topic:
             name = (await self._get(topic, name)).name
@@ -295,7 +296,7 @@ class Subscriptions:
                                  last_outcome=record.last_outcome, last_status=record.last_status,
                                  published_at=record.event.published_at, last_attempt_at=record.last_attempt_at)
 
-    async def redeliver(self, ids: list[int]) -> int:
+    async def redeliver(self, ids: builtins.list[int]) -> int:
         """Turn dead letters back into deliveries due now (attempt count starting again); returns how many."""
         moved = await self.store.redeliver_dead_letters(ids, self.clock())
         log.info("dead letters redelivered", extra={"action": "dead_letters_redelivered", "count": moved})
@@ -374,7 +375,7 @@ class Subscriptions:
         await self._save_state(sub, FAILED, message, doc)
         return sub
 
-    async def _warnings(self, topic: Topic, props: SubscriptionProperties) -> list[str]:
+    async def _warnings(self, topic: Topic, props: SubscriptionProperties) -> builtins.list[str]:
         filt = props.filter
         begins = filt.subject_begins_with
         if not begins:
