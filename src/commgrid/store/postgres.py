@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from typing import Any
 
 import asyncpg
 import orjson
@@ -210,6 +211,11 @@ class PostgresStore(Store):
         async with self._conn() as conn:
             return await conn.fetchrow(sql, *args)
 
+    async def _fetchval(self, sql: str, *args: object) -> Any:
+        """The first column of the first row (an aggregate's value)."""
+        async with self._conn() as conn:
+            return await conn.fetchval(sql, *args)
+
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
         row = await self._fetchrow("SELECT value FROM settings WHERE key = $1", key)
@@ -295,8 +301,8 @@ class PostgresStore(Store):
 
     async def count_events(self, topic: str | None = None) -> int:
         if topic is None:
-            return (await self._fetchrow("SELECT count(*) FROM events"))[0]
-        return (await self._fetchrow("SELECT count(*) FROM events WHERE topic = $1", topic))[0]
+            return await self._fetchval("SELECT count(*) FROM events")
+        return await self._fetchval("SELECT count(*) FROM events WHERE topic = $1", topic)
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
@@ -391,10 +397,10 @@ class PostgresStore(Store):
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "$")
-        return (await self._fetchrow(sql, *args))[0]
+        return await self._fetchval(sql, *args)
 
     async def next_due_at(self, now: float) -> float | None:
-        return (await self._fetchrow(NEXT_DUE, now))[0]
+        return await self._fetchval(NEXT_DUE, now)
 
     # dead letters ----------------------------------------------------------------------------------------
     async def list_dead_letters(
@@ -587,7 +593,7 @@ class PostgresStore(Store):
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        row = await self._fetchrow("SELECT count(*), min(event_seq) FROM deliveries")
+        (row,) = await self._fetch("SELECT count(*), min(event_seq) FROM deliveries")
         count, oldest = row[0], row[1]
         if oldest is None:
             return count, None

@@ -242,6 +242,7 @@ class SQLiteStore(Store):
             if announce:
                 await self._bump_version(conn)
             row = await (await conn.execute("SELECT value FROM settings WHERE key = ?", (key,))).fetchone()
+        assert row is not None  # written above if it was missing
         return row[0]
 
     async def _bump_version(self, conn: aiosqlite.Connection) -> None:
@@ -293,6 +294,7 @@ class SQLiteStore(Store):
             return
         async with self._transaction() as conn:
             row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM events")).fetchone()
+            assert row is not None  # an aggregate has a row
             first = row[0] + 1
             await conn.executemany(
                 INSERT_EVENT,
@@ -321,6 +323,7 @@ class SQLiteStore(Store):
             row = await self._one("SELECT count(*) FROM events")
         else:
             row = await self._one("SELECT count(*) FROM events WHERE topic = ?", (topic,))
+        assert row is not None  # an aggregate has a row
         return row[0]
 
     # subscriptions ---------------------------------------------------------------------------------------
@@ -415,6 +418,7 @@ class SQLiteStore(Store):
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "?")
         row = await self._one(sql, args)
+        assert row is not None  # an aggregate has a row
         return row[0]
 
     async def next_due_at(self, now: float) -> float | None:
@@ -543,8 +547,8 @@ class SQLiteStore(Store):
                 return []
             tokens = zip(take, queue_sql.new_tokens(len(take)), strict=True)
             await conn.executemany(queue_sql.LOCK_SQLITE, [(lock_until, t, i) for i, t in tokens])
-            ids = orjson.dumps(take).decode()
-            locked = await (await conn.execute(queue_sql.SELECT_LOCKED_SQLITE, (ids,))).fetchall()
+            taken = orjson.dumps(take).decode()
+            locked = await (await conn.execute(queue_sql.SELECT_LOCKED_SQLITE, (taken,))).fetchall()
         return [rows.locked_event_from_row(r) for r in locked]
 
     async def settle_locks(
@@ -623,7 +627,7 @@ class SQLiteStore(Store):
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        count, oldest = await self._one("SELECT count(*), min(event_seq) FROM deliveries")
+        (count, oldest), = await self._all("SELECT count(*), min(event_seq) FROM deliveries")
         if oldest is None:
             return count, None
         row = await self._one("SELECT published_at FROM events WHERE seq = ?", (oldest,))
