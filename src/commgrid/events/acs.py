@@ -459,7 +459,7 @@ class CurrentProfile:
     # Chat, user level -----------------------------------------------------------------------------
 
     def _message_data(self, message: ChatMessageSnapshot, body: bool = True) -> dict:
-        data = {"messageBody": message.content} if body else {}
+        data: dict[str, object] = {"messageBody": message.content} if body else {}
         data |= {"messageId": message.message_id} | ({"metadata": dict(message.metadata)} if body else {})
         data |= self._who("senderId", "sender", message.sender)
         return data | {
@@ -880,7 +880,7 @@ class SeedProfile(CurrentProfile):
     ) -> dict:
         """ChatMemberAddedToThreadWithUser / ChatMemberRemovedFromThreadWithUser (seed 004)."""
         verb = move.verb.title()
-        data = {"time": _ticks(change.at), f"{move.verb}By": change.by.raw_id}
+        data: dict[str, object] = {"time": _ticks(change.at), f"{move.verb}By": change.by.raw_id}
         data |= {f"member{verb}": {"displayName": target.display_name or "", "memberId": target.raw_id}}
         data |= self._thread_times(thread) | self._user_tail(em, thread.thread_id, recipient)
         subject = f"thread/{thread.thread_id}/member{verb}/{target.raw_id}/recipient/{recipient.raw_id}"

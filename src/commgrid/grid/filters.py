@@ -123,6 +123,11 @@ def _in_ranges(ranges: tuple[tuple[float, float], ...]) -> Callable[[float], boo
     return lambda x: any(low <= x <= high for low, high in ranges)
 
 
+def _string_in(values: tuple[str, ...]) -> Callable[[str], bool]:
+    folded = frozenset(values)
+    return lambda x: x.lower() in folded
+
+
 # Builds an operator's positive predicate from its normalized filter values (strings lower-cased).
 _PREDICATES: dict[str, Callable[[tuple], Callable[[Any], bool]]] = {
     "NumberIn": lambda vs: frozenset(vs).__contains__,
@@ -132,7 +137,7 @@ _PREDICATES: dict[str, Callable[[tuple], Callable[[Any], bool]]] = {
     "NumberGreaterThanOrEquals": lambda vs: lambda x: x >= vs[0],
     "NumberInRange": _in_ranges,
     "BoolEquals": lambda vs: lambda x: x is vs[0],
-    "StringIn": lambda vs: lambda x, folded=frozenset(vs): x.lower() in folded,
+    "StringIn": _string_in,
     "StringBeginsWith": lambda vs: lambda x: x.lower().startswith(vs),
     "StringEndsWith": lambda vs: lambda x: x.lower().endswith(vs),
     "StringContains": _contains_any,
@@ -294,7 +299,8 @@ def _type_name(value: Any) -> str:
         return "boolean"
     if _is_number(value):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -357,7 +363,9 @@ class _Clause:
 
 
 def _type_name_of(op: _Operator) -> str:
-    return {_is_number: "number", _is_string: "string", _is_bool: "boolean"}.get(op.accepts, "value")
+    names: dict[Callable[[object], bool] | None, str] = {
+        _is_number: "number", _is_string: "string", _is_bool: "boolean"}
+    return names.get(op.accepts, "value")
 
 
 def _make_test(op: _Operator, get: Getter, values: tuple, arrays: bool) -> Test:
@@ -854,4 +862,4 @@ class SubscriptionIndex(Generic[K]):
         return matched
 
 
-_NO_TYPE = object()  # the type of an event without one: it only meets the filters taking every type
+_NO_TYPE: Any = object()  # the type of an event without one: it only meets the filters taking every type
