@@ -1,4 +1,5 @@
-"""A real webhook receiver for delivery tests: an aiohttp app on a loopback port, in a background thread.
+"""A real webhook receiver for delivery tests: an aiohttp app on a loopback port, in a background thread
+(`start`) or in the caller's running event loop (`serve`, for in-process tests).
 
 Each path is one endpoint with its own behaviour (how it answers the validation handshake, which statuses it
 returns to deliveries, how long it takes); every request is recorded for the test to inspect.
@@ -67,9 +68,7 @@ class Receiver:
         def main() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.5)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             loop.run_until_complete(site.start())
@@ -83,6 +82,25 @@ class Receiver:
         self._thread.start()
         started.wait(10)
         return self
+
+    async def serve(self) -> Receiver:
+        """Serve from the running event loop: for tests whose commgrid runs in the same loop."""
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def close(self) -> None:
+        """Stop serving (after `serve`)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
 
     def stop(self) -> None:
         if self._loop is not None:
@@ -113,6 +131,16 @@ class Receiver:
             if result:
                 return result
             time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    async def until(self, check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+        """`wait` for in-process tests: polls without blocking the event loop the server runs in."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            await asyncio.sleep(0.01)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     def wait_events(self, path: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
