@@ -7,8 +7,10 @@ is built over it; requests go straight into the ASGI app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,6 +20,8 @@ from commgrid.commands.topics import topic_json
 from commgrid.config import Settings
 from commgrid.runtime import Runtime
 from tests.acceptance.receiver import Receiver
+
+T = TypeVar("T")
 
 #: Delivery delays divided by 600: the 10 s first retry takes 17 ms, as the subprocess tests run it.
 TIME_SCALE = 600.0
@@ -56,3 +60,13 @@ async def webhook() -> AsyncIterator[Receiver]:
 async def create_topic(runtime: Runtime, name: str, input_schema: str = "EventGridSchema") -> dict[str, Any]:
     """A topic as `commgrid topic create --json` shows it."""
     return topic_json(await runtime.grid.create_topic(name, input_schema), runtime.settings)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll an async condition until it gives a true value (returned), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+    return result
