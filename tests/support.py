@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,15 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commgrid.testing import free_port, free_ports
+from commgrid.testing import end, free_port, free_ports, launch, server_env, wait_healthy
 
 __all__ = ["ServerProcess", "clean_env", "cli", "free_port", "free_ports"]
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMGRID_")}
-    env.update(extra)
-    return env
+clean_env = server_env
 
 
 def cli(data_dir: Path, *args: str, check: bool = True, store: str | None = None) -> subprocess.CompletedProcess:
@@ -45,7 +41,7 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)  # COMMGRID_* variables for the server (others are cleared)
     port: int = 0  # 0: a free port, chosen with `tls_port` so the two differ
     tls_port: int = 0
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
     def __post_init__(self) -> None:
@@ -53,29 +49,15 @@ class ServerProcess:
             self.port, self.tls_port = free_ports(2)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        args = [sys.executable, "-m", "commgrid.cli", "serve", "--data-dir", str(self.data_dir),
+        args = ["serve", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--tls-port", str(self.tls_port), *self.extra_args]
         if self.store:
             args += ["--store", self.store]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=clean_env(**self.env))
-        self.wait_healthy(timeout)
+        self.process = launch(args, self.log_path, server_env(**self.env))
+        wait_healthy(self.process, self.http, timeout, self.log)
         return self
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process and self.process.poll() is not None:
-                raise AssertionError(f"commgrid serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"commgrid serve did not become healthy in {timeout}s:\n{self.log()}")
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.http}/healthz", timeout=5) as response:
@@ -117,9 +99,7 @@ class ServerProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout)
+        code = end(self.process, sig, timeout)
         self.process = None
         return code
 
