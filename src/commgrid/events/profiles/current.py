@@ -21,7 +21,7 @@ from commgrid.events.acs import (
     subject_of,
 )
 from commgrid.events.calling_shapes import CallEnding, CallParty, IncomingCallFacts, RecordingFile
-from commgrid.events.profiles.base import AcsEventProfile, Move, millis, ticks
+from commgrid.events.profiles.base import AcsEventProfile, Move, ticks
 
 
 class CurrentProfile(AcsEventProfile):
@@ -44,43 +44,16 @@ class CurrentProfile(AcsEventProfile):
     def _thread_participants(self, thread: ChatThreadSnapshot) -> dict:
         return {"participants": [self._participant(p) for p in thread.participants]}
 
-    def sms_received(self, em: Emission, sms: InboundSms) -> dict:
+    def _received_data(self, sms: InboundSms, data: dict) -> dict:
+        # Real payloads carry E.164 numbers (wire-facts: shapes).
         count = sms.segment_count if sms.segment_count is not None else segment_count(sms.message)
-        data = {
-            "messageId": sms.message_id,
-            "from": sms.from_,  # real payloads carry E.164 (wire-facts: shapes)
-            "to": sms.to,
-            "message": sms.message,
-            "receivedTimestamp": millis(sms.received_at),
-            "segmentCount": count,
-        }
-        return self._sms_event(em, AcsEventType.SMS_RECEIVED, sms.to, data, sms.message_id)
+        return data | {"segmentCount": count}
 
-    def sms_delivery_report(self, em: Emission, report: SmsDeliveryReport) -> dict:
-        data = {
-            "messageId": report.message_id,
-            "from": report.from_,
-            "to": report.to,
-            "deliveryStatus": report.status,
-            "deliveryStatusDetails": report.status_details,
-            "receivedTimestamp": ticks(report.received_at),
-            "deliveryAttempts": [
-                self._attempt(a, "timestamp", "segmentsSucceeded", "segmentsFailed") for a in report.attempts
-            ],
-        } | ({"tag": report.tag} if report.tag is not None else {})
-        return self._sms_event(
-            em, AcsEventType.SMS_DELIVERY_REPORT_RECEIVED, report.from_, data, report.message_id
-        )
+    def _report_data(self, report: SmsDeliveryReport, data: dict) -> dict:
+        return data
 
-    def _user_move(
-        self,
-        em: Emission,
-        thread: ChatThreadSnapshot,
-        move: Move,
-        change: Change,
-        target: ChatUser,
-        recipient: ChatUser,
-    ) -> dict:
+    def _user_move(self, em: Emission, thread: ChatThreadSnapshot, move: Move, change: Change, target: ChatUser,
+                   recipient: ChatUser) -> dict:
         # No legacy raw-id fields, and the recipient before createTime (chat events page samples).
         verb = move.verb.title()
         data = {"time": ticks(change.at)} | self._who(None, f"{move.verb}By", change.by)

@@ -5,9 +5,10 @@ current one does."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from commgrid.acs.sms_text import digits
 from commgrid.events.acs import (
-    AcsEventType,
     Change,
     ChatMessageSnapshot,
     ChatThreadSnapshot,
@@ -18,7 +19,7 @@ from commgrid.events.acs import (
     subject_of,
 )
 from commgrid.events.calling_shapes import CallEnding, CallParty, IncomingCallFacts, RecordingFile
-from commgrid.events.profiles.base import AcsEventProfile, Move, millis, ticks
+from commgrid.events.profiles.base import AcsEventProfile, Move, ticks
 
 
 class SeedProfile(AcsEventProfile):
@@ -45,41 +46,14 @@ class SeedProfile(AcsEventProfile):
     # SMS: PascalCase (wire-facts: shapes); `From` without `+`; `To` with it in delivery reports, without in
     # received SMS.
 
-    def sms_received(self, em: Emission, sms: InboundSms) -> dict:
-        data = {
-            "MessageId": sms.message_id,
-            "From": digits(sms.from_),
-            "To": digits(sms.to),
-            "Message": sms.message,
-            "ReceivedTimestamp": millis(sms.received_at),
-        }
-        return self._sms_event(em, AcsEventType.SMS_RECEIVED, sms.to, data, sms.message_id)
+    def _received_data(self, sms: InboundSms, data: dict) -> dict:
+        return _pascal(data | {"from": digits(sms.from_), "to": digits(sms.to)})
 
-    def sms_delivery_report(self, em: Emission, report: SmsDeliveryReport) -> dict:
-        data = {
-            "MessageId": report.message_id,
-            "From": digits(report.from_),
-            "To": report.to,
-            "DeliveryStatus": report.status,
-            "DeliveryStatusDetails": report.status_details,
-            "ReceivedTimestamp": ticks(report.received_at),
-            "DeliveryAttempts": [
-                self._attempt(a, "Timestamp", "SegmentsSucceeded", "SegmentsFailed") for a in report.attempts
-            ],
-        } | ({"Tag": report.tag} if report.tag is not None else {})
-        return self._sms_event(
-            em, AcsEventType.SMS_DELIVERY_REPORT_RECEIVED, report.from_, data, report.message_id
-        )
+    def _report_data(self, report: SmsDeliveryReport, data: dict) -> dict:
+        return _pascal(data | {"from": digits(report.from_)})
 
-    def _user_move(
-        self,
-        em: Emission,
-        thread: ChatThreadSnapshot,
-        move: Move,
-        change: Change,
-        target: ChatUser,
-        recipient: ChatUser,
-    ) -> dict:
+    def _user_move(self, em: Emission, thread: ChatThreadSnapshot, move: Move, change: Change, target: ChatUser,
+                   recipient: ChatUser) -> dict:
         """ChatMemberAddedToThreadWithUser / ChatMemberRemovedFromThreadWithUser (seed 004)."""
         verb = move.verb.title()
         data = {"time": ticks(change.at), f"{move.verb}By": change.by.raw_id}
@@ -105,3 +79,12 @@ class SeedProfile(AcsEventProfile):
     def _recording_subject(self, rec: RecordingFile) -> str:
         # The 2022 page's layout, with the server call id; the catalog holds today's.
         return f"/recording/call/{rec.call_id}/serverCallId/{rec.server_call_id}/recordingId/{rec.recording_id}"
+
+
+def _pascal(value: Any) -> Any:
+    """`value` with every object key capitalised (`deliveryAttempts` → `DeliveryAttempts`), order kept."""
+    if isinstance(value, dict):
+        return {key[:1].upper() + key[1:]: _pascal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_pascal(item) for item in value]
+    return value
