@@ -146,25 +146,15 @@ class AcsEventProfile(abc.ABC):
     # SMS ------------------------------------------------------------------------------------------
 
     def sms_received(self, em: Emission, sms: InboundSms) -> dict:
-        data = {
-            "messageId": sms.message_id,
-            "from": sms.from_,
-            "to": sms.to,
-            "message": sms.message,
-            "receivedTimestamp": millis(sms.received_at),
-        }
+        data = {"messageId": sms.message_id, "from": sms.from_, "to": sms.to, "message": sms.message,
+                "receivedTimestamp": millis(sms.received_at)}
         return self._sms_event(em, AcsEventType.SMS_RECEIVED, sms.to, self._received_data(sms, data), sms.message_id)
 
     def sms_delivery_report(self, em: Emission, report: SmsDeliveryReport) -> dict:
-        data = {
-            "messageId": report.message_id,
-            "from": report.from_,
-            "to": report.to,
-            "deliveryStatus": report.status,
-            "deliveryStatusDetails": report.status_details,
-            "receivedTimestamp": ticks(report.received_at),
-            "deliveryAttempts": [self._attempt(a) for a in report.attempts],
-        } | ({"tag": report.tag} if report.tag is not None else {})
+        data = {"messageId": report.message_id, "from": report.from_, "to": report.to, "deliveryStatus": report.status,
+                "deliveryStatusDetails": report.status_details, "receivedTimestamp": ticks(report.received_at),
+                "deliveryAttempts": [self._attempt(a) for a in report.attempts]}
+        data |= {"tag": report.tag} if report.tag is not None else {}
         event_type = AcsEventType.SMS_DELIVERY_REPORT_RECEIVED
         return self._sms_event(em, event_type, report.from_, self._report_data(report, data), report.message_id)
 
