@@ -13,11 +13,16 @@ The API layer renders every `CommgridError` as Azure's error body
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
     └── ServiceUnavailable (503)
+
+The store raises errors of its own (`commgrid.store.errors`); services translate the ones they expect, and
+`from_store` gives any other its answer at the HTTP and CLI edges.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from commgrid.store.errors import AlreadyExists, Missing, StoreError, VersionConflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +135,13 @@ class ServiceUnavailable(CommgridError):
 
     status = 503
     code = "ServiceUnavailable"
+
+
+def from_store(exc: StoreError) -> CommgridError:
+    """The answer to a store error no service translated: a missing record is a 404, an existing or changed one
+    a 409, anything else (the database failed) a 500; each with the store's message."""
+    if isinstance(exc, Missing):
+        return NotFound(exc.message)
+    if isinstance(exc, AlreadyExists | VersionConflict):
+        return Conflict(exc.message)
+    return CommgridError(exc.message)

@@ -19,10 +19,10 @@ import pytest
 
 from commgrid.acs.chat_docs import MESSAGES, RECEIPTS, THREADS
 from commgrid.config import Settings
-from commgrid.errors import Conflict, ServiceUnavailable
+from commgrid.errors import ServiceUnavailable
 from commgrid.runtime import Runtime
 from commgrid.store import Store, store_from_url
-from commgrid.store.base import Document
+from commgrid.store.base import Document, VersionConflict
 from tests.acceptance.receiver import Receiver
 from tests.acceptance.subscribing import publish, shown, subscribe
 from tests.support import ServerProcess
@@ -38,7 +38,7 @@ class _Contended:
 
     async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
         if doc.collection in self.collections:
-            raise Conflict("changed concurrently")
+            raise VersionConflict("changed concurrently")
         return await self._put(doc, expect_version=expect_version)
 
 

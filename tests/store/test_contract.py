@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from commgrid.errors import Conflict
 from commgrid.grid.properties import SubscriptionProperties, WebHookDestination
 from commgrid.store import Store, store_from_url
 from commgrid.store.base import (
@@ -20,6 +19,7 @@ from commgrid.store.base import (
     StoreNotOpen,
     Subscription,
     Topic,
+    VersionConflict,
 )
 
 NOW = 1_700_000_000.0
@@ -258,7 +258,7 @@ async def test_deleting_subscription_drops_its_deliveries(store: Store) -> None:
 async def test_documents_with_optimistic_versions(store: Store) -> None:
     doc = await store.put_document(Document("threads", "t1", {"topic": "hi"}), expect_version=0)
     assert doc.version == 1
-    with pytest.raises(Conflict):
+    with pytest.raises(VersionConflict):
         await store.put_document(Document("threads", "t1", {"topic": "x"}), expect_version=0)
     doc2 = await store.put_document(Document("threads", "t1", {"topic": "bye"}), expect_version=1)
     assert doc2.version == 2
@@ -278,12 +278,12 @@ async def test_concurrent_creates_of_one_document_let_exactly_one_win(store: Sto
     async def create(i: int) -> bool:
         try:
             await store.put_document(Document("race", "k", {"i": i}), expect_version=0)
-        except Conflict:
+        except VersionConflict:
             return False
         return True
 
     assert sum(await asyncio.gather(*(create(i) for i in range(8)))) == 1
-    with pytest.raises(Conflict):
+    with pytest.raises(VersionConflict):
         await store.put_document(Document("race", "absent", {}), expect_version=3)
 
 

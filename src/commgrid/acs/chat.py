@@ -53,9 +53,9 @@ from commgrid.acs.chat_docs import (
 )
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
-from commgrid.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
+from commgrid.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from commgrid.events.acs import Change, communication_identifier, new_transaction_id
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.chat")
 
@@ -153,7 +153,7 @@ class ChatService:
         entry = self._entry(thread, plan)
         try:
             await self.store.put_document(Document(THREADS, thread_id, thread.to_value()), expect_version=0)
-        except Conflict:  # a repeated request created it concurrently
+        except VersionConflict:  # a repeated request created it concurrently
             return (await self._load(thread_id))[1], invalid
         await self._carry_out(thread_id, entry)
         return thread, invalid
@@ -162,7 +162,7 @@ class ChatService:
         record = {"threadId": thread_id, "invalidParticipants": invalid}
         try:
             await self.store.put_document(Document(REQUESTS, key, record), expect_version=0)
-        except Conflict:
+        except VersionConflict:
             record = (await self.store.get_document(REQUESTS, key)).value
         return record
 
@@ -416,7 +416,7 @@ class ChatService:
                 await self.store.put_document(Document(RECEIPTS, key, receipt),
                                               expect_version=current.version if current else 0)
                 return
-            except Conflict:
+            except VersionConflict:
                 continue
         raise _busy("read receipt", key)
 
@@ -490,7 +490,7 @@ class ChatService:
             try:
                 await self.store.put_document(Document(THREADS, thread_id, thread.to_value()),
                                               expect_version=doc.version)
-            except Conflict:
+            except VersionConflict:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
             await self._carry_out(thread_id, entry)
@@ -518,7 +518,7 @@ class ChatService:
                 await self.store.put_document(Document(THREADS, thread_id, doc.value | {"pending": pending}),
                                               expect_version=doc.version)
                 break
-            except Conflict:
+            except VersionConflict:
                 continue
         if recovered:
             log.warning("carried out a chat change left by a crashed request",
@@ -538,7 +538,7 @@ class ChatService:
                 await self.store.put_document(Document(collection, key, value),
                                               expect_version=current.version if current else 0)
                 return
-            except Conflict:
+            except VersionConflict:
                 continue
         raise _busy(collection, key)  # the change stays in the outbox: carried out (and its events sent) later
 

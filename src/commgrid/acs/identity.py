@@ -18,7 +18,7 @@ from commgrid.acs.tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_
 from commgrid.acs.validation import ValidationError, optional_int, string_list
 from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
 from commgrid.events.acs import Precision, format_timestamp
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 ACS_USER_PREFIX = "8:acs:"
 # The message the service gives for an unknown identity (Azure/azure-sdk-for-js#19849, on revoke).
@@ -112,7 +112,7 @@ class IdentityService:
                     Document(IDENTITIES, user_id, value), expect_version=identity.version
                 )
                 return
-            except Conflict:
+            except VersionConflict:
                 continue
         raise Conflict("The identity is being changed concurrently; retry.")
 

@@ -12,7 +12,7 @@ from typing import Any
 from commgrid.acs.sms_text import is_e164, is_short_code
 from commgrid.errors import BadRequest, Conflict, NotFound
 from commgrid.store import Store
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 PHONE_NUMBERS = "acs.phoneNumbers"
 
@@ -53,7 +53,7 @@ class PhoneNumbers:
             await self.store.put_document(
                 Document(PHONE_NUMBERS, number, {"kind": owned.kind, "addedAt": added_at}), expect_version=0
             )
-        except Conflict:
+        except VersionConflict:
             if exist_ok:
                 return await self.get(number)
             raise Conflict(f"Phone number {number} is already owned by this resource.",

@@ -36,9 +36,9 @@ from commgrid.acs.resource import CommunicationResource
 from commgrid.acs.sms_rules import DeliveryRule, DeliveryRules
 from commgrid.acs.sms_text import MAX_MESSAGE_LENGTH, analyze, is_valid_sender, recipient_error, utf16_length
 from commgrid.acs.validation import ValidationError, required
-from commgrid.errors import BadRequest, Conflict, Detail, Unauthorized
+from commgrid.errors import BadRequest, Detail, Unauthorized
 from commgrid.events.acs import DeliveryAttempt, InboundSms, SmsDeliveryReport, new_sms_message_id
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.sms")
 
@@ -231,7 +231,7 @@ class SmsService:
         record = {"fingerprint": batch.request.fingerprint(to), "item": item, "firstSent": first_sent.timestamp()}
         try:
             await self.store.put_document(Document(REPEATABILITY, rid, record), expect_version=0)
-        except Conflict:  # a concurrent copy of this request won: take our message back, answer as it did
+        except VersionConflict:  # a concurrent copy of this request won: take our message back, answer as it did
             if report_key:
                 with contextlib.suppress(Missing):
                     await self.store.delete_document(PENDING_REPORTS, report_key)
@@ -285,7 +285,7 @@ class SmsService:
         leased = doc.value | {"leaseUntil": now + REPORT_LEASE, "owner": owner}
         try:
             await self.store.put_document(Document(PENDING_REPORTS, doc.key, leased), expect_version=doc.version)
-        except (Conflict, Missing):
+        except (VersionConflict, Missing):
             return False  # another node took it
         return True
 

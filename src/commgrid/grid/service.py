@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commgrid.deployment import Deployment, new_key
-from commgrid.errors import BadRequest, CommgridError, Conflict, NotFound
+from commgrid.errors import BadRequest, CommgridError, Conflict, NotFound, from_store
 from commgrid.events.envelope import EVENTGRID, SCHEMAS, encode_event, identity, validate_events
 from commgrid.grid.auth import authenticate
 from commgrid.grid.committer import GroupCommitter
 from commgrid.grid.routing import Catalog
 from commgrid.metrics import Metrics
 from commgrid.store import Store
-from commgrid.store.base import AlreadyExists, Missing, NewEvent, Route, StoredEvent, Topic
+from commgrid.store.base import AlreadyExists, Missing, NewEvent, Route, StoredEvent, StoreError, Topic
 
 log = logging.getLogger("commgrid.grid")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
@@ -84,15 +84,17 @@ class Grid:
                              f" changed to {input_schema}. Create a new topic instead.", code="InvalidRequest")
         topic.location = topic.location if location is None else location
         topic.tags = topic.tags if tags is None else tags
-        await self.store.update_topic(topic)
-        self.catalog.invalidate()
+        await self._save_topic(topic)
         return topic
 
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)
         if topic.kind == "system":
             raise BadRequest(f"'{name}' is the Communication Services system topic; it cannot be deleted.")
-        await self.store.delete_topic(topic.name)
+        try:
+            await self.store.delete_topic(topic.name)
+        except Missing as exc:  # deleted concurrently
+            raise from_store(exc) from None
         self.catalog.invalidate()
 
     async def regenerate_key(self, name: str, key_name: str) -> Topic:
@@ -100,9 +102,15 @@ class Grid:
         if key_name not in ("key1", "key2"):
             raise BadRequest(f"Key name '{key_name}' is invalid; use key1 or key2.")
         setattr(topic, key_name, new_key())
-        await self.store.update_topic(topic)
-        self.catalog.invalidate()
+        await self._save_topic(topic)
         return topic
+
+    async def _save_topic(self, topic: Topic) -> None:
+        try:
+            await self.store.update_topic(topic)
+        except Missing as exc:  # deleted concurrently
+            raise from_store(exc) from None
+        self.catalog.invalidate()
 
     # publishing ------------------------------------------------------------------------------------------
     async def authorize_publish(
@@ -146,7 +154,10 @@ class Grid:
         new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i, sent[i])) for i, e in enumerate(events)]
         await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog
         routes = self.catalog.routes(topic, events)
-        await self.committer.commit(new, routes)
+        try:
+            await self.committer.commit(new, routes)
+        except StoreError as exc:  # counted as a failed publish, answered as the store's failure
+            raise from_store(exc) from exc
         if log.isEnabledFor(logging.INFO):
             log.info("events published", extra={"action": "events_published", "topic": topic.name,
                                                 "count": len(new), "deliveries": len(routes)})

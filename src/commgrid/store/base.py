@@ -12,24 +12,14 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from commgrid.errors import CommgridError, Conflict, NotFound
 from commgrid.grid.properties import SubscriptionProperties
 
-
-class StoreError(CommgridError):
-    """The store failed."""
-
-
-class StoreNotOpen(StoreError):
-    """The store was used before `open()` or after `close()`."""
-
-
-class AlreadyExists(StoreError, Conflict):
-    """The record already exists."""
-
-
-class Missing(StoreError, NotFound):
-    """The record does not exist."""
+# The store's errors, re-exported: callers of the protocol catch them from here.
+from commgrid.store.errors import AlreadyExists as AlreadyExists
+from commgrid.store.errors import Missing as Missing
+from commgrid.store.errors import StoreError as StoreError
+from commgrid.store.errors import StoreNotOpen as StoreNotOpen
+from commgrid.store.errors import VersionConflict as VersionConflict
 
 
 @dataclass(slots=True)
@@ -364,7 +354,7 @@ class Store(abc.ABC):
         """Insert or replace a document, returning it with its new version.
 
         With `expect_version`, the write happens only if the stored version equals it (0: must not exist);
-        otherwise `Conflict`.
+        otherwise `VersionConflict`.
         """
 
     @abc.abstractmethod

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 import asyncpg
 import orjson
 
-from commgrid.errors import Conflict
 from commgrid.store import console_sql, queue_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
@@ -33,6 +32,7 @@ from commgrid.store.base import (
     StoreNotOpen,
     Subscription,
     Topic,
+    VersionConflict,
 )
 
 _MIGRATION_LOCK = 7_070_001
@@ -436,7 +436,7 @@ class PostgresStore(Store):
             else:
                 version = await conn.fetchval(UPDATE_DOCUMENT, doc.collection, doc.key, value, expect_version)
         if version is None:
-            raise Conflict(f"Document '{doc.collection}/{doc.key}' is not at version {expect_version}.")
+            raise VersionConflict(f"Document '{doc.collection}/{doc.key}' is not at version {expect_version}.")
         return Document(doc.collection, doc.key, doc.value, version)
 
     async def get_document(self, collection: str, key: str) -> Document:

@@ -15,7 +15,6 @@ from pathlib import Path
 import aiosqlite
 import orjson
 
-from commgrid.errors import Conflict
 from commgrid.private_files import private_file
 from commgrid.store import console_sql, queue_sql, rows
 from commgrid.store.base import (
@@ -37,6 +36,7 @@ from commgrid.store.base import (
     StoreNotOpen,
     Subscription,
     Topic,
+    VersionConflict,
 )
 
 MIGRATIONS: list[str] = [
@@ -460,7 +460,7 @@ class SQLiteStore(Store):
             ).fetchone()
             current = row[0] if row else 0
             if expect_version is not None and current != expect_version:
-                raise Conflict(f"Document '{doc.collection}/{doc.key}' changed (version {current}).")
+                raise VersionConflict(f"Document '{doc.collection}/{doc.key}' changed (version {current}).")
             await conn.execute(
                 "INSERT OR REPLACE INTO documents (collection, key, value, version) VALUES (?, ?, ?, ?)",
                 (doc.collection, doc.key, orjson.dumps(doc.value), current + 1),

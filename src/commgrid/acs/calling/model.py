@@ -19,7 +19,7 @@ from typing import Any
 
 from commgrid.acs.resource import CommunicationResource
 from commgrid.errors import BadRequest, Conflict, NotFound
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.calling")
 
@@ -126,7 +126,7 @@ class CallRepository:
                 call.setdefault("pending", []).append(pending)
             try:
                 await self.store.put_document(Document(CALLS, call_id, call), expect_version=doc.version)
-            except Conflict:
+            except VersionConflict:
                 continue
             if effects:
                 await self._finish(call_id, pending)
@@ -177,7 +177,7 @@ class CallRepository:
                 await self.store.put_document(Document(CALLS, call_id, doc.value | {"pending": left}),
                                               expect_version=doc.version)
                 return
-            except Conflict:
+            except VersionConflict:
                 continue
 
     async def sweep(self, older_than: float = STALE_PENDING) -> int:

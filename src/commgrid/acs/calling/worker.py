@@ -22,9 +22,8 @@ import aiohttp
 import orjson
 
 from commgrid.acs.calling.model import CALLBACKS, TIMERS
-from commgrid.errors import Conflict
 from commgrid.store import Store
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.calling")
 
@@ -88,7 +87,7 @@ class CallingWorker:
         leased = doc.value | {"leaseUntil": now + LEASE, "owner": self.owner}
         try:
             return await self.store.put_document(Document(collection, doc.key, leased), expect_version=doc.version)
-        except (Conflict, Missing):
+        except (VersionConflict, Missing):
             return None  # another node took it
 
     # Timers ---------------------------------------------------------------------------------------------------
@@ -160,6 +159,6 @@ class CallingWorker:
             return None
         due = self.clock() + RETRIES[attempts - 1] / self.time_scale
         row = doc.value | {"attempts": attempts, "dueAt": due, "leaseUntil": 0}
-        with contextlib.suppress(Conflict, Missing):
+        with contextlib.suppress(VersionConflict, Missing):
             await self.store.put_document(Document(CALLBACKS, doc.key, row), expect_version=doc.version)
         return due
