@@ -22,7 +22,17 @@ from commgrid.grid.committer import GroupCommitter
 from commgrid.grid.routing import Catalog
 from commgrid.metrics import Metrics
 from commgrid.store import Store
-from commgrid.store.base import AlreadyExists, Missing, NewEvent, Route, StoredEvent, StoreError, Topic
+from commgrid.store.base import (
+    AlreadyExists,
+    DocumentWrite,
+    Missing,
+    NewEvent,
+    Route,
+    StoredEvent,
+    StoreError,
+    Topic,
+    VersionConflict,
+)
 
 log = logging.getLogger("commgrid.grid")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
@@ -133,21 +143,35 @@ class Grid:
 
     async def publish(self, topic: Topic | str, events: list[dict[str, Any]]) -> None:
         """Validate, persist and route `events`; returns once they are durable."""
+        await self._publish(topic, events, None)
+
+    async def publish_change(self, topic: Topic | str, events: list[dict[str, Any]],
+                             documents: list[DocumentWrite]) -> None:
+        """`publish`, with document writes in the same transaction as the events: all or nothing.
+
+        A document not at its expected version raises `VersionConflict` and nothing is written (the caller
+        decides the change again on the new state).
+        """
+        await self._publish(topic, events, documents)
+
+    async def _publish(self, topic: Topic | str, events: list[dict[str, Any]],
+                       documents: list[DocumentWrite] | None) -> None:
         if isinstance(topic, str):
             topic = await self.catalog.topic(topic)
         if self.metrics is None:
-            await self._publish(topic, events)
+            await self._store_events(topic, events, documents)
             return
         started = time.perf_counter()
         try:
-            routes = await self._publish(topic, events)
+            routes = await self._store_events(topic, events, documents)
         except CommgridError as exc:
             self.metrics.publish_failed(topic.name, len(events), exc.code)
             raise
         self.metrics.published(topic.name, len(events), time.perf_counter() - started,
                                [r.subscription for r in routes])
 
-    async def _publish(self, topic: Topic, events: list[dict[str, Any]]) -> list[Route]:
+    async def _store_events(self, topic: Topic, events: list[dict[str, Any]],
+                            documents: list[DocumentWrite] | None) -> list[Route]:
         sent = [dict(e) for e in events]  # top levels as published: validation stamps fields in place
         validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
@@ -155,7 +179,12 @@ class Grid:
         await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog
         routes = self.catalog.routes(topic, events)
         try:
-            await self.committer.commit(new, routes)
+            if documents is None:
+                await self.committer.commit(new, routes)
+            else:
+                await self.committer.commit_change(documents, new, routes)
+        except VersionConflict:
+            raise  # the caller's signal to decide again, not a failure
         except StoreError as exc:  # counted as a failed publish, answered as the store's failure
             raise from_store(exc) from exc
         if log.isEnabledFor(logging.INFO):

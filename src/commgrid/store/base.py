@@ -160,6 +160,17 @@ class Document:
 
 
 @dataclass(slots=True)
+class DocumentWrite:
+    """One document change of `Store.write_change`: store `value` (None deletes the document), and with
+    `expect_version`, only if the stored version equals it (0: the document must not exist)."""
+
+    collection: str
+    key: str
+    value: dict[str, Any] | None
+    expect_version: int | None = None
+
+
+@dataclass(slots=True)
 class NamespaceResource:
     """A namespace (`topic` and `name` empty), a namespace topic (`name` empty) or a topic's event subscription.
 
@@ -355,6 +366,16 @@ class Store(abc.ABC):
 
         With `expect_version`, the write happens only if the stored version equals it (0: must not exist);
         otherwise `VersionConflict`.
+        """
+
+    @abc.abstractmethod
+    async def write_change(
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
+    ) -> None:
+        """Write documents, events and the events' deliveries in one transaction: all or nothing.
+
+        A document not at its `expect_version` fails the whole change with `VersionConflict` (a delete of an
+        absent document without one, with `Missing`): then nothing is written. Deliveries are due at `now`.
         """
 
     @abc.abstractmethod
