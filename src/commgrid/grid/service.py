@@ -48,6 +48,9 @@ class Grid:
         self.catalog = Catalog(store, clock=clock)
         self.committer = GroupCommitter(store, clock=clock)
         self.metrics: Metrics | None = None  # set by a serving node
+        # Event type → subject template of the system topic's events, registered by their source (ACS), so
+        # subscription checks can warn about a subjectBeginsWith no event would start with.
+        self.system_event_subjects: dict[str, str] = {}
 
     async def start(self) -> None:
         """Make sure the Communication Services system topic exists."""
@@ -172,8 +175,7 @@ class Grid:
 
     async def _store_events(self, topic: Topic, events: list[dict[str, Any]],
                             documents: list[DocumentWrite] | None) -> list[Route]:
-        sent = [dict(e) for e in events]  # top levels as published: validation stamps fields in place
-        validate_events(events, topic.input_schema, topic.arm_id)
+        sent, events = events, validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
         new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i, sent[i])) for i, e in enumerate(events)]
         await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from commgrid.grid.properties import SubscriptionProperties
+from commgrid.grid.properties import ACTIVE, SubscriptionProperties
 
 # The store's errors, re-exported: callers of the protocol catch them from here.
 from commgrid.store.errors import AlreadyExists as AlreadyExists
@@ -77,7 +77,7 @@ class Subscription:
     topic: str
     name: str
     properties: SubscriptionProperties
-    status: str = "Active"  # see grid.subscriptions for the states
+    status: str = ACTIVE  # see grid.subscriptions for the states
     created_at: float = 0.0
     updated_at: float = 0.0
     #: Why the stored properties could not be read (`properties` is then a placeholder, never written back).
