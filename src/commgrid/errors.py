@@ -21,8 +21,10 @@ The store raises errors of its own (`commgrid.store.errors`); services translate
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from commgrid.store.errors import AlreadyExists, Missing, StoreError, VersionConflict
+if TYPE_CHECKING:
+    from commgrid.store.errors import StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,9 @@ class ServiceUnavailable(CommgridError):
 def from_store(exc: StoreError) -> CommgridError:
     """The answer to a store error no service translated: a missing record is a 404, an existing or changed one
     a 409, anything else (the database failed) a 500; each with the store's message."""
+    # Imported here: the store package imports modules that import this one.
+    from commgrid.store.errors import AlreadyExists, Missing, VersionConflict
+
     if isinstance(exc, Missing):
         return NotFound(exc.message)
     if isinstance(exc, AlreadyExists | VersionConflict):
