@@ -275,6 +275,19 @@ async def test_documents_with_optimistic_versions(store: Store) -> None:
         await store.delete_document("col", "a")
 
 
+async def test_scanning_documents_reads_a_prefix_in_key_order_page_by_page(store: Store) -> None:
+    for key in ("t1/3", "t1/1", "t2/1", "t1/2", "t0/9", "t1/4"):
+        await store.put_document(Document("scan", key, {}))
+
+    async def keys(prefix: str = "", after: str | None = None) -> list[str]:
+        return [d.key async for d in store.scan_documents("scan", prefix, after=after, batch=2)]
+
+    assert await keys("t1/") == ["t1/1", "t1/2", "t1/3", "t1/4"]
+    assert await keys("t1/", after="t1/2") == ["t1/3", "t1/4"]
+    assert await keys() == ["t0/9", "t1/1", "t1/2", "t1/3", "t1/4", "t2/1"]
+    assert await keys("t3/") == []
+
+
 async def test_concurrent_creates_of_one_document_let_exactly_one_win(store: Store) -> None:
     async def create(i: int) -> bool:
         try:

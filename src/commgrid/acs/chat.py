@@ -161,7 +161,7 @@ class ChatService:
             ok = thread is not None and thread.member(caller.user_id) and thread.updated_on >= start
             return thread.item() if ok and thread else None
 
-        return await self._paged(self._scan(MEMBERSHIPS, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MEMBERSHIPS, prefix, after), size, pick)
 
     async def delete_thread(self, caller: TokenClaims, thread_id: str) -> None:
         """Mark the thread deleted (it stays listed with `deletedOn`); deleting it again changes nothing."""
@@ -240,7 +240,7 @@ class ChatService:
         async def pick(doc: Document) -> dict[str, Any] | _End | None:
             return message_to_wire(doc.value) if doc.value["createdOn"] >= since else _END
 
-        return await self._paged(self._scan(MESSAGES, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MESSAGES, prefix, after), size, pick)
 
     async def update_message(
         self, caller: TokenClaims, thread_id: str, message_id: str, content: str | None,
@@ -402,7 +402,7 @@ class ChatService:
         receipts = [
             {"senderCommunicationIdentifier": communication_identifier(raw_id),
              "chatMessageId": doc.value["chatMessageId"], "readOn": ms_wire_time(doc.value["readOn"])}
-            async for doc in self._scan(RECEIPTS, prefix)
+            async for doc in self.store.scan_documents(RECEIPTS, prefix)
             if thread.member(raw_id := doc.key.removeprefix(prefix)) is not None
         ]
         return _sliced(receipts, size, skip)
@@ -499,19 +499,6 @@ class ChatService:
         raise ValueError(f"unknown chat action: {action!r}")
 
     # listing -----------------------------------------------------------------------------------------------
-    async def _scan(self, collection: str, prefix: str, after: str | None = None) -> AsyncIterator[Document]:
-        """Documents whose keys start with `prefix`, in key order, after `after`."""
-        batch, after = 100, after or prefix
-        while True:
-            docs = await self.store.list_documents(collection, after_key=after, limit=batch)
-            for doc in docs:
-                if not doc.key.startswith(prefix):
-                    return
-                yield doc
-            if len(docs) < batch:
-                return
-            after = docs[-1].key
-
     @staticmethod
     async def _paged(
         docs: AsyncIterator[Document], size: int, pick: Callable[[Document], Awaitable[Any]]

@@ -76,12 +76,8 @@ class PhoneNumbers:
         return True
 
     async def list_all(self) -> list[PhoneNumber]:
-        found: list[PhoneNumber] = []
-        after: str | None = None
-        while page := await self.store.list_documents(PHONE_NUMBERS, after_key=after, limit=500):
-            found += [PhoneNumber(d.key, d.value.get("kind", "phoneNumber"), d.value.get("addedAt", "")) for d in page]
-            after = page[-1].key
-        return found
+        return [PhoneNumber(d.key, d.value.get("kind", "phoneNumber"), d.value.get("addedAt", ""))
+                async for d in self.store.scan_documents(PHONE_NUMBERS, batch=500)]
 
     async def remove(self, number: str) -> None:
         try:

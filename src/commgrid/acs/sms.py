@@ -335,14 +335,12 @@ class SmsService:
     async def purge_repeatability(self) -> int:
         """Forget repeatability ids whose tracking window has passed."""
         horizon = self.resource.clock() - 2 * REPEATABILITY_WINDOW.total_seconds()
-        purged, after = 0, None
-        while page := await self.store.list_documents(REPEATABILITY, after_key=after, limit=500):
-            for doc in page:
-                if doc.value.get("firstSent", 0) < horizon:
-                    with contextlib.suppress(Missing):
-                        await self.store.delete_document(REPEATABILITY, doc.key)
-                        purged += 1
-            after = page[-1].key
+        purged = 0
+        async for doc in self.store.scan_documents(REPEATABILITY, batch=500):
+            if doc.value.get("firstSent", 0) < horizon:
+                with contextlib.suppress(Missing):
+                    await self.store.delete_document(REPEATABILITY, doc.key)
+                    purged += 1
         return purged
 
     # receiving -----------------------------------------------------------------------------------------

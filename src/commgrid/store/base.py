@@ -8,7 +8,7 @@ Times are POSIX seconds (float) so that both backends compare them the same way.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -387,6 +387,22 @@ class Store(abc.ABC):
         self, collection: str, after_key: str | None = None, limit: int = 100
     ) -> list[Document]:
         """Documents of a collection ordered by key, starting after `after_key`."""
+
+    async def scan_documents(
+        self, collection: str, prefix: str = "", *, after: str | None = None, batch: int = 100
+    ) -> AsyncIterator[Document]:
+        """Documents of a collection whose keys start with `prefix` (and sort after it, and after `after`), in key
+        order, read `batch` at a time."""
+        after = after or prefix
+        while True:
+            docs = await self.list_documents(collection, after_key=after, limit=batch)
+            for doc in docs:
+                if not doc.key.startswith(prefix):
+                    return
+                yield doc
+            if len(docs) < batch:
+                return
+            after = docs[-1].key
 
     @abc.abstractmethod
     async def delete_document(self, collection: str, key: str) -> None:

@@ -113,12 +113,8 @@ class CallingWorker:
     # Callbacks ------------------------------------------------------------------------------------------------
     async def post_callbacks(self) -> float | None:
         """Post due callbacks, the oldest first per URL; return when a retry is next due."""
-        docs, after = [], None
-        while page := await self.store.list_documents(CALLBACKS, after_key=after, limit=200):
-            docs += page
-            after = page[-1].key
         by_url: dict[str, list[Document]] = {}
-        for doc in docs:
+        async for doc in self.store.scan_documents(CALLBACKS, batch=200):
             by_url.setdefault(doc.value["url"], []).append(doc)
         results = await asyncio.gather(*(self._post_in_order(queue) for queue in by_url.values()))
         pending = [r for r in results if r is not None]
