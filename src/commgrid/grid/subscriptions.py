@@ -33,7 +33,7 @@ import aiohttp
 import orjson
 
 from commgrid.config import Settings
-from commgrid.errors import BadRequest, Conflict, NotFound
+from commgrid.errors import BadRequest, Conflict, NotFound, from_store
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.deadletter import dead_letter_event
 from commgrid.grid.filters import compile_filter
@@ -237,7 +237,10 @@ class Subscriptions:
         """Delete a subscription with its pending deliveries; a validated endpoint is told (best effort)."""
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
-        await self.store.delete_subscription(topic.name, sub.name)
+        try:
+            await self.store.delete_subscription(topic.name, sub.name)
+        except Missing as exc:  # deleted concurrently
+            raise from_store(exc) from None
         with contextlib.suppress(Missing):
             await self.store.delete_document(VALIDATION_DOCS, _doc_key(sub))
         self.grid.catalog.invalidate()
