@@ -4,7 +4,7 @@
 unset, `fault_point` is one string comparison and does nothing. The exit is `os._exit(137)`, the
 status of `kill -9`: nothing is flushed, closed or committed after it.
 
-Points: `chat-after-thread-write` (a chat change is in its thread's outbox, not yet carried out).
+Points: `chat-after-commit` (a chat change and its events are stored; the request is not yet answered).
 """
 
 from __future__ import annotations
