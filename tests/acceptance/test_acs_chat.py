@@ -11,7 +11,6 @@ import json
 import re
 import ssl
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
