@@ -98,10 +98,14 @@ def _checked_float(text: str) -> float:
     return value
 
 
+_EXACT_NUMBERS = json.JSONDecoder(parse_int=_checked_int, parse_float=_checked_float)  # built once, not per body
+
+
 def check_numbers(body: bytes) -> None:
-    """Refuse a JSON body holding a number that would not survive parsing exactly."""
+    """Refuse a JSON body holding a number that would not survive parsing exactly (after orjson accepted it,
+    so it is UTF-8)."""
     try:
-        json.loads(body, parse_int=_checked_int, parse_float=_checked_float)
+        _EXACT_NUMBERS.decode(body.decode())
     except RecursionError:  # deeper than the standard parser goes; orjson already limits depth to 1024
         raise _invalid("The request body is nested too deeply.") from None
     except ValueError as exc:
