@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 from bench._harness import Row
-from commgrid.grid.filters import SubscriptionIndex, compile_filter
+from commgrid.grid.filter_index import SubscriptionIndex
+from commgrid.grid.filters import compile_filter
 
 SCHEMA = "EventGridSchema"
 EVENT_TYPES = [

@@ -43,6 +43,7 @@ from commgrid.commands.topics import events_app, publish, topic_app, topic_json
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
 from commgrid.private_files import without_password
+from commgrid.store.errors import StoreError
 
 if TYPE_CHECKING:
     from commgrid.runtime import Runtime
@@ -115,7 +116,7 @@ def serve(
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.acs.phone_numbers import number_kind
-    from commgrid.events.acs import profile_by_name
+    from commgrid.events.profiles import profile_by_name
     from commgrid.logs import configure as configure_logging
 
     try:
@@ -175,7 +176,7 @@ def _serve(settings: Settings) -> None:
 
     try:
         _event_loop_runner()(run_server(settings, announce))
-    except CommgridError as exc:
+    except (CommgridError, StoreError) as exc:
         raise fail(exc) from None
 
 
@@ -306,7 +307,7 @@ def run_store_reset(settings: Settings) -> None:
 
     try:
         asyncio.run(main())
-    except CommgridError as exc:
+    except (CommgridError, StoreError) as exc:
         raise fail(exc) from None
 
 

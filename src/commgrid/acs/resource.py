@@ -1,5 +1,6 @@
 """The Communication Services resource: its credentials, user tokens, event profile, and the one path its events
-take into the grid (the system topic, through `Grid.publish`, like any published event)."""
+take into the grid (the system topic, through `Grid.publish`, like any published event; `emit_change` writes the
+change's documents in the same transaction)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from commgrid.acs.hmac_auth import verify_hmac, verify_signature
 from commgrid.acs.tokens import TokenClaims, TokenIssuer
 from commgrid.deployment import Deployment, new_key
 from commgrid.errors import Unauthorized
-from commgrid.events.acs import CURRENT, SEED, CurrentProfile, Emission, profile_by_name
+from commgrid.events.acs import CATALOG, Emission
+from commgrid.events.profiles import CURRENT, SEED, AcsEventProfile, profile_by_name
 from commgrid.grid.service import Grid
 from commgrid.store import Store
-from commgrid.store.base import Missing
+from commgrid.store.base import DocumentWrite, Missing
 
 __all__ = ["CURRENT", "IDENTITIES", "SEED", "CommunicationResource"]
 
@@ -33,9 +35,10 @@ class CommunicationResource:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.grid = grid
+        grid.system_event_subjects.update({str(t): info.subject for t, info in CATALOG.items()})
         self.store: Store = grid.store
         self.deployment = deployment
-        self.profile: CurrentProfile = profile_by_name(event_profile)
+        self.profile: AcsEventProfile = profile_by_name(event_profile)
         self.time_scale = time_scale
         self.clock = clock
         self.issuer = TokenIssuer(base64.b64decode(deployment.token_secret), deployment.immutable_id,
@@ -88,3 +91,10 @@ class CommunicationResource:
         """Publish events into the system topic; returns once they are durable."""
         if events:
             await self.grid.publish(self.deployment.system_topic_name, events)
+
+    async def emit_change(self, documents: list[DocumentWrite], events: list[dict[str, Any]]) -> None:
+        """Write `documents` and publish `events` into the system topic in one transaction: all or nothing.
+
+        `VersionConflict` if a document is not at its expected version; then nothing was written.
+        """
+        await self.grid.publish_change(self.deployment.system_topic_name, events, documents)

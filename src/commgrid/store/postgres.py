@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 import asyncpg
 import orjson
 
-from commgrid.errors import Conflict
 from commgrid.store import console_sql, queue_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
@@ -21,6 +20,7 @@ from commgrid.store.base import (
     DeadLetter,
     Delivery,
     Document,
+    DocumentWrite,
     EventQuery,
     LockedEvent,
     Missing,
@@ -33,6 +33,7 @@ from commgrid.store.base import (
     StoreNotOpen,
     Subscription,
     Topic,
+    VersionConflict,
 )
 
 _MIGRATION_LOCK = 7_070_001
@@ -141,6 +142,11 @@ INSERT_DOCUMENT = """
 UPDATE_DOCUMENT = """
     UPDATE documents SET value = $3, version = version + 1
     WHERE collection = $1 AND key = $2 AND version = $4 RETURNING version"""
+# A version of None deletes whatever is stored; RETURNING tells whether anything was.
+DELETE_DOCUMENT = """
+    DELETE FROM documents WHERE collection = $1 AND key = $2 AND ($3::integer IS NULL OR version = $3)
+    RETURNING version"""
+NEXT_EVENT_SEQS = "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)"
 CHANGES_CHANNEL = "commgrid_changes"
 # NOTIFY is sent on commit, so a listener never sees a change before it is readable.
 BUMP_VERSION = f"""
@@ -264,18 +270,22 @@ class PostgresStore(Store):
         if not events:
             return
         async with self._conn(transaction=True) as conn:
-            seqs = [r[0] for r in await conn.fetch(
-                "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)", len(events))]
+            await self._append(conn, events, routes, now)
+
+    @staticmethod
+    async def _append(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                      now: float) -> None:
+        seqs = [r[0] for r in await conn.fetch(NEXT_EVENT_SEQS, len(events))]
+        await conn.execute(
+            INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
+            [e.subject for e in events], [e.time for e in events], [now] * len(events),
+            [e.body for e in events],
+        )
+        if routes:
             await conn.execute(
-                INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
-                [e.subject for e in events], [e.time for e in events], [now] * len(events),
-                [e.body for e in events],
+                INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
+                [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
             )
-            if routes:
-                await conn.execute(
-                    INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
-                    [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
-                )
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         found = await self._fetch(
@@ -426,18 +436,41 @@ class PostgresStore(Store):
 
     # documents -------------------------------------------------------------------------------------------
     async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
-        # One statement per case, so concurrent writers cannot both pass the version check.
-        value = orjson.dumps(doc.value)
         async with self._conn() as conn:
-            if expect_version is None:
-                version = await conn.fetchval(UPSERT_DOCUMENT, doc.collection, doc.key, value)
-            elif expect_version == 0:
-                version = await conn.fetchval(INSERT_DOCUMENT, doc.collection, doc.key, value)
-            else:
-                version = await conn.fetchval(UPDATE_DOCUMENT, doc.collection, doc.key, value, expect_version)
-        if version is None:
-            raise Conflict(f"Document '{doc.collection}/{doc.key}' is not at version {expect_version}.")
+            version = await self._write_document(conn, DocumentWrite(doc.collection, doc.key, doc.value,
+                                                                     expect_version))
         return Document(doc.collection, doc.key, doc.value, version)
+
+    async def write_change(
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
+    ) -> None:
+        async with self._conn(transaction=True) as conn:
+            for write in documents:
+                await self._write_document(conn, write)
+            if events:
+                await self._append(conn, events, routes, now)
+
+    @staticmethod
+    async def _write_document(conn: asyncpg.Connection, write: DocumentWrite) -> int:
+        """Apply one document write (in the caller's transaction, if any); returns the new version (0: deleted).
+
+        One statement per case, so concurrent writers cannot both pass the version check.
+        """
+        where, expected = (write.collection, write.key), write.expect_version
+        if write.value is None:
+            found = await conn.fetchval(DELETE_DOCUMENT, *where, expected)
+            if found is None and expected is None:
+                raise Missing(f"Document '{write.collection}/{write.key}' was not found.")
+            version = None if found is None else 0
+        elif expected is None:
+            version = await conn.fetchval(UPSERT_DOCUMENT, *where, orjson.dumps(write.value))
+        elif expected == 0:
+            version = await conn.fetchval(INSERT_DOCUMENT, *where, orjson.dumps(write.value))
+        else:
+            version = await conn.fetchval(UPDATE_DOCUMENT, *where, orjson.dumps(write.value), expected)
+        if version is None:
+            raise VersionConflict(f"Document '{write.collection}/{write.key}' is not at version {expected}.")
+        return version
 
     async def get_document(self, collection: str, key: str) -> Document:
         row = await self._fetchrow(
@@ -461,8 +494,8 @@ class PostgresStore(Store):
 
     async def delete_document(self, collection: str, key: str) -> None:
         async with self._conn() as conn:
-            status = await conn.execute("DELETE FROM documents WHERE collection = $1 AND key = $2", collection, key)
-        if status.endswith(" 0"):
+            deleted = await conn.fetchval(DELETE_DOCUMENT, collection, key, None)
+        if deleted is None:
             raise Missing(f"Document '{collection}/{key}' was not found.")
 
     # namespaces ------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from typing import TypeVar
 import aiosqlite
 import orjson
 
-from commgrid.errors import Conflict
 from commgrid.private_files import private_file
 from commgrid.store import console_sql, queue_sql, rows
 from commgrid.store.base import (
@@ -30,6 +29,7 @@ from commgrid.store.base import (
     DeadLetter,
     Delivery,
     Document,
+    DocumentWrite,
     EventQuery,
     LockedEvent,
     Missing,
@@ -42,6 +42,7 @@ from commgrid.store.base import (
     StoreNotOpen,
     Subscription,
     Topic,
+    VersionConflict,
 )
 
 MIGRATIONS: list[str] = [
@@ -130,6 +131,11 @@ DEAD_LETTER_INSERT = """
     SELECT topic, subscription, event_seq, ?, attempts + ?, coalesce(?, last_outcome),
            CASE WHEN ? IS NULL THEN last_status ELSE ? END,  -- the last attempt's status, even when it had none
            coalesce(?, last_attempt_at), ? FROM deliveries WHERE id = ?"""
+
+
+SELECT_DOCUMENT_VERSION = "SELECT version FROM documents WHERE collection = ? AND key = ?"
+REPLACE_DOCUMENT = "INSERT OR REPLACE INTO documents (collection, key, value, version) VALUES (?, ?, ?, ?)"
+DELETE_DOCUMENT = "DELETE FROM documents WHERE collection = ? AND key = ?"
 
 
 @contextlib.contextmanager
@@ -350,6 +356,21 @@ class SQLiteStore(Store):
 
         await self._write(append)
 
+    @staticmethod
+    async def _append(conn: aiosqlite.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                      now: float) -> None:
+        row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM events")).fetchone()
+        first = row[0] + 1
+        await conn.executemany(
+            INSERT_EVENT,
+            [(first + i, e.topic, e.id, e.type, e.subject, e.time, now, e.body) for i, e in enumerate(events)],
+        )
+        if routes:
+            await conn.executemany(
+                INSERT_DELIVERY,
+                [(events[r.event_index].topic, r.subscription, first + r.event_index, now) for r in routes],
+            )
+
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         sql = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
         found = await self._all(sql, (topic, before_seq if before_seq is not None else 2**62, limit))
@@ -500,19 +521,34 @@ class SQLiteStore(Store):
     # documents -------------------------------------------------------------------------------------------
     async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
         async with self._transaction() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT version FROM documents WHERE collection = ? AND key = ?", (doc.collection, doc.key)
-                )
-            ).fetchone()
-            current = row[0] if row else 0
-            if expect_version is not None and current != expect_version:
-                raise Conflict(f"Document '{doc.collection}/{doc.key}' changed (version {current}).")
-            await conn.execute(
-                "INSERT OR REPLACE INTO documents (collection, key, value, version) VALUES (?, ?, ?, ?)",
-                (doc.collection, doc.key, orjson.dumps(doc.value), current + 1),
-            )
-        return Document(doc.collection, doc.key, doc.value, current + 1)
+            version = await self._write_document(conn, DocumentWrite(doc.collection, doc.key, doc.value,
+                                                                     expect_version))
+        return Document(doc.collection, doc.key, doc.value, version)
+
+    async def write_change(
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
+    ) -> None:
+        async with self._transaction() as conn:
+            for write in documents:
+                await self._write_document(conn, write)
+            if events:
+                await self._append(conn, events, routes, now)
+
+    @staticmethod
+    async def _write_document(conn: aiosqlite.Connection, write: DocumentWrite) -> int:
+        """Apply one document write inside the caller's transaction; returns the document's new version."""
+        where = (write.collection, write.key)
+        row = await (await conn.execute(SELECT_DOCUMENT_VERSION, where)).fetchone()
+        current = row[0] if row else 0
+        if write.expect_version is not None and current != write.expect_version:
+            raise VersionConflict(f"Document '{write.collection}/{write.key}' changed (version {current}).")
+        if write.value is None:
+            if row is None:
+                raise Missing(f"Document '{write.collection}/{write.key}' was not found.")
+            await conn.execute(DELETE_DOCUMENT, where)
+            return 0
+        await conn.execute(REPLACE_DOCUMENT, (*where, orjson.dumps(write.value), current + 1))
+        return current + 1
 
     async def get_document(self, collection: str, key: str) -> Document:
         row = await self._one(
@@ -535,7 +571,7 @@ class SQLiteStore(Store):
 
     async def delete_document(self, collection: str, key: str) -> None:
         async with self._transaction() as conn:
-            cur = await conn.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
+            cur = await conn.execute(DELETE_DOCUMENT, (collection, key))
             if cur.rowcount == 0:
                 raise Missing(f"Document '{collection}/{key}' was not found.")
 
