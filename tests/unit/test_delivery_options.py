@@ -107,3 +107,14 @@ def test_a_pacer_spaces_events_without_bursts() -> None:
     assert pacer.reserve(10) == pytest.approx(0.15)
     now[0] = 20.0  # idle for long: no saved-up burst beyond the next slot
     assert pacer.reserve(1) == 0.0 and pacer.reserve(1) == pytest.approx(0.05)
+
+
+def test_ordering_keys_are_read_from_the_event() -> None:
+    from commgrid.grid.ordering import key_of
+
+    event = {"subject": "/t/1", "partitionkey": "p1", "data": {"threadId": "t9", "n": {"a": 1}}}
+    assert key_of(event, "subject") == "/t/1"
+    assert key_of(event, "extension:partitionkey") == "p1"
+    assert key_of(event, "data.threadId") == "t9"
+    assert key_of(event, "data.n") == '{"a":1}'
+    assert key_of(event, "data.missing") is None and key_of(event, "data.threadId.deeper") is None
