@@ -5,22 +5,20 @@ then the server starts and drains it into a no-op receiver process; rate = N / (
 The same backlog is drained once by an unordered subscription and once by one ordered on `data.key` (one event
 per key in flight). Goal: ordered ≥ 0.5 × unordered with 1,000 keys.
 
-    python bench/ordering.py [--events 20000] [--keys 1000] [--batch 1] [--store URL]
+    python -m bench.ordering [--events 20000] [--keys 1000] [--batch 1] [--store URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from delivery import ROOT, ReceiverProcess, Server, wait_until
+from bench._harness import Server, remove, temp_dir, wait_until
+from bench.delivery import Receiver
 
 
 def keyed_event(i: int, keys: int) -> dict[str, Any]:
@@ -29,7 +27,6 @@ def keyed_event(i: int, keys: int) -> dict[str, Any]:
 
 
 async def publish_backlog(data_dir: Path, store: str | None, topic: str, count: int, keys: int) -> None:
-    sys.path.insert(0, str(ROOT / "src"))
     from commgrid.config import Settings
     from commgrid.runtime import Runtime
 
@@ -38,7 +35,7 @@ async def publish_backlog(data_dir: Path, store: str | None, topic: str, count: 
             await runtime.grid.publish(topic, [keyed_event(i, keys) for i in range(start, min(start + 1000, count))])
 
 
-def drain(server: Server, receiver: ReceiverProcess, data_dir: Path, store: str | None, topic: str, count: int,
+def drain(server: Server, receiver: Receiver, data_dir: Path, store: str | None, topic: str, count: int,
           keys: int) -> float:
     server.stop()
     receiver.reset()
@@ -57,26 +54,25 @@ def main() -> None:
     parser.add_argument("--store", help="store URL (default: SQLite in a temporary data dir)")
     args = parser.parse_args()
 
-    receiver = ReceiverProcess()
-    with tempfile.TemporaryDirectory(prefix="commgrid-bench-") as tmp:
-        data_dir = Path(tmp)
-        server = Server(data_dir, args.store)
-        server.start()
-        try:
-            for name, flags in (("unordered", ()), ("ordered", ("--ordering-key", "data.key"))):
-                json.loads(server.cli("topic", "create", name, "--json"))
-                server.cli("subscription", "create", "--topic", name, "--name", f"{name}-sub", "--endpoint",
-                           f"{receiver.url}/hook", "--max-events-per-batch", str(args.batch), *flags)
-            time.sleep(0.6)
-            print(f"draining {args.events} events over {args.keys} keys, maxEventsPerBatch {args.batch}")
-            rates = {name: drain(server, receiver, data_dir, args.store, name, args.events, args.keys)
-                     for name in ("unordered", "ordered")}
-            for name, rate in rates.items():
-                print(f"  {name:>9}: {rate:8.0f} deliveries/s")
-            print(f"  ordered / unordered: {rates['ordered'] / rates['unordered']:.2f}  (goal >= 0.5)")
-        finally:
-            server.stop()
-            receiver.stop()
+    receiver = Receiver()
+    data_dir = temp_dir()
+    server = Server(data_dir, args.store).start()
+    try:
+        for name, flags in (("unordered", ()), ("ordered", ("--ordering-key", "data.key"))):
+            server.create_topic(name)
+            server.cli("subscription", "create", "--topic", name, "--name", f"{name}-sub", "--endpoint",
+                       f"{receiver.url}/hook", "--max-events-per-batch", str(args.batch), *flags)
+        time.sleep(0.6)
+        print(f"draining {args.events} events over {args.keys} keys, maxEventsPerBatch {args.batch}")
+        rates = {name: drain(server, receiver, data_dir, args.store, name, args.events, args.keys)
+                 for name in ("unordered", "ordered")}
+        for name, rate in rates.items():
+            print(f"  {name:>9}: {rate:8.0f} deliveries/s")
+        print(f"  ordered / unordered: {rates['ordered'] / rates['unordered']:.2f}  (goal >= 0.5)")
+    finally:
+        server.stop()
+        receiver.stop()
+        remove(data_dir)
 
 
 if __name__ == "__main__":
