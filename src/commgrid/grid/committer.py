@@ -35,7 +35,9 @@ class GroupCommitter:
         self._pending.append((events, routes, future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush_all())
-        await asyncio.shield(future)
+        # Not shielded: a caller cancelled meanwhile (its client went away) only cancels its own future; the
+        # flush skips futures already done, and the events are committed all the same.
+        await future
 
     async def commit_change(self, documents: list[DocumentWrite], events: list[NewEvent], routes: list[Route]) -> None:
         """Store documents with events and their routes in one transaction (`Store.write_change`), then wake the
