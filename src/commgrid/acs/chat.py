@@ -161,7 +161,7 @@ class ChatService:
             ok = thread is not None and thread.member(caller.user_id) and thread.updated_on >= start
             return thread.item() if ok and thread else None
 
-        return await self._paged(self.store.scan_documents(MEMBERSHIPS, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MEMBERSHIPS, prefix, after=after), size, pick)
 
     async def delete_thread(self, caller: TokenClaims, thread_id: str) -> None:
         """Mark the thread deleted (it stays listed with `deletedOn`); deleting it again changes nothing."""
@@ -240,7 +240,7 @@ class ChatService:
         async def pick(doc: Document) -> dict[str, Any] | _End | None:
             return message_to_wire(doc.value) if doc.value["createdOn"] >= since else _END
 
-        return await self._paged(self.store.scan_documents(MESSAGES, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MESSAGES, prefix, after=after), size, pick)
 
     async def update_message(
         self, caller: TokenClaims, thread_id: str, message_id: str, content: str | None,
