@@ -48,6 +48,7 @@ from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
 from commgrid.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from commgrid.events.acs import Change, ChatUser
+from commgrid.faults import fault_point
 from commgrid.store.base import Document, DocumentWrite, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.chat")
@@ -459,6 +460,7 @@ class ChatService:
             except VersionConflict:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
+            fault_point("chat-after-commit")
             return plan.result
         raise ServiceUnavailable("The server is currently unable to handle the request.")
 

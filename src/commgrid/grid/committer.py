@@ -35,7 +35,9 @@ class GroupCommitter:
         self._pending.append((events, routes, future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush_all())
-        await asyncio.shield(future)
+        # Not shielded: a caller cancelled meanwhile (its client went away) only cancels its own future; the
+        # flush skips futures already done, and the events are committed all the same.
+        await future
 
     async def commit_change(self, documents: list[DocumentWrite], events: list[NewEvent], routes: list[Route]) -> None:
         """Store documents with events and their routes in one transaction (`Store.write_change`), then wake the
@@ -52,7 +54,8 @@ class GroupCommitter:
             self._flushing = None
 
     def _take(self) -> list[tuple[list[NewEvent], list[Route], asyncio.Future[None]]]:
-        taken, count = [], 0
+        taken: list[tuple[list[NewEvent], list[Route], asyncio.Future[None]]] = []
+        count = 0
         while self._pending and (not taken or count + len(self._pending[0][0]) <= self._max_events):
             item = self._pending.pop(0)
             taken.append(item)

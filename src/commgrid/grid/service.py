@@ -127,9 +127,10 @@ class Grid:
 
     # publishing ------------------------------------------------------------------------------------------
     async def authorize_publish(
-        self, topic_name: str, url: str, headers: Mapping[str, str], query: Mapping[str, str]
+        self, topic_name: str, url: str | Callable[[], str], headers: Mapping[str, str], query: Mapping[str, str]
     ) -> Topic:
-        """The topic a publisher may post to with these credentials (401 / 404 otherwise)."""
+        """The topic a publisher may post to with these credentials (401 / 404 otherwise); `url` may be a
+        function giving it (only SAS tokens need it)."""
         topic = await self._published_topic(topic_name)
         authenticate(url, headers, query, (topic.key1, topic.key2), datetime.now(UTC))
         return topic

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from typing import Any
 
 import asyncpg
 import orjson
@@ -291,6 +292,11 @@ class PostgresStore(Store):
             raise Missing(missing)
         return row
 
+    async def _fetchval(self, sql: str, *args: object) -> Any:
+        """The first column of the first row (an aggregate's value)."""
+        async with self._conn() as conn:
+            return await conn.fetchval(sql, *args)
+
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
         row = await self._fetchrow(SELECT_SETTING, key)
@@ -363,8 +369,8 @@ class PostgresStore(Store):
 
     async def count_events(self, topic: str | None = None) -> int:
         if topic is None:
-            return (await self._fetchrow(COUNT_EVENTS))[0]
-        return (await self._fetchrow(COUNT_TOPIC_EVENTS, topic))[0]
+            return await self._fetchval(COUNT_EVENTS)
+        return await self._fetchval(COUNT_TOPIC_EVENTS, topic)
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
@@ -445,10 +451,10 @@ class PostgresStore(Store):
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql(COUNT_DELIVERIES, topic, subscription, "$")
-        return (await self._fetchrow(sql, *args))[0]
+        return await self._fetchval(sql, *args)
 
     async def next_due_at(self, now: float) -> float | None:
-        return (await self._fetchrow(NEXT_DUE, now))[0]
+        return await self._fetchval(NEXT_DUE, now)
 
     # dead letters ----------------------------------------------------------------------------------------
     async def list_dead_letters(
@@ -628,7 +634,7 @@ class PostgresStore(Store):
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        row = await self._fetchrow(BACKLOG)
+        (row,) = await self._fetch(BACKLOG)
         count, oldest = row[0], row[1]
         if oldest is None:
             return count, None

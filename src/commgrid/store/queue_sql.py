@@ -7,7 +7,7 @@ is the lock's end, `lock_token` names the lock and `next_attempt_at` delays a re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from commgrid.store import rows
 from commgrid.store.base import LOCK_EXPIRED, LOCK_OK, LOCK_UNKNOWN
@@ -96,7 +96,7 @@ def subtree(namespace: str, topic: str, name: str, mark: str) -> tuple[str, tupl
 
 
 def split_candidates(
-    found: Sequence[rows.Row], max_deliveries: int, published_after: float
+    found: Iterable[rows.Row], max_deliveries: int, published_after: float
 ) -> tuple[list[int], dict[str, list[int]]]:
     """(ids to lock, {dead-letter reason: ids}) of available candidates `(id, attempts, published_at)`."""
     take: list[int] = []
@@ -113,7 +113,7 @@ def split_candidates(
 
 
 def lock_outcomes(
-    tokens: Sequence[str], found: Sequence[rows.Row], topic: str, subscription: str, now: float
+    tokens: Sequence[str], found: Iterable[rows.Row], topic: str, subscription: str, now: float
 ) -> tuple[dict[str, str], list[int]]:
     """({token: outcome}, ids still locked) from rows `(lock_token, id, lease_until, topic, subscription)`."""
     outcomes = dict.fromkeys(tokens, LOCK_UNKNOWN)

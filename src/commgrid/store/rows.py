@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import orjson
 
@@ -65,7 +65,10 @@ def topic_values(t: Topic) -> tuple:
             orjson.dumps(t.tags).decode())
 
 
-Row = Mapping[str, Any]
+class Row(Protocol):
+    """A result row read by column name: `sqlite3.Row` or `asyncpg.Record`."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
 
 
 def topic_from_row(r: Row) -> Topic:
