@@ -311,8 +311,12 @@ class PostgresStore(Store):
 
     # topics ----------------------------------------------------------------------------------------------
     async def create_topic(self, topic: Topic) -> None:
+        await self._insert_announced(INSERT_TOPIC, rows.topic_values(topic))
+
+    async def _insert_announced(self, sql: str, values: Sequence[object]) -> None:
+        """Insert a topic or subscription and move the change counter, in one transaction."""
         async with self._conn(transaction=True) as conn:
-            await conn.execute(INSERT_TOPIC, *rows.topic_values(topic))
+            await conn.execute(sql, *values)
             await conn.execute(BUMP_VERSION)
 
     async def update_topic(self, topic: Topic) -> None:
@@ -374,9 +378,7 @@ class PostgresStore(Store):
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
-        async with self._conn(transaction=True) as conn:
-            await conn.execute(INSERT_SUBSCRIPTION, *rows.subscription_values(sub))
-            await conn.execute(BUMP_VERSION)
+        await self._insert_announced(INSERT_SUBSCRIPTION, rows.subscription_values(sub))
 
     async def update_subscription(self, sub: Subscription) -> None:
         async with self._conn(transaction=True) as conn:

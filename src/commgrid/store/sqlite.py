@@ -404,11 +404,15 @@ class SQLiteStore(Store):
     async def _bump_version(self, conn: aiosqlite.Connection) -> None:
         await conn.execute(BUMP_VERSION)
 
+    async def _insert_announced(self, sql: str, values: Sequence) -> None:
+        """Insert a topic or subscription and move the change counter, in one transaction."""
+        async with self._transaction() as conn:
+            await conn.execute(sql, values)
+            await self._bump_version(conn)
+
     # topics ----------------------------------------------------------------------------------------------
     async def create_topic(self, topic: Topic) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(INSERT_TOPIC, rows.topic_values(topic))
-            await self._bump_version(conn)
+        await self._insert_announced(INSERT_TOPIC, rows.topic_values(topic))
 
     async def update_topic(self, topic: Topic) -> None:
         async with self._transaction() as conn:
@@ -452,9 +456,7 @@ class SQLiteStore(Store):
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(INSERT_SUBSCRIPTION, rows.subscription_values(sub))
-            await self._bump_version(conn)
+        await self._insert_announced(INSERT_SUBSCRIPTION, rows.subscription_values(sub))
 
     async def update_subscription(self, sub: Subscription) -> None:
         async with self._transaction() as conn:
