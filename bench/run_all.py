@@ -91,7 +91,10 @@ def main() -> None:
     runs = plan(args)
     for part in chosen:
         print(f"== {part}", flush=True)
-        part_rows = runs[part]()
+        try:
+            part_rows = runs[part]()
+        except (Exception, SystemExit) as exc:  # one broken part must not lose the others' figures
+            part_rows = [Row(f"{part}: failed", f"{type(exc).__name__}: {exc}"[:200])]
         for row in part_rows:
             print("   " + " | ".join(row.cells()), flush=True)
         rows += part_rows
