@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -115,6 +116,7 @@ def serve(
         help="Seconds a client may take to send its request headers, and each chunk of its body.")] = 30.0,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
+    from commgrid import faults
     from commgrid.acs.phone_numbers import number_kind
     from commgrid.events.profiles import profile_by_name
     from commgrid.logs import configure as configure_logging
@@ -137,6 +139,7 @@ def serve(
                         phone_numbers=numbers, management_token=management_token or None,
                         access_key=access_key or None, ca_cert=ca_cert, ca_key=ca_key,
                         recording_host=recording_host, read_timeout=read_timeout)
+    faults.arm(os.environ.get("COMMGRID_FAULT"))  # test-only crash point; see commgrid.faults
     _serve(settings)
 
 

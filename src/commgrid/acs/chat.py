@@ -48,6 +48,7 @@ from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
 from commgrid.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from commgrid.events.acs import Change, ChatUser
+from commgrid.faults import fault_point
 from commgrid.store.base import Document, DocumentWrite, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.chat")
@@ -161,7 +162,7 @@ class ChatService:
             ok = thread is not None and thread.member(caller.user_id) and thread.updated_on >= start
             return thread.item() if ok and thread else None
 
-        return await self._paged(self.store.scan_documents(MEMBERSHIPS, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MEMBERSHIPS, prefix, after=after), size, pick)
 
     async def delete_thread(self, caller: TokenClaims, thread_id: str) -> None:
         """Mark the thread deleted (it stays listed with `deletedOn`); deleting it again changes nothing."""
@@ -240,7 +241,7 @@ class ChatService:
         async def pick(doc: Document) -> dict[str, Any] | _End | None:
             return message_to_wire(doc.value) if doc.value["createdOn"] >= since else _END
 
-        return await self._paged(self.store.scan_documents(MESSAGES, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MESSAGES, prefix, after=after), size, pick)
 
     async def update_message(
         self, caller: TokenClaims, thread_id: str, message_id: str, content: str | None,
@@ -459,6 +460,7 @@ class ChatService:
             except VersionConflict:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
+            fault_point("chat-after-commit")
             return plan.result
         raise ServiceUnavailable("The server is currently unable to handle the request.")
 

@@ -85,6 +85,6 @@ def parse_expiry(text: str) -> datetime:
                 break
             except ValueError:
                 continue
-        if parsed is None:
-            raise Unauthorized(f"The SAS token expiry '{text}' is not a valid date/time.") from None
+    if parsed is None:
+        raise Unauthorized(f"The SAS token expiry '{text}' is not a valid date/time.")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

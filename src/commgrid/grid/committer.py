@@ -54,7 +54,8 @@ class GroupCommitter:
             self._flushing = None
 
     def _take(self) -> list[tuple[list[NewEvent], list[Route], asyncio.Future[None]]]:
-        taken, count = [], 0
+        taken: list[tuple[list[NewEvent], list[Route], asyncio.Future[None]]] = []
+        count = 0
         while self._pending and (not taken or count + len(self._pending[0][0]) <= self._max_events):
             item = self._pending.pop(0)
             taken.append(item)

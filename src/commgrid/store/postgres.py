@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from typing import Any
 
 import asyncpg
 import orjson
@@ -38,65 +39,68 @@ from commgrid.store.base import (
 
 _MIGRATION_LOCK = 7_070_001
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE topics (
-        name TEXT PRIMARY KEY, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
-        kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
-    CREATE UNIQUE INDEX topics_lower_name ON topics (lower(name));
-    CREATE TABLE events (
-        seq BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
-        subject TEXT NOT NULL, time TEXT NOT NULL, published_at DOUBLE PRECISION NOT NULL, body BYTEA NOT NULL);
-    CREATE INDEX events_topic_seq ON events (topic, seq);
-    CREATE INDEX events_topic_id ON events (topic, id);
-    CREATE TABLE subscriptions (
-        topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL, status TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (topic, name));
-    CREATE UNIQUE INDEX subscriptions_lower_name ON subscriptions (topic, lower(name));
-    CREATE TABLE deliveries (
-        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT, lease_until DOUBLE PRECISION, last_outcome TEXT, last_status INTEGER,
-        last_attempt_at DOUBLE PRECISION);
-    CREATE INDEX deliveries_due ON deliveries (next_attempt_at);
-    CREATE INDEX deliveries_subscription ON deliveries (topic, subscription);
-    CREATE TABLE dead_letters (
-        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
-        reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
-        last_attempt_at DOUBLE PRECISION, dead_lettered_at DOUBLE PRECISION NOT NULL);
-    CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription);
-    CREATE TABLE documents (
-        collection TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, version INTEGER NOT NULL,
-        PRIMARY KEY (collection, key));
-    """,
-    """
-    CREATE TABLE namespace_resources (
-        namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (namespace, topic, name));
-    ALTER TABLE deliveries ADD COLUMN lock_token TEXT;
-    CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL;
-    CREATE INDEX deliveries_subscription_id ON deliveries (topic, subscription, id);
-    """,
-    """
-    ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
-    ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
-    """,
-    """
-    CREATE TABLE delivery_attempts (
-        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
-        attempt INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL, status INTEGER,
-        duration DOUBLE PRECISION NOT NULL, error TEXT, response TEXT NOT NULL);
-    CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq);
-    CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id);
-    CREATE INDEX events_id ON events (id);
-    CREATE INDEX deliveries_event ON deliveries (event_seq);
-    CREATE INDEX dead_letters_event ON dead_letters (event_seq);
-    """,
+# Numbered by position (1, 2, ...): each is a list of statements, applied in one transaction.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE topics (
+            name TEXT PRIMARY KEY, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
+            kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE UNIQUE INDEX topics_lower_name ON topics (lower(name))",
+        """CREATE TABLE events (
+            seq BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+            subject TEXT NOT NULL, time TEXT NOT NULL, published_at DOUBLE PRECISION NOT NULL, body BYTEA NOT NULL)""",
+        "CREATE INDEX events_topic_seq ON events (topic, seq)",
+        "CREATE INDEX events_topic_id ON events (topic, id)",
+        """CREATE TABLE subscriptions (
+            topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL, status TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (topic, name))""",
+        "CREATE UNIQUE INDEX subscriptions_lower_name ON subscriptions (topic, lower(name))",
+        """CREATE TABLE deliveries (
+            id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
+            lease_owner TEXT, lease_until DOUBLE PRECISION, last_outcome TEXT, last_status INTEGER,
+            last_attempt_at DOUBLE PRECISION)""",
+        "CREATE INDEX deliveries_due ON deliveries (next_attempt_at)",
+        "CREATE INDEX deliveries_subscription ON deliveries (topic, subscription)",
+        """CREATE TABLE dead_letters (
+            id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+            reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
+            last_attempt_at DOUBLE PRECISION, dead_lettered_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription)",
+        """CREATE TABLE documents (
+            collection TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, version INTEGER NOT NULL,
+            PRIMARY KEY (collection, key))""",
+    ],
+    [
+        """CREATE TABLE namespace_resources (
+            namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (namespace, topic, name))""",
+        "ALTER TABLE deliveries ADD COLUMN lock_token TEXT",
+        "CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL",
+        "CREATE INDEX deliveries_subscription_id ON deliveries (topic, subscription, id)",
+    ],
+    [
+        "ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+    ],
+    [
+        """CREATE TABLE delivery_attempts (
+            id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+            attempt INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+            duration DOUBLE PRECISION NOT NULL, error TEXT, response TEXT NOT NULL)""",
+        "CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq)",
+        "CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id)",
+        "CREATE INDEX events_id ON events (id)",
+        "CREATE INDEX deliveries_event ON deliveries (event_seq)",
+        "CREATE INDEX dead_letters_event ON dead_letters (event_seq)",
+    ],
 ]
 
 
+LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock($1)"
+INSERT_SCHEMA_VERSION = "INSERT INTO schema_version (version) VALUES ($1)"
 INSERT_EVENTS = """
     INSERT INTO events (seq, topic, id, type, subject, time, published_at, body)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -178,13 +182,14 @@ class PostgresStore(Store):
         with _wrap_errors():
             self._pool = await asyncpg.create_pool(self.url, min_size=self._sizes[0], max_size=self._sizes[1])
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-                for version, script in enumerate(MIGRATIONS, start=1):
+                await conn.execute(LOCK_MIGRATIONS, _MIGRATION_LOCK)
+                await conn.execute(rows.CREATE_SCHEMA_VERSION)
+                current = await conn.fetchval(rows.SCHEMA_VERSION)
+                for version, statements in enumerate(MIGRATIONS, start=1):
                     if version > current:
-                        await conn.execute(script)
-                        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+                        for statement in statements:
+                            await conn.execute(statement)
+                        await conn.execute(INSERT_SCHEMA_VERSION, version)
 
     async def reset(self) -> None:
         async with self._conn(transaction=True) as conn:
@@ -215,6 +220,11 @@ class PostgresStore(Store):
     async def _fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
         async with self._conn() as conn:
             return await conn.fetchrow(sql, *args)
+
+    async def _fetchval(self, sql: str, *args: object) -> Any:
+        """The first column of the first row (an aggregate's value)."""
+        async with self._conn() as conn:
+            return await conn.fetchval(sql, *args)
 
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
@@ -305,8 +315,8 @@ class PostgresStore(Store):
 
     async def count_events(self, topic: str | None = None) -> int:
         if topic is None:
-            return (await self._fetchrow("SELECT count(*) FROM events"))[0]
-        return (await self._fetchrow("SELECT count(*) FROM events WHERE topic = $1", topic))[0]
+            return await self._fetchval("SELECT count(*) FROM events")
+        return await self._fetchval("SELECT count(*) FROM events WHERE topic = $1", topic)
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
@@ -401,10 +411,10 @@ class PostgresStore(Store):
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "$")
-        return (await self._fetchrow(sql, *args))[0]
+        return await self._fetchval(sql, *args)
 
     async def next_due_at(self, now: float) -> float | None:
-        return (await self._fetchrow(NEXT_DUE, now))[0]
+        return await self._fetchval(NEXT_DUE, now)
 
     # dead letters ----------------------------------------------------------------------------------------
     async def list_dead_letters(
@@ -620,7 +630,7 @@ class PostgresStore(Store):
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        row = await self._fetchrow("SELECT count(*), min(event_seq) FROM deliveries")
+        (row,) = await self._fetch("SELECT count(*), min(event_seq) FROM deliveries")
         count, oldest = row[0], row[1]
         if oldest is None:
             return count, None

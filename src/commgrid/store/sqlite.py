@@ -45,61 +45,63 @@ from commgrid.store.base import (
     VersionConflict,
 )
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE topics (
-        name TEXT PRIMARY KEY COLLATE NOCASE, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
-        kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at REAL NOT NULL);
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
-        subject TEXT NOT NULL, time TEXT NOT NULL, published_at REAL NOT NULL, body BLOB NOT NULL);
-    CREATE INDEX events_topic_seq ON events (topic, seq);
-    CREATE INDEX events_topic_id ON events (topic, id);
-    CREATE TABLE subscriptions (
-        topic TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE, properties TEXT NOT NULL,
-        status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-        PRIMARY KEY (topic, name));
-    CREATE TABLE deliveries (
-        id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
-        lease_owner TEXT, lease_until REAL, last_outcome TEXT, last_status INTEGER, last_attempt_at REAL);
-    CREATE INDEX deliveries_due ON deliveries (next_attempt_at);
-    CREATE INDEX deliveries_subscription ON deliveries (topic, subscription);
-    CREATE TABLE dead_letters (
-        id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
-        reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
-        last_attempt_at REAL, dead_lettered_at REAL NOT NULL);
-    CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription);
-    CREATE TABLE documents (
-        collection TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, version INTEGER NOT NULL,
-        PRIMARY KEY (collection, key));
-    """,
-    """
-    CREATE TABLE namespace_resources (
-        namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
-        created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (namespace, topic, name));
-    ALTER TABLE deliveries ADD COLUMN lock_token TEXT;
-    CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL;
-    """,
-    """
-    ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
-    ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
-    """,
-    """
-    CREATE TABLE delivery_attempts (
-        id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
-        attempt INTEGER NOT NULL, at REAL NOT NULL, outcome TEXT NOT NULL, status INTEGER, duration REAL NOT NULL,
-        error TEXT, response TEXT NOT NULL);
-    CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq);
-    CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id);
-    CREATE INDEX events_id ON events (id);
-    CREATE INDEX deliveries_event ON deliveries (event_seq);
-    CREATE INDEX dead_letters_event ON dead_letters (event_seq);
-    """,
+# Numbered by position (1, 2, ...): each is a list of statements, applied in one transaction.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE topics (
+            name TEXT PRIMARY KEY COLLATE NOCASE, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
+            kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at REAL NOT NULL)""",
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+            subject TEXT NOT NULL, time TEXT NOT NULL, published_at REAL NOT NULL, body BLOB NOT NULL)""",
+        "CREATE INDEX events_topic_seq ON events (topic, seq)",
+        "CREATE INDEX events_topic_id ON events (topic, id)",
+        """CREATE TABLE subscriptions (
+            topic TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE, properties TEXT NOT NULL,
+            status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (topic, name))""",
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+            lease_owner TEXT, lease_until REAL, last_outcome TEXT, last_status INTEGER, last_attempt_at REAL)""",
+        "CREATE INDEX deliveries_due ON deliveries (next_attempt_at)",
+        "CREATE INDEX deliveries_subscription ON deliveries (topic, subscription)",
+        """CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
+            reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
+            last_attempt_at REAL, dead_lettered_at REAL NOT NULL)""",
+        "CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription)",
+        """CREATE TABLE documents (
+            collection TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, version INTEGER NOT NULL,
+            PRIMARY KEY (collection, key))""",
+    ],
+    [
+        """CREATE TABLE namespace_resources (
+            namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (namespace, topic, name))""",
+        "ALTER TABLE deliveries ADD COLUMN lock_token TEXT",
+        "CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL",
+    ],
+    [
+        "ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+    ],
+    [
+        """CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq INTEGER NOT NULL,
+            attempt INTEGER NOT NULL, at REAL NOT NULL, outcome TEXT NOT NULL, status INTEGER, duration REAL NOT NULL,
+            error TEXT, response TEXT NOT NULL)""",
+        "CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq)",
+        "CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id)",
+        "CREATE INDEX events_id ON events (id)",
+        "CREATE INDEX deliveries_event ON deliveries (event_seq)",
+        "CREATE INDEX dead_letters_event ON dead_letters (event_seq)",
+    ],
 ]
 
 
+INSERT_SCHEMA_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
 INSERT_EVENT = (
     "INSERT INTO events (seq, topic, id, type, subject, time, published_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -156,6 +158,7 @@ PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_ti
 
 def _connect_plain(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row  # rows.py reads columns by name
     for pragma in PRAGMAS:
         conn.execute(pragma)
     return conn
@@ -201,6 +204,7 @@ class SQLiteStore(Store):
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row  # rows.py reads columns by name
         for pragma in PRAGMAS:
             await conn.execute(pragma)
         return conn
@@ -208,14 +212,14 @@ class SQLiteStore(Store):
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = await (await conn.execute("SELECT max(version) FROM schema_version")).fetchone()
-            current = (row[0] if row else None) or 0
-            for version, script in enumerate(MIGRATIONS, start=1):
-                if version > current:
-                    for statement in filter(str.strip, script.split(";")):
+            await conn.execute(rows.CREATE_SCHEMA_VERSION)
+            row = await (await conn.execute(rows.SCHEMA_VERSION)).fetchone()
+            applied = row[0] if row else 0
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version > applied:
+                    for statement in statements:
                         await conn.execute(statement)
-                    await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                    await conn.execute(INSERT_SCHEMA_VERSION, (version,))
             await conn.execute("COMMIT")
         except BaseException:
             await conn.execute("ROLLBACK")
@@ -292,6 +296,7 @@ class SQLiteStore(Store):
             if announce:
                 await self._bump_version(conn)
             row = await (await conn.execute("SELECT value FROM settings WHERE key = ?", (key,))).fetchone()
+        assert row is not None  # written above if it was missing
         return row[0]
 
     async def _bump_version(self, conn: aiosqlite.Connection) -> None:
@@ -360,6 +365,7 @@ class SQLiteStore(Store):
     async def _append(conn: aiosqlite.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
                       now: float) -> None:
         row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM events")).fetchone()
+        assert row is not None  # an aggregate has a row
         first = row[0] + 1
         await conn.executemany(
             INSERT_EVENT,
@@ -388,6 +394,7 @@ class SQLiteStore(Store):
             row = await self._one("SELECT count(*) FROM events")
         else:
             row = await self._one("SELECT count(*) FROM events WHERE topic = ?", (topic,))
+        assert row is not None  # an aggregate has a row
         return row[0]
 
     # subscriptions ---------------------------------------------------------------------------------------
@@ -483,6 +490,7 @@ class SQLiteStore(Store):
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "?")
         row = await self._one(sql, args)
+        assert row is not None  # an aggregate has a row
         return row[0]
 
     async def next_due_at(self, now: float) -> float | None:
@@ -626,8 +634,8 @@ class SQLiteStore(Store):
                 return []
             tokens = zip(take, queue_sql.new_tokens(len(take)), strict=True)
             await conn.executemany(queue_sql.LOCK_SQLITE, [(lock_until, t, i) for i, t in tokens])
-            ids = orjson.dumps(take).decode()
-            locked = await (await conn.execute(queue_sql.SELECT_LOCKED_SQLITE, (ids,))).fetchall()
+            taken = orjson.dumps(take).decode()
+            locked = await (await conn.execute(queue_sql.SELECT_LOCKED_SQLITE, (taken,))).fetchall()
         return [rows.locked_event_from_row(r) for r in locked]
 
     async def settle_locks(
@@ -706,7 +714,7 @@ class SQLiteStore(Store):
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        count, oldest = await self._one("SELECT count(*), min(event_seq) FROM deliveries")
+        (count, oldest), = await self._all("SELECT count(*), min(event_seq) FROM deliveries")
         if oldest is None:
             return count, None
         row = await self._one("SELECT published_at FROM events WHERE seq = ?", (oldest,))

@@ -47,7 +47,7 @@ class SeedProfile(AcsEventProfile):
                    target: acs.ChatUser, recipient: acs.ChatUser) -> dict:
         """ChatMemberAddedToThreadWithUser / ChatMemberRemovedFromThreadWithUser (seed 004)."""
         verb = move.verb.title()
-        data = {"time": ticks(change.at), f"{move.verb}By": change.by.raw_id}
+        data: dict[str, object] = {"time": ticks(change.at), f"{move.verb}By": change.by.raw_id}
         data |= {f"member{verb}": {"displayName": target.display_name or "", "memberId": target.raw_id}}
         data |= self._thread_times(thread) | self._user_tail(em, thread.thread_id, recipient)
         subject = acs.subject_of(move.legacy_event, thread.thread_id, target.raw_id, recipient.raw_id)

@@ -343,11 +343,12 @@ class Namespaces:
 
     async def _put(self, properties: dict[str, Any], *, create: bool, keys: tuple[str, str, str]) -> None:
         now = self.clock()
-        lowered = tuple(k.lower() for k in keys)
+        namespace, topic, name = (k.lower() for k in keys)
         try:
-            created_at = now if create else (await self.store.get_namespace_resource(*lowered)).created_at
-            await self.store.put_namespace_resource(NamespaceResource(*lowered, properties, created_at, now),
-                                                    create=create)
+            created_at = now if create else (
+                await self.store.get_namespace_resource(namespace, topic, name)).created_at
+            resource = NamespaceResource(namespace, topic, name, properties, created_at, now)
+            await self.store.put_namespace_resource(resource, create=create)
         except AlreadyExists:
             raise Conflict(f"'{'/'.join(filter(None, keys))}' already exists.", code="ResourceAlreadyExists") from None
         self._forget(*keys)
