@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from commgrid.errors import Conflict
-from commgrid.store import console_sql, queue_sql, rows
+from commgrid.store import console_sql, queue_sql, retention_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
@@ -31,8 +31,11 @@ from commgrid.store.base import (
     StoredEvent,
     StoreError,
     StoreNotOpen,
+    StoreStats,
     Subscription,
+    Swept,
     Topic,
+    TopicCounts,
 )
 
 _MIGRATION_LOCK = 7_070_001
@@ -93,6 +96,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_event ON deliveries (event_seq);
     CREATE INDEX dead_letters_event ON dead_letters (event_seq);
     """,
+    """
+    ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE deliveries ADD COLUMN replay_id TEXT;
+    CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+                                PRIMARY KEY (topic, id));
+    CREATE INDEX published_ids_expiry ON published_ids (expires_at);
+    CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at);
+    """,
 ]
 
 
@@ -147,6 +158,11 @@ BUMP_VERSION = f"""
     INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
     ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text;
     NOTIFY {CHANGES_CHANNEL}"""
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as `DELETE 3` or `INSERT 0 5`."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 @contextlib.contextmanager
@@ -226,7 +242,7 @@ class PostgresStore(Store):
     # topics ----------------------------------------------------------------------------------------------
     async def create_topic(self, topic: Topic) -> None:
         async with self._conn(transaction=True) as conn:
-            await conn.execute(f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            await conn.execute(f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
                                *rows.topic_values(topic))
             await conn.execute(BUMP_VERSION)
 
@@ -234,8 +250,9 @@ class PostgresStore(Store):
         async with self._conn(transaction=True) as conn:
             status = await conn.execute(
                 "UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5, location = $6,"
-                " tags = $7 WHERE lower(name) = lower($8)",
-                *rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(), topic.name,
+                " tags = $7, options = $8 WHERE lower(name) = lower($9)",
+                *rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(),
+                rows.options_json(topic), topic.name,
             )
             if status.endswith(" 0"):
                 raise Missing(f"Topic '{topic.name}' was not found.")
@@ -254,7 +271,7 @@ class PostgresStore(Store):
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)
         async with self._conn(transaction=True) as conn:
-            for table in ("deliveries", "dead_letters", "subscriptions", "events", "topics"):
+            for table in ("deliveries", "dead_letters", "subscriptions", "events", "published_ids", "topics"):
                 column = "name" if table == "topics" else "topic"
                 await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", topic.name)
             await conn.execute(BUMP_VERSION)
@@ -264,6 +281,10 @@ class PostgresStore(Store):
         if not events:
             return
         async with self._conn(transaction=True) as conn:
+            if any(e.dedupe_seconds for e in events):
+                events, routes = await self._dedupe(conn, events, routes, now)
+                if not events:
+                    return
             seqs = [r[0] for r in await conn.fetch(
                 "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)", len(events))]
             await conn.execute(
@@ -276,6 +297,18 @@ class PostgresStore(Store):
                     INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
                     [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
                 )
+
+    @staticmethod
+    async def _dedupe(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                      now: float) -> tuple[list[NewEvent], list[Route]]:
+        """Drop events whose id the topic accepted within its window, on any node (the upsert serializes them)."""
+        first, dropped = retention_sql.dedupe_keys(events)
+        keys = list(first)
+        accepted = await conn.fetch(retention_sql.REMEMBER_PG, [t for t, _ in keys], [i for _, i in keys],
+                                    [now + events[first[k]].dedupe_seconds for k in keys], now)
+        fresh = {(r[0], r[1]) for r in accepted}
+        dropped.update(n for key, n in first.items() if key not in fresh)
+        return retention_sql.without(events, routes, dropped) if dropped else (list(events), list(routes))
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         found = await self._fetch(
@@ -297,6 +330,51 @@ class PostgresStore(Store):
         if topic is None:
             return (await self._fetchrow("SELECT count(*) FROM events"))[0]
         return (await self._fetchrow("SELECT count(*) FROM events WHERE topic = $1", topic))[0]
+
+    async def events_in_order(
+        self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
+        published_from: float | None = None, published_to: float | None = None,
+    ) -> list[StoredEvent]:
+        sql, args = retention_sql.events_in_order_sql("$", topic, after_seq, limit, until_seq=until_seq,
+                                                      published_from=published_from, published_to=published_to)
+        return [rows.event_from_row(r) for r in await self._fetch(sql, *args)]
+
+    # retention, replay and dedupe ------------------------------------------------------------------------
+    async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
+                              limit: int) -> Swept:
+        dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="$1", before="$2", limit="$3")
+        async with self._conn(transaction=True) as conn:
+            letters = await conn.execute(dead_letters, topic, dead_letters_before, limit)
+            seqs = [r[0] for r in await conn.fetch(retention_sql.LOCK_OLD_EVENTS_PG, topic, events_before, limit)]
+            events = await conn.execute(retention_sql.DELETE_UNHELD_PG, seqs) if seqs else "DELETE 0"
+        return Swept(events=_count(events), dead_letters=_count(letters))
+
+    async def forget_published_ids(self, now: float, limit: int) -> int:
+        async with self._conn() as conn:
+            return _count(await conn.execute(retention_sql.FORGET_IDS.format(now="$1", limit="$2"), now, limit))
+
+    async def queue_replay(self, topic: str, subscription: str, seqs: Sequence[int], replay_id: str,
+                           now: float) -> int:
+        async with self._conn(transaction=True) as conn:
+            # Share-locked, so a retention sweep cannot delete them under the new deliveries.
+            kept = {r[0] for r in await conn.fetch(retention_sql.SHARE_EVENTS_PG, list(seqs))}
+            order = [s for s in seqs if s in kept]
+            due = [now + i * retention_sql.REPLAY_STEP for i in range(len(order))]
+            return _count(await conn.execute(retention_sql.QUEUE_REPLAY_PG, topic, subscription, replay_id, order,
+                                             due)) if order else 0
+
+    async def stats(self) -> StoreStats:
+        counts: dict[str, TopicCounts] = {}
+        for topic, events, oldest in await self._fetch(retention_sql.COUNT_EVENTS):
+            counts[topic] = TopicCounts(topic, events=events, oldest_event_at=oldest)
+        for sql, attr in ((retention_sql.COUNT_DELIVERIES, "pending_deliveries"),
+                          (retention_sql.COUNT_DEAD_LETTERS, "dead_letters")):
+            for topic, n in await self._fetch(sql):
+                setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
+        tables = rows.created_tables(MIGRATIONS)
+        size = await self._fetchrow("SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::bigint"
+                                    " FROM unnest($1::text[]) AS t", tables)
+        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=size[0])
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:

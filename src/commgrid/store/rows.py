@@ -14,6 +14,7 @@ from commgrid.grid.properties import (
     UnreadableProperties,
     WebHookDestination,
 )
+from commgrid.grid.topic_options import TopicOptions
 from commgrid.store.base import (
     Attempt,
     DeadLetter,
@@ -26,13 +27,13 @@ from commgrid.store.base import (
     Topic,
 )
 
-TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at, location, tags"
+TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at, location, tags, options"
 SUBSCRIPTION_COLS = "topic, name, properties, status, created_at, updated_at"
 # Joined selects use the aliases e (events), d (deliveries) and x (dead_letters).
 EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
 DELIVERY_COLS = (
     "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
-    " d.last_attempt_at, " + EVENT_COLS
+    " d.last_attempt_at, " + EVENT_COLS + ", d.replay_id"
 )
 DEAD_LETTER_COLS = (
     "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
@@ -48,12 +49,16 @@ def created_tables(migrations: Sequence[str]) -> list[str]:
 
 def topic_values(t: Topic) -> tuple:
     return (t.name, t.arm_id, t.input_schema, t.kind, t.key1, t.key2, t.created_at, t.location,
-            orjson.dumps(t.tags).decode())
+            orjson.dumps(t.tags).decode(), options_json(t))
+
+
+def options_json(t: Topic) -> str:
+    return orjson.dumps(t.options.to_json()).decode()
 
 
 def topic_from_row(r: Sequence[Any]) -> Topic:
     return Topic(name=r[0], arm_id=r[1], input_schema=r[2], kind=r[3], key1=r[4], key2=r[5], created_at=r[6],
-                 location=r[7], tags=orjson.loads(r[8]))
+                 location=r[7], tags=orjson.loads(r[8]), options=TopicOptions.from_json(orjson.loads(r[9])))
 
 
 def subscription_values(s: Subscription) -> tuple:
@@ -88,7 +93,7 @@ def event_from_row(r: Sequence[Any], offset: int = 0) -> StoredEvent:
 def delivery_from_row(r: Sequence[Any]) -> Delivery:
     return Delivery(
         id=r[0], topic=r[1], subscription=r[2], attempts=r[3], next_attempt_at=r[4], last_outcome=r[5],
-        last_status=r[6], last_attempt_at=r[7], event=event_from_row(r, 8),
+        last_status=r[6], last_attempt_at=r[7], event=event_from_row(r, 8), replay_id=r[16],
     )
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from commgrid.errors import Conflict
 from commgrid.private_files import private_file
-from commgrid.store import console_sql, queue_sql, rows
+from commgrid.store import console_sql, queue_sql, retention_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
@@ -35,8 +35,11 @@ from commgrid.store.base import (
     StoredEvent,
     StoreError,
     StoreNotOpen,
+    StoreStats,
     Subscription,
+    Swept,
     Topic,
+    TopicCounts,
 )
 
 MIGRATIONS: list[str] = [
@@ -91,6 +94,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_event ON deliveries (event_seq);
     CREATE INDEX dead_letters_event ON dead_letters (event_seq);
     """,
+    """
+    ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE deliveries ADD COLUMN replay_id TEXT;
+    CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at REAL NOT NULL,
+                                PRIMARY KEY (topic, id));
+    CREATE INDEX published_ids_expiry ON published_ids (expires_at);
+    CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at);
+    """,
 ]
 
 
@@ -125,6 +136,9 @@ DEAD_LETTER_INSERT = """
     SELECT topic, subscription, event_seq, ?, attempts + ?, coalesce(?, last_outcome),
            CASE WHEN ? IS NULL THEN last_status ELSE ? END,  -- the last attempt's status, even when it had none
            coalesce(?, last_attempt_at), ? FROM deliveries WHERE id = ?"""
+
+
+RECLAIM_MIN_PAGES = 2048  # 8 MB of 4 KB pages: smaller surpluses stay for reuse
 
 
 @contextlib.contextmanager
@@ -162,6 +176,8 @@ class SQLiteStore(Store):
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # Takes effect when the file is new (before any table): lets `reclaim_space` shrink it after sweeps.
+        await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA busy_timeout=10000")
@@ -254,7 +270,7 @@ class SQLiteStore(Store):
     async def create_topic(self, topic: Topic) -> None:
         async with self._transaction() as conn:
             await conn.execute(
-                f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows.topic_values(topic),
             )
             await self._bump_version(conn)
@@ -262,9 +278,10 @@ class SQLiteStore(Store):
     async def update_topic(self, topic: Topic) -> None:
         async with self._transaction() as conn:
             cur = await conn.execute(
-                "UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ?, location = ?, tags = ?"
-                " WHERE name = ?",
-                (*rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(), topic.name),
+                "UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ?, location = ?, tags = ?,"
+                " options = ? WHERE name = ?",
+                (*rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(),
+                 rows.options_json(topic), topic.name),
             )
             if cur.rowcount == 0:
                 raise Missing(f"Topic '{topic.name}' was not found.")
@@ -282,7 +299,7 @@ class SQLiteStore(Store):
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)
         async with self._transaction() as conn:
-            for table in ("deliveries", "dead_letters", "subscriptions", "events", "topics"):
+            for table in ("deliveries", "dead_letters", "subscriptions", "events", "published_ids", "topics"):
                 column = "name" if table == "topics" else "topic"
                 await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (topic.name,))
             await self._bump_version(conn)
@@ -292,6 +309,10 @@ class SQLiteStore(Store):
         if not events:
             return
         async with self._transaction() as conn:
+            if any(e.dedupe_seconds for e in events):
+                events, routes = await self._dedupe(conn, events, routes, now)
+                if not events:
+                    return
             row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM events")).fetchone()
             first = row[0] + 1
             await conn.executemany(
@@ -303,6 +324,18 @@ class SQLiteStore(Store):
                     INSERT_DELIVERY,
                     [(events[r.event_index].topic, r.subscription, first + r.event_index, now) for r in routes],
                 )
+
+    @staticmethod
+    async def _dedupe(conn: aiosqlite.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                      now: float) -> tuple[list[NewEvent], list[Route]]:
+        """Drop events whose id the topic accepted within its window (the writer lock keeps this race-free)."""
+        first, dropped = retention_sql.dedupe_keys(events)
+        keys = orjson.dumps(list(first)).decode()
+        seen = await (await conn.execute(retention_sql.SEEN_SQLITE, (keys, now))).fetchall()
+        dropped.update(first.pop((topic, event_id)) for topic, event_id in seen)
+        await conn.executemany(retention_sql.REMEMBER_SQLITE,
+                               [(t, i, now + events[n].dedupe_seconds) for (t, i), n in first.items()])
+        return retention_sql.without(events, routes, dropped) if dropped else (list(events), list(routes))
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         sql = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
@@ -322,6 +355,62 @@ class SQLiteStore(Store):
         else:
             row = await self._one("SELECT count(*) FROM events WHERE topic = ?", (topic,))
         return row[0]
+
+    async def events_in_order(
+        self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
+        published_from: float | None = None, published_to: float | None = None,
+    ) -> list[StoredEvent]:
+        sql, args = retention_sql.events_in_order_sql("?", topic, after_seq, limit, until_seq=until_seq,
+                                                      published_from=published_from, published_to=published_to)
+        return [rows.event_from_row(r) for r in await self._all(sql, args)]
+
+    # retention, replay and dedupe ------------------------------------------------------------------------
+    async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
+                              limit: int) -> Swept:
+        dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="?", before="?", limit="?")
+        async with self._transaction() as conn:
+            letters = await conn.execute(dead_letters, (topic, dead_letters_before, limit))
+            events = await conn.execute(retention_sql.SWEEP_EVENTS_SQLITE, (topic, events_before, limit))
+            return Swept(events=events.rowcount, dead_letters=letters.rowcount)
+
+    async def forget_published_ids(self, now: float, limit: int) -> int:
+        async with self._transaction() as conn:
+            cur = await conn.execute(retention_sql.FORGET_IDS.format(now="?", limit="?"), (now, limit))
+            return cur.rowcount
+
+    async def reclaim_space(self) -> None:
+        """Free pages are reused by later writes, so only a large surplus (after a burst) goes back to the OS."""
+        async with self._transaction() as conn:
+            pages, free = [(await (await conn.execute(f"PRAGMA {p}")).fetchone())[0]
+                           for p in ("page_count", "freelist_count")]
+            if free > max(RECLAIM_MIN_PAGES, pages // 4):
+                await conn.execute(f"PRAGMA incremental_vacuum({free - pages // 8})")
+
+    async def queue_replay(self, topic: str, subscription: str, seqs: Sequence[int], replay_id: str,
+                           now: float) -> int:
+        step = retention_sql.REPLAY_STEP
+        async with self._transaction() as conn:
+            queued = 0
+            for i, seq in enumerate(seqs):
+                cur = await conn.execute(retention_sql.QUEUE_REPLAY_SQLITE,
+                                         (topic, subscription, now + i * step, replay_id, seq))
+                queued += cur.rowcount
+            return queued
+
+    async def stats(self) -> StoreStats:
+        counts: dict[str, TopicCounts] = {}
+        for topic, events, oldest in await self._all(retention_sql.COUNT_EVENTS):
+            counts[topic] = TopicCounts(topic, events=events, oldest_event_at=oldest)
+        for sql, attr in ((retention_sql.COUNT_DELIVERIES, "pending_deliveries"),
+                          (retention_sql.COUNT_DEAD_LETTERS, "dead_letters")):
+            for topic, n in await self._all(sql):
+                setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
+        pages, free, page_size = [(await self._one(f"PRAGMA {p}"))[0]
+                                  for p in ("page_count", "freelist_count", "page_size")]
+        wal = self.path.with_name(self.path.name + "-wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=pages * page_size + wal_size,
+                          free_bytes=free * page_size)
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
