@@ -19,7 +19,8 @@ import string
 import time
 from typing import Any
 
-from commgrid.grid.filters import SubscriptionIndex, compile_filter
+from commgrid.grid.filter_index import SubscriptionIndex
+from commgrid.grid.filters import compile_filter
 
 SCHEMA = "EventGridSchema"
 EVENT_TYPES = [

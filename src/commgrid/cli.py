@@ -119,7 +119,7 @@ def serve(
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid.acs.phone_numbers import number_kind
-    from commgrid.events.acs import profile_by_name
+    from commgrid.events.profiles import profile_by_name
     from commgrid.logs import configure as configure_logging
 
     try:

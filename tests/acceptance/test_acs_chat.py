@@ -1,4 +1,5 @@
-"""Chat with the official SDKs against a real `commgrid serve` over HTTPS (`acs-wire-facts.md` §4-§6, §8).
+"""Chat with the official SDKs against a real `commgrid serve` over HTTPS (the Chat spec,
+https://learn.microsoft.com/azure/event-grid/communication-services-chat-events, docs/wire-facts.md).
 
 Users and tokens come from azure-communication-identity, every chat call from azure-communication-chat 1.3.0.
 Events are read back from the system topic and received by a real webhook subscriber.
@@ -171,7 +172,7 @@ def test_quickstart_thread_messages_and_participants(acs: Acs) -> None:
     assert (message.content.message, message.sender_display_name, message.metadata) == ("Hello Bob", "Alice",
                                                                                         {"k": "v"})
     assert message.sender.properties["id"] == alice.id
-    # The id is the compose time in epoch milliseconds (§4).
+    # The id is the compose time in epoch milliseconds (Chat spec).
     assert int(message.created_on.timestamp() * 1000) == int(sent.id)
     assert message.edited_on is None and message.deleted_on is None
 
@@ -233,7 +234,7 @@ def test_topic_participants_receipts_typing_and_thread_deletion(acs: Acs) -> Non
     ghost = CommunicationUserIdentifier(f"8:acs:{resource_id}_{uuid.uuid4()}")  # well formed, never created
     failed = chat.add_participants([ChatParticipant(identifier=carol.identifier, display_name="Carol"),
                                     ChatParticipant(identifier=ghost)])
-    ((participant, error),) = failed  # invalid participants are reported, the valid one is added (§4)
+    ((participant, error),) = failed  # invalid participants are reported, the valid one is added (Chat spec)
     assert participant.identifier.raw_id == ghost.raw_id
     assert (error.code, error.message, error.target) == ("403", "Permissions check failed", ghost.raw_id)
     assert chat.add_participants([ChatParticipant(identifier=carol.identifier)]) == []  # already there
@@ -268,7 +269,7 @@ def test_topic_participants_receipts_typing_and_thread_deletion(acs: Acs) -> Non
     with pytest.raises(ResourceNotFoundError):
         chat.send_message("anyone?")
     (item,) = [t for t in acs.chat(alice).list_chat_threads() if t.id == chat.thread_id]
-    assert item.deleted_on is not None  # deleted threads stay listed (§4)
+    assert item.deleted_on is not None  # deleted threads stay listed (Chat spec)
 
     counts = by_type(acs.events(chat.thread_id))
     assert counts["ChatThreadPropertiesUpdated"] == 1 and counts["ChatThreadPropertiesUpdatedPerUser"] == 1
@@ -310,7 +311,7 @@ def test_pagination_with_next_links(acs: Acs) -> None:
     raw = acs.raw(alice, "GET", f"/chat/threads/{chat.thread_id}/messages",
                   params={"maxPageSize": "2", "api-version": "2024-03-07"})
     assert raw.status_code == 200 and raw.headers["content-type"].startswith("application/json")
-    next_link = raw.json()["nextLink"]  # absolute, on the host the client used (§4, §8.7)
+    next_link = raw.json()["nextLink"]  # absolute, on the host the client used (Chat spec, wire-facts: chat API)
     assert next_link.startswith(f"{acs.endpoint}/chat/threads/19%3A") and "syncState=" in next_link
 
     member_pages = [list(page) for page in chat.list_participants(results_per_page=4).by_page()]

@@ -1,5 +1,5 @@
 """The official azure-communication-identity SDK against a real `commgrid serve` over HTTPS, and the HMAC
-authentication every identity request goes through (`acs-wire-facts.md` §1.2, §3)."""
+authentication every identity request goes through (docs/wire-facts.md, HMAC signatures; the Identity spec)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def client(acs: Acs) -> CommunicationIdentityClient:
 
 
 def _payload(token: str) -> dict:
-    """The JWT payload, decoded the way the SDK does: standard base64 (§1.4)."""
+    """The JWT payload, decoded the way the SDK does: standard base64 (wire-facts: tokens)."""
     part = token.split(".")[1]
     assert "-" not in part and "_" not in part, "the SDK's standard b64decode would reject this token"
     return json.loads(base64.b64decode(part + "==").decode("ascii"))
@@ -149,7 +149,7 @@ def test_raw_create_and_issue_wire(acs: Acs) -> None:
     assert created.headers["x-ms-client-request-id"] == "abc" and created.headers["ms-cv"]
     user_id = created.json()["identity"]["id"]
     assert created.json() == {"identity": {"id": user_id}}
-    # Older SDKs send explicit nulls (§3): treated as absent.
+    # Older SDKs send explicit nulls (Identity spec): treated as absent.
     nulls = acs.request("POST", "/identities?api-version=2021-03-07",
                         {"createTokenWithScopes": None, "expiresInMinutes": None})
     assert nulls.status_code == 201 and list(nulls.json()) == ["identity"]

@@ -1,6 +1,7 @@
 """The official azure-communication-sms SDK against a real `commgrid serve` over HTTPS: sending, per-recipient
 results, repeatability, limits, owned numbers, delivery reports and their rules, inbound SMS, the event profiles,
-and SMS events reaching a real webhook subscriber on the system topic (`acs-wire-facts.md` §2, §5, §6)."""
+and SMS events reaching a real webhook subscriber on the system topic (the SMS spec, https://learn.microsoft.com/azure/event-grid/communication-services-sms-events,
+docs/wire-facts.md)."""
 
 from __future__ import annotations
 

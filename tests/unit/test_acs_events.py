@@ -20,10 +20,6 @@ from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from commgrid.events.acs import (
     CATALOG,
-    CURRENT,
-    DEFAULT_PROFILE,
-    SEED,
-    AcsEventProfile,
     AcsEventType,
     Change,
     ChatMessageSnapshot,
@@ -33,14 +29,13 @@ from commgrid.events.acs import (
     Emission,
     InboundSms,
     Level,
-    Precision,
     SmsDeliveryReport,
-    format_timestamp,
     new_event_id,
     new_sms_message_id,
     new_transaction_id,
-    profile_by_name,
 )
+from commgrid.events.profiles import CURRENT, DEFAULT_PROFILE, SEED, AcsEventProfile, profile_by_name
+from commgrid.timestamps import Precision, format_timestamp
 
 SEEDS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
 
@@ -346,9 +341,9 @@ def test_seed_tag_is_appended_when_given() -> None:
     assert list(data)[-1] == "Tag" and data["Tag"] == "t1"
 
 
-# --- CURRENT profile: reference §5.4 samples and the current doc samples --------------------------
+# --- CURRENT profile: reference ACS events pages samples and the current doc samples --------------------------
 
-# `acs-wire-facts.md` §5.4, with the raw ids it abbreviates written out from the current doc sample.
+# The SMS doc samples, with the raw ids it abbreviates written out from the current doc sample.
 CURRENT_MESSAGE_RECEIVED = {
     "id": "02272459-badb-4e2e-b538-4cb8a2f71da6",
     "topic": "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Communication"
@@ -391,7 +386,7 @@ CURRENT_DELIVERY_REPORT = {
     "subject": "/phonenumber/15555555555",
     "data": {
         "messageId": "Outgoing_202009180022138813a09b-0cbf-4304-9b03-1546683bb910",
-        # §5.3: real payloads carry E.164; the doc sample prints `from` as "15555555555".
+        # wire-facts: shapes: real payloads carry E.164; the doc sample prints `from` as "15555555555".
         "from": "+15555555555",
         "to": "+15555555555",
         "deliveryStatus": "Delivered",
@@ -442,7 +437,7 @@ def test_current_sms_received_is_camel_case_with_segment_count() -> None:
 
 
 # Key order of each CURRENT data shape, from the current doc samples (`communication-services-chat-events.md`,
-# summarised in §5.2).
+# summarised in ACS events pages).
 CURRENT_KEYS = {
     T.CHAT_MESSAGE_EDITED: [
         "editTime",
@@ -703,7 +698,7 @@ def test_html_messages_are_rich_text() -> None:
     assert event["data"]["type"] == "RichText/Html"
 
 
-# --- §6: who gets which event ---------------------------------------------------------------------
+# --- wire-facts: recipients: who gets which event ---------------------------------------------------------------------
 
 
 def _recipients(events: list[dict]) -> list[str]:

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 request verification against what the official SDKs really sign (`acs-wire-facts.md` §1.2).
+"""HMAC-SHA256 request verification against what the official SDKs really sign (docs/wire-facts.md, HMAC signatures).
 
 Two sources of signed requests: the SDK clients sending over a loopback socket to a recorder (the exact bytes,
 path encoding and Host header a server sees), and the SDKs' `HMACCredentialsPolicy` applied directly to an
@@ -114,8 +114,8 @@ def test_identity_client_calls_verify(recorder: tuple[str, list[Recorded]]) -> N
     endpoint, recorded = recorder
     recorded.clear()
     client = CommunicationIdentityClient(endpoint, AzureKeyCredential(KEY))
-    user = client.create_user()  # an empty body (§1.2 step 2)
-    client.get_token(user, ["chat"])  # an encoded id in the path, signed encoded (§1.2 step 3)
+    user = client.create_user()  # an empty body (wire-facts: HMAC step 2)
+    client.get_token(user, ["chat"])  # an encoded id in the path, signed encoded (wire-facts: HMAC step 3)
     client.revoke_tokens(CommunicationUserIdentifier(USER_ID))
     client.delete_user(user)
     assert [r.method for r in recorded] == ["POST", "POST", "POST", "DELETE"]
@@ -197,7 +197,7 @@ def test_a_changed_body_gets_the_services_content_hash_error() -> None:
 
 
 def test_a_reserialised_body_does_not_verify() -> None:
-    """The hash covers the raw bytes: `{"scopes": ["chat"]}` is not `{"scopes":["chat"]}` (§1.2 step 2)."""
+    """The hash covers the raw bytes: `{"scopes": ["chat"]}` is not `{"scopes":["chat"]}` (wire-facts: HMAC step 2)."""
     signed = _sdk_sign(IDENTITY_URL, {"scopes": ["chat"]})
     signed.body = json.dumps(json.loads(signed.body), separators=(",", ":")).encode()
     assert _denied(signed)["code"] == "Denied"
@@ -279,7 +279,7 @@ def test_header_names_are_case_insensitive() -> None:
     _check(signed)
 
 
-# --- Variants real SDK builds produce (§1.2 step 4) -----------------------------------------------
+# --- Variants real SDK builds produce (wire-facts: HMAC step 4) -----------------------------------------------
 
 
 def test_variant_a_unquoted_path() -> None:

@@ -1,4 +1,4 @@
-"""User access tokens: claims, SDK decodability, verification and scopes (`acs-wire-facts.md` §1.4, §3)."""
+"""User access tokens: claims, SDK decodability, verification and scopes (docs/wire-facts.md, User access tokens)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_the_chat_sdk_credential_reads_the_expiry(issuer: TokenIssuer) -> None:
 
 
 def test_many_tokens_all_decode_with_the_sdks_standard_base64() -> None:
-    """Random ids, scopes, lifetimes and locations: no payload ever holds `-` or `_` (§1.4 "Pitfall")."""
+    """Random ids, scopes, lifetimes and locations: no payload ever holds `-` or `_` (wire-facts: tokens)."""
     rng = random.Random(1234)
     scopes = [s.value for s in Scope]
     for _ in range(400):

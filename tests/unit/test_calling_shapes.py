@@ -15,14 +15,14 @@ import pytest
 from commgrid.acs.calling.ids import (
     InvalidCallRequest,
     call_of_context,
-    identifier_model,
     incoming_call_context,
     normalize_party,
     raw_id_of,
 )
 from commgrid.acs.calling.media import tone_word
 from commgrid.acs.calling.media_files import media_file, mp3, mp4, wav
-from commgrid.events.acs import CATALOG, CURRENT, SEED, AcsEventType, Emission
+from commgrid.acs.identifiers import identifier_model
+from commgrid.events.acs import CATALOG, AcsEventType, Emission
 from commgrid.events.calling_shapes import (
     CallEnding,
     CallParty,
@@ -31,6 +31,7 @@ from commgrid.events.calling_shapes import (
     RecordingChunk,
     RecordingFile,
 )
+from commgrid.events.profiles import CURRENT, SEED
 
 SAMPLES = {e["eventType"]: e for e in json.loads(
     (Path(__file__).parents[1] / "acceptance" / "samples" / "calling_events.json").read_text())}

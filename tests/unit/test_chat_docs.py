@@ -13,14 +13,14 @@ from commgrid.acs.chat_docs import (
     membership_key,
     message_key,
     page_size,
-    parse_time,
     participants_of,
     skip_of,
     system_message,
+    time_param,
     user_message,
-    wire_time,
 )
 from commgrid.errors import BadRequest
+from commgrid.timestamps import ms_wire_time
 
 USER = "8:acs:109f0644-b956-4cd9-87b1-71024f6e2f44_00000008-578d-7caf-07fd-084822001724"
 THREAD = "19:e07c8ddc5bab4c059ea9f11d29b544b6@thread.v2"
@@ -35,13 +35,13 @@ def test_keys_list_newest_first_within_their_prefix() -> None:
 
 
 def test_wire_times_as_the_service_writes_them() -> None:
-    assert wire_time(0) == "1970-01-01T00:00:00Z"
-    assert wire_time(1593107077683) == "2020-06-25T17:44:37.6830000Z"
-    assert parse_time("2020-06-25T17:44:37.683Z", "t") == 1593107077683
-    assert parse_time("2020-06-25T19:44:37.683+02:00", "t") == 1593107077683
-    assert parse_time("2020-06-25T17:44:37", "t") == 1593107077000  # no zone: UTC
+    assert ms_wire_time(0) == "1970-01-01T00:00:00Z"
+    assert ms_wire_time(1593107077683) == "2020-06-25T17:44:37.6830000Z"
+    assert time_param("2020-06-25T17:44:37.683Z", "t") == 1593107077683
+    assert time_param("2020-06-25T19:44:37.683+02:00", "t") == 1593107077683
+    assert time_param("2020-06-25T17:44:37", "t") == 1593107077000  # no zone: UTC
     with pytest.raises(BadRequest):
-        parse_time("yesterday", "startTime")
+        time_param("yesterday", "startTime")
 
 
 @pytest.mark.parametrize(

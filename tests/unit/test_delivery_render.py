@@ -1,4 +1,5 @@
-"""Batching and the delivery request: bodies, content types and headers per schema (eventgrid-facts.md §4.3, §4.5)."""
+"""Batching and the delivery request: bodies, content types and headers per schema (docs/wire-facts.md,
+Event Grid delivery requests; https://learn.microsoft.com/azure/event-grid/delivery-and-retry)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
-from commgrid.grid.deadletter import azure_time, blob_path, dead_letter_event
+from commgrid.grid.deadletter import blob_path, dead_letter_event
 from commgrid.grid.delivery import Target, plan_batches, render
 from commgrid.grid.properties import SubscriptionProperties
 from commgrid.store.base import Delivery, StoredEvent, Subscription, Topic
+from commgrid.timestamps import azure_time
 
 EG_TOPIC = Topic(name="orders", arm_id="/subscriptions/x/resourceGroups/rg/providers/Microsoft.EventGrid/topics/orders")
 CE_TOPIC = Topic(name="ce", arm_id="/x/topics/ce", input_schema="CloudEventSchemaV1_0")

@@ -1,4 +1,4 @@
-"""Envelope validation and schema conversion (eventgrid-facts.md §1)."""
+"""Envelope validation and schema conversion (https://learn.microsoft.com/azure/event-grid/event-schema)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def eg(**kw) -> dict:
 def test_eventgrid_defaults_are_stamped() -> None:
     events = [eg(dataVersion=None)]
     del events[0]["dataVersion"]
-    validate_events(events, EVENTGRID, ARM)
-    assert events[0]["topic"] == ARM and events[0]["metadataVersion"] == "1" and events[0]["dataVersion"] == ""
-    EventGridEvent.from_dict(events[0])  # the SDK reads what commgrid stores
+    (stamped,) = validate_events(events, EVENTGRID, ARM)
+    assert stamped["topic"] == ARM and stamped["metadataVersion"] == "1" and stamped["dataVersion"] == ""
+    assert "dataVersion" not in events[0]  # the input is left as published
+    EventGridEvent.from_dict(stamped)  # the SDK reads what commgrid stores
 
 
 def test_empty_subject_is_allowed_but_missing_is_not() -> None:
@@ -77,8 +78,7 @@ def test_event_size_limit() -> None:
 
 
 def test_eventgrid_to_cloudevent_mapping_reads_back_with_the_cloudevents_sdk() -> None:
-    event = eg()
-    validate_events([event], EVENTGRID, ARM)
+    (event,) = validate_events([eg()], EVENTGRID, ARM)
     ce = convert(event, EVENTGRID, CLOUDEVENTS)
     assert ce == {"id": "1", "source": ARM, "type": "T", "specversion": "1.0", "subject": "/a",
                   "time": "2024-01-01T00:00:00.1234567Z", "dataversion": "2.0",

@@ -1,4 +1,5 @@
-"""Subscription filters (eventgrid-facts.md §3.3): operators, keys, arrays, validation, explain, index."""
+"""Subscription filters (https://learn.microsoft.com/azure/event-grid/event-filtering): operators, keys, arrays,
+validation, explain, index."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 import pytest
 
 from commgrid.errors import InvalidInput
+from commgrid.grid.filter_index import SubscriptionIndex
+from commgrid.grid.filter_operators import OPERATOR_NAMES, canonical_operator
 from commgrid.grid.filters import (
     CompiledFilter,
     FilterError,
-    SubscriptionIndex,
     compile_filter,
 )
 
@@ -157,10 +159,11 @@ def test_operator_on_scalar(op: str, operand: dict, value: Any, expected: bool) 
 
 def test_every_operator_is_covered() -> None:
     covered = {op for op, _, _, _ in SCALAR_CASES}
-    assert len(covered) == 19  # §3.3 lists 19 operators
+    assert len(covered) == 19  # event-filtering lists 19 operators
+    assert covered == set(OPERATOR_NAMES) == {canonical_operator(name.lower()) for name in OPERATOR_NAMES}
 
 
-# §3.3: missing key → not matched, except NumberNotIn and StringNotIn (NumberNotInRange follows NumberNotIn).
+# event-filtering: missing key → not matched, except NumberNotIn and StringNotIn (NumberNotInRange follows NumberNotIn).
 # A JSON null is treated like a missing key (module docstring).
 MISSING_KEY_CASES = [
     ("NumberIn", NUMBER_IN, False),
@@ -195,7 +198,7 @@ def test_missing_key(op: str, operand: dict, expected: bool, absent: Any) -> Non
 
 
 # ----------------------------------------------------------------------------------------------------
-# Arrays (§3.3 Arrays; the article's pseudo code for each operator)
+# Arrays (event-filtering Arrays; the article's pseudo code for each operator)
 
 TAGS = ["urgent", "customer", "billing"]
 ARRAY_CASES = [

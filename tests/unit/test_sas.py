@@ -1,4 +1,4 @@
-"""SAS tokens as real clients make them (eventgrid-facts.md §2.3)."""
+"""SAS tokens as real clients make them (https://learn.microsoft.com/azure/event-grid/authenticate-with-access-keys-shared-access-signatures)."""
 
 from __future__ import annotations
 

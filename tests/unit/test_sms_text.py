@@ -1,4 +1,5 @@
-"""SMS encoding, segment counting, length limits and number formats (`acs-wire-facts.md` §2)."""
+"""SMS encoding, segment counting, length limits and number formats
+(azure-rest-api-specs `specification/communication/data-plane/Sms/stable/2021-03-07`)."""
 
 from __future__ import annotations
 

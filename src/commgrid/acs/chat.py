@@ -1,5 +1,6 @@
-"""Chat: threads, messages, participants, read receipts and typing (`acs-wire-facts.md` §4), and the events each
-change emits (§6), for the Chat REST API.
+"""Chat: threads, messages, participants, read receipts and typing, and the events each change emits, for the
+Chat REST API (azure-rest-api-specs `specification/communication/data-plane/Chat/stable/2024-03-07`; docs/wire-facts.md,
+Chat API details and Who gets which event).
 
 Every change of a thread is one optimistic write of its document (`expect_version`), recording the new state
 with an outbox entry: the documents the change implies (messages, memberships) and the events to publish.
@@ -39,6 +40,7 @@ from commgrid.acs.chat_docs import (
     message_key,
     message_snapshot,
     message_to_wire,
+    ms_wire_time,
     new_thread_id,
     receipt_key,
     request_key,
@@ -49,12 +51,12 @@ from commgrid.acs.chat_docs import (
     user_from_value,
     user_message,
     user_to_value,
-    wire_time,
 )
+from commgrid.acs.identifiers import communication_identifier
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
 from commgrid.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
-from commgrid.events.acs import Change, communication_identifier, new_transaction_id
+from commgrid.events.acs import Change, new_transaction_id
 from commgrid.store.base import Document, Missing
 
 log = logging.getLogger("commgrid.chat")
@@ -62,7 +64,7 @@ log = logging.getLogger("commgrid.chat")
 #: How old an outbox entry must be before another request or a starting server carries it out for the
 #: request that wrote it, which has presumably crashed (a live one finishes in milliseconds).
 STALE_AFTER = 10.0
-DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 200  # no documented maximum (§4)
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 200  # no documented maximum (Chat spec)
 MAX_PARTICIPANTS = 250  # the service's per-thread limit
 MAX_CONTENT = 28 * 1024  # the service's message size limit
 _ATTEMPTS = 100
@@ -75,8 +77,8 @@ def _busy(what: str, key: str) -> ServiceUnavailable:
     return ServiceUnavailable("The server is currently unable to handle the request: the chat thread is being"
                               " changed by too many concurrent requests. Retry the request.")
 _EVENT_IDS = uuid.UUID("5d1c3f0e-3c55-4a43-9b7e-2f1f6c0a7c11")
-_NOT_ALLOWED = "User is not allowed to perform specified action."  # the spec's 403 example (§4)
-# An invalid participant as the service reports it (azure-cli scenario tests, §4).
+_NOT_ALLOWED = "User is not allowed to perform specified action."  # the spec's 403 example (Chat spec)
+# An invalid participant as the service reports it (azure-cli scenario tests, Chat spec).
 _PERMISSION_CHECK_FAILED = {"code": "403", "message": "Permissions check failed"}
 
 
@@ -144,7 +146,7 @@ class ChatService:
         if len(members) > MAX_PARTICIPANTS:
             raise BadRequest(f"A thread can have at most {MAX_PARTICIPANTS} participants.")
         thread = Thread(thread_id, topic, now, me, members, version=now, updated_on=now, metadata=metadata)
-        # Creation writes `participantAdded` (sequence 1) and `topicUpdated` (sequence 2) first (§4).
+        # Creation writes `participantAdded` (sequence 1) and `topicUpdated` (sequence 2) first (wire-facts: chat API).
         added = system_message(thread, "participantAdded", me, now, participants=[p.to_wire() for p in members])
         titled = system_message(thread, "topicUpdated", me, now, topic=topic)
         plan = _Plan(writes=[*self._message_writes(thread, added, titled), *self._membership_writes(thread, members)],
@@ -283,7 +285,7 @@ class ChatService:
             if content is not None:
                 edited["content"] = {"message": content}
             edited["metadata"] = _merge(message.get("metadata") or {}, metadata)
-            # The version becomes the edit's epoch ms, which `editedOn` shows (§4).
+            # The version becomes the edit's epoch ms, which `editedOn` shows (wire-facts: chat API).
             edited["version"] = edited["editedOn"] = max(now, message["version"] + 1)
             thread.updated_on = max(thread.updated_on, now)
             emit = self._emit("message_edited", thread, now, by=actor, message=edited)
@@ -292,7 +294,7 @@ class ChatService:
         await self._commit(thread_id, decide)
 
     async def delete_message(self, caller: TokenClaims, thread_id: str, message_id: str) -> None:
-        """Soft-delete the caller's own message: it stays readable with `deletedOn` (§4)."""
+        """Soft-delete the caller's own message: it stays readable with `deletedOn` (wire-facts: chat API)."""
         require(caller, Permission.CHAT)
 
         async def decide(thread: Thread) -> _Plan:
@@ -334,7 +336,7 @@ class ChatService:
     async def add_participants(
         self, caller: TokenClaims, thread_id: str, requested: list[RequestedParticipant]
     ) -> list[dict[str, str]]:
-        """Add the valid users who are not members yet; returns the invalid ones (§4: reported, not fatal)."""
+        """Add the valid users who are not members yet; returns the invalid ones (reported, not fatal)."""
         require(caller, Permission.MANAGE_PARTICIPANTS)
         valid, invalid = await self._screen(requested)
 
@@ -378,7 +380,7 @@ class ChatService:
     async def _screen(
         self, requested: list[RequestedParticipant]
     ) -> tuple[list[RequestedParticipant], list[dict[str, str]]]:
-        """Split into users of this resource that exist, and the rest as the service reports them (§4)."""
+        """Split into users of this resource that exist, and the rest as the service reports them (Chat spec)."""
         valid, invalid = [], []
         for p in requested:
             if is_acs_user(p.raw_id) and await self._identity_exists(p.raw_id):
@@ -396,7 +398,7 @@ class ChatService:
 
     # read receipts and typing ------------------------------------------------------------------------------
     async def send_read_receipt(self, caller: TokenClaims, thread_id: str, message_id: str) -> None:
-        """Record the latest message the caller has read (no events: receipts travel in real time only, §6)."""
+        """Record the latest message the caller has read (no events: receipts travel in real time only)."""
         require(caller, Permission.CHAT)
         await self._member_thread(caller, thread_id)
         number = _message_number(message_id)
@@ -426,14 +428,14 @@ class ChatService:
         prefix = f"{thread_id}/"
         receipts = [
             {"senderCommunicationIdentifier": communication_identifier(raw_id),
-             "chatMessageId": doc.value["chatMessageId"], "readOn": wire_time(doc.value["readOn"])}
+             "chatMessageId": doc.value["chatMessageId"], "readOn": ms_wire_time(doc.value["readOn"])}
             async for doc in self._scan(RECEIPTS, prefix)
             if thread.member(raw_id := doc.key.removeprefix(prefix)) is not None
         ]
         return _sliced(receipts, size, skip)
 
     async def send_typing_notification(self, caller: TokenClaims, thread_id: str) -> None:
-        """Accepted from members; typing goes over the real-time channel only, so nothing is stored (§6)."""
+        """Accepted from members; typing goes over the real-time channel only, so nothing is stored."""
         require(caller, Permission.CHAT)
         await self._member_thread(caller, thread_id)
 
@@ -581,7 +583,7 @@ class ChatService:
     @staticmethod
     def _emit(action: str, thread: Thread, at: int, *, by: Participant | None = None,
               message: dict[str, Any] | None = None, users: list[Any] | None = None) -> dict[str, Any]:
-        """The inputs of an action's events (§6), as of the change, so a late publish builds the same events."""
+        """The inputs of an action's events, as of the change, so a late publish builds the same events."""
         emit: dict[str, Any] = {"action": action, "at": at, "transactionId": new_transaction_id(),
                                 "thread": thread_snapshot_value(thread)}
         if by is not None:

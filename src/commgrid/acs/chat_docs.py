@@ -1,4 +1,5 @@
-"""Chat state as store documents, and its wire form (`acs-wire-facts.md` §4).
+"""Chat state as store documents, and its wire form (
+azure-rest-api-specs `specification/communication/data-plane/Chat/stable/2024-03-07`).
 
 Collections and keys are chosen so that the store's one ordered listing (by key, bytewise on both backends)
 serves every page the API returns:
@@ -18,11 +19,12 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from commgrid.acs.identifiers import communication_identifier, phone_raw_id
 from commgrid.errors import BadRequest, Detail, InvalidInput
-from commgrid.events.acs import ChatMessageSnapshot, ChatThreadSnapshot, ChatUser, communication_identifier
+from commgrid.events.acs import ChatMessageSnapshot, ChatThreadSnapshot, ChatUser
+from commgrid.timestamps import from_ms, ms_wire_time, parse_time, to_ms
 
 THREADS = "chat.threads"
 MESSAGES = "chat.messages"
@@ -33,7 +35,7 @@ REQUESTS = "chat.requests"
 #: Epoch milliseconds stay below 10^13 until the year 2286, so 13 digits keep key order = numeric order.
 _SPAN = 10**13 - 1
 
-# User ids the identity API issues (`8:acs:{resource guid}_{suffix}`, §3), and the other identifier kinds a
+# User ids the identity API issues (`8:acs:{resource guid}_{suffix}`), and the other identifier kinds a
 # request may name (phone numbers, Teams users and apps), which are well formed but cannot join a thread.
 _ACS_USER = re.compile(r"^8:acs:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_[0-9a-f-]+$", re.I)
 _OTHER_KINDS = re.compile(r"^(4:\+?\d{3,20}|8:(orgid|dod|gcch|teamsvisitor|dod-acs|gcch-acs):\S+|28:\S+)$")
@@ -42,29 +44,12 @@ _OTHER_KINDS = re.compile(r"^(4:\+?\d{3,20}|8:(orgid|dod|gcch|teamsvisitor|dod-a
 # --- time ----------------------------------------------------------------------------------------------
 
 
-def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def wire_time(ms: int) -> str:
-    """`2020-06-25T17:44:37.6830000Z` as in the spec examples; whole seconds as `1970-01-01T00:00:00Z`."""
-    moment = from_ms(ms)
-    if ms % 1000 == 0:
-        return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}0000Z"
-
-
-def parse_time(text: str, name: str) -> int:
-    """An RFC 3339 timestamp from a query or body (`2024-01-01T00:00:00Z`, offsets, fractions)."""
+def time_param(text: str, name: str) -> int:
+    """Epoch ms of an RFC 3339 timestamp from a query or body (`2024-01-01T00:00:00Z`, offsets, fractions)."""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        return to_ms(parse_time(text))
     except (ValueError, AttributeError):
         raise _invalid(name, f"'{text}' is not an RFC 3339 timestamp (yyyy-MM-ddTHH:mm:ssZ).") from None
-    return to_ms(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 # --- keys ----------------------------------------------------------------------------------------------
@@ -109,7 +94,7 @@ def decode_cursor(state: str, prefix: str) -> str:
 
 
 def identifier_raw_id(model: Any) -> str:
-    """The raw id of a CommunicationIdentifierModel; the SDK always sends `rawId` (§4)."""
+    """The raw id of a CommunicationIdentifierModel; the SDK always sends `rawId` (Chat spec)."""
     raw = None
     if isinstance(model, dict):
         raw = model.get("rawId")
@@ -118,7 +103,7 @@ def identifier_raw_id(model: Any) -> str:
             raw = user.get("id")
         phone = model.get("phoneNumber")
         if raw is None and isinstance(phone, dict) and isinstance(phone.get("value"), str):
-            raw = "4:" + phone["value"]
+            raw = phone_raw_id(phone["value"])
     if not isinstance(raw, str) or not (_ACS_USER.match(raw) or _OTHER_KINDS.match(raw)):
         raise BadRequest("Identifier format is invalid.", code="InvalidIdentifier",
                          details=[Detail("InvalidIdentifier", f"Identifier format is invalid: {raw!r}.")])
@@ -145,7 +130,7 @@ class Participant:
         body: dict[str, Any] = {"communicationIdentifier": communication_identifier(self.raw_id)}
         if self.display_name is not None:
             body["displayName"] = self.display_name
-        return body | {"shareHistoryTime": wire_time(self.share_history_time)}
+        return body | {"shareHistoryTime": ms_wire_time(self.share_history_time)}
 
     def to_value(self) -> list[Any]:
         return [self.raw_id, self.display_name, self.share_history_time]
@@ -158,7 +143,7 @@ class Participant:
 @dataclass(slots=True)
 class Thread:
     """A chat thread as its document holds it. `version` is the epoch ms of its last change, as thread events
-    carry it (§4); `rev` counts committed changes and orders the writes they imply (see `acs/chat.py`)."""
+    carry it (Chat spec); `rev` counts committed changes and orders the writes they imply (see `acs/chat.py`)."""
 
     id: str
     topic: str
@@ -183,7 +168,7 @@ class Thread:
         return ChatUser(self.created_by, found.display_name if found else None)
 
     def next_message_id(self, now: int) -> int:
-        """Ids are compose-time epoch ms (§4), unique and increasing within the thread."""
+        """Ids are compose-time epoch ms (wire-facts: chat API), unique and increasing within the thread."""
         self.last_message_id = max(now, self.last_message_id + 1)
         self.sequence += 1
         return self.last_message_id
@@ -199,20 +184,20 @@ class Thread:
                                   tuple(p.user() for p in self.participants), dict(self.metadata))
 
     def properties(self) -> dict[str, Any]:
-        """ChatThreadProperties (§4); `metadata` only where a newer api-version set it."""
-        body: dict[str, Any] = {"id": self.id, "topic": self.topic, "createdOn": wire_time(self.created_on),
+        """ChatThreadProperties (Chat spec); `metadata` only where a newer api-version set it."""
+        body: dict[str, Any] = {"id": self.id, "topic": self.topic, "createdOn": ms_wire_time(self.created_on),
                                 "createdByCommunicationIdentifier": communication_identifier(self.created_by)}
         if self.deleted_on is not None:
-            body["deletedOn"] = wire_time(self.deleted_on)
+            body["deletedOn"] = ms_wire_time(self.deleted_on)
         return body | ({"metadata": dict(self.metadata)} if self.metadata else {})
 
     def item(self) -> dict[str, Any]:
         """ChatThreadItem, as `list_chat_threads` shows it."""
         body: dict[str, Any] = {"id": self.id, "topic": self.topic}
         if self.deleted_on is not None:
-            body["deletedOn"] = wire_time(self.deleted_on)
+            body["deletedOn"] = ms_wire_time(self.deleted_on)
         if self.last_message_received_on is not None:
-            body["lastMessageReceivedOn"] = wire_time(self.last_message_received_on)
+            body["lastMessageReceivedOn"] = ms_wire_time(self.last_message_received_on)
         return body
 
     def to_value(self) -> dict[str, Any]:
@@ -251,7 +236,8 @@ def user_message(thread: Thread, sender: str, content: str, kind: str, display_n
 
 
 def system_message(thread: Thread, kind: str, initiator: str, now: int, **content: Any) -> dict[str, Any]:
-    """topicUpdated / participantAdded / participantRemoved: no sender, the initiator in `content` (§4)."""
+    """topicUpdated / participantAdded / participantRemoved: no sender, the initiator in `content`
+    (wire-facts: chat API)."""
     message_id = thread.next_message_id(now)
     body = content | {"initiatorCommunicationIdentifier": communication_identifier(initiator)}
     return {"id": str(message_id), "type": kind, "sequenceId": thread.sequence, "version": message_id,
@@ -263,12 +249,12 @@ def message_to_wire(value: dict[str, Any]) -> dict[str, Any]:
                             "version": str(value["version"]), "content": value["content"]}
     if "senderDisplayName" in value:
         body["senderDisplayName"] = value["senderDisplayName"]
-    body["createdOn"] = wire_time(value["createdOn"])
+    body["createdOn"] = ms_wire_time(value["createdOn"])
     if "sender" in value:
         body["senderCommunicationIdentifier"] = communication_identifier(value["sender"])
     for name in ("deletedOn", "editedOn"):
         if value.get(name) is not None:
-            body[name] = wire_time(value[name])
+            body[name] = ms_wire_time(value[name])
     return body | ({"metadata": value["metadata"]} if value.get("metadata") else {})
 
 
@@ -360,7 +346,7 @@ def participants_of(items: Any, name: str = "participants") -> list[RequestedPar
         raw = identifier_raw_id(item.get("communicationIdentifier"))
         display = require_string(item, "displayName")
         share = item.get("shareHistoryTime")
-        share_ms = parse_time(share, "shareHistoryTime") if isinstance(share, str) else 0
+        share_ms = time_param(share, "shareHistoryTime") if isinstance(share, str) else 0
         found.setdefault(raw, RequestedParticipant(raw, display, max(share_ms, 0)))
     return list(found.values())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from commgrid.acs.phone_numbers import PhoneNumbers
-from commgrid.events.acs import DEFAULT_PROFILE, profile_by_name
+from commgrid.events.profiles import DEFAULT_PROFILE, profile_by_name
 from commgrid.store import Store
 
 EVENT_PROFILE_SETTING = "acs.event_profile"

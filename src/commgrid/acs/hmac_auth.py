@@ -3,11 +3,12 @@
 The client signs `METHOD\\n<path and query>\\n<x-ms-date>;<host>;<x-ms-content-sha256>` with the
 base64-decoded access key and sends
 `Authorization: HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<b64>`
-(`acs-wire-facts.md` §1.2, `_shared/policy.py::HMACCredentialsPolicy` of the Python SDKs).
+(https://learn.microsoft.com/rest/api/communication/authentication, `_shared/policy.py::HMACCredentialsPolicy`
+of the Python SDKs, and docs/wire-facts.md, HMAC signatures).
 
 The verifier reads the header list from `SignedHeaders` instead of assuming it, so clients that sign `date`
 (SDKs before azure-sdk-for-python#19396 switched to `x-ms-date`) pass too, and it tries the path and host
-variants real SDK builds produce (§1.2 step 4).
+variants real SDK builds produce (wire-facts: HMAC step 4).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from commgrid.errors import Detail, Unauthorized
 
 HMAC_SCHEME = "HMAC-SHA256"
 SIGNED_HEADERS = ("x-ms-date", "host", "x-ms-content-sha256")
-# App Configuration's documented window; ACS documents none (§1.2 step 5).
+# App Configuration's documented window; ACS documents none (wire-facts: HMAC step 5).
 DEFAULT_MAX_SKEW = timedelta(minutes=15)
 
-# The real service's 401 bodies (§1.2 "Error shapes"): the hash mismatch has its own message, everything else
+# The real service's 401 bodies (wire-facts: HMAC): the hash mismatch has its own message, everything else
 # is the generic denial. `details` say which check failed, for people debugging their own signer.
 _DENIED = "Denied by the resource provider."
 _HASH_MISMATCH = "Request 'x-ms-content-sha256' differs from generated content hash."
@@ -37,7 +38,7 @@ _DEFAULT_PORT = re.compile(r":(443|80)$")
 
 
 def content_hash(body: bytes) -> str:
-    """base64(SHA-256(body)); always over the raw bytes, never a re-serialisation (§1.2 step 2)."""
+    """base64(SHA-256(body)); always over the raw bytes, never a re-serialisation (wire-facts: HMAC step 2)."""
     return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
 
 
@@ -60,7 +61,7 @@ def rfc1123(moment: datetime) -> str:
 def sign_request(
     method: str, url: str, body: bytes, access_key_b64: str, now: datetime | None = None
 ) -> dict[str, str]:
-    """Headers that authenticate a request to `url` the way the SDKs do (§1.2).
+    """Headers that authenticate a request to `url` the way the SDKs do (wire-facts: HMAC).
 
     `url` is used as written: its path and query must already be percent-encoded as they go on the wire.
     The caller sends `Host` equal to the URL's netloc (HTTP clients do this by default).
@@ -93,7 +94,7 @@ def verify_hmac(
     Parameters
     ----------
     path_and_query:
-        The request target exactly as received, still percent-encoded (§1.2 step 3).
+        The request target exactly as received, still percent-encoded (wire-facts: HMAC step 3).
     headers:
         Request headers; names are matched case-insensitively.
     body:
@@ -190,7 +191,7 @@ def _candidate_strings(
 
 
 def _path_variants(path_and_query: str) -> list[str]:
-    """As received; `unquote`-d (aiohttp/yarl, `decode_url=True`, §1.2 4a); without the leading `/` (old
+    """As received; `unquote`-d (aiohttp/yarl, `decode_url=True`, wire-facts: HMAC 4a); without the leading `/` (old
     SDKs, 4c)."""
     decoded = unquote(path_and_query)
     variants = [path_and_query, decoded, path_and_query.removeprefix("/"), decoded.removeprefix("/")]
@@ -199,7 +200,7 @@ def _path_variants(path_and_query: str) -> list[str]:
 
 def _host_variants(host: str) -> list[str]:
     """The Host header; with/without a default port (clients drop `:443` from Host but sign the endpoint's
-    netloc); with a trailing `/` (`Client("http://h:p/", key)` signs `h:p/`, §1.2 4b)."""
+    netloc); with a trailing `/` (`Client("http://h:p/", key)` signs `h:p/`, wire-facts: HMAC 4b)."""
     hosts = [host]
     if _DEFAULT_PORT.search(host):
         hosts.append(_DEFAULT_PORT.sub("", host))

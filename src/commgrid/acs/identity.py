@@ -1,9 +1,10 @@
-"""Communication identities: the resource's users and their access tokens (`acs-wire-facts.md` §3).
+"""Communication identities: the resource's users and their access tokens
+(azure-rest-api-specs `specification/communication/data-plane/Identity/stable/2023-10-01`).
 
 A user is a document in `IDENTITIES` keyed by its raw id, `8:acs:{immutable_id}_{guid}`. Its `tokenGeneration`
 is stamped into every token issued for it: revoking bumps the generation, so older tokens stop working, and
 deleting the user removes the document, so all of them do (`CommunicationResource.caller` checks both).
-ACS emits no events for identity operations (§6).
+ACS emits no events for identity operations (wire-facts: recipients).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from commgrid.acs.identifiers import ACS_USER_PREFIX
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_IN, parse_scopes
 from commgrid.acs.validation import ValidationError, optional_int, string_list
 from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
-from commgrid.events.acs import Precision, format_timestamp
 from commgrid.store.base import Document, Missing
+from commgrid.timestamps import Precision, format_timestamp
 
-ACS_USER_PREFIX = "8:acs:"
 # The message the service gives for an unknown identity (Azure/azure-sdk-for-js#19849, on revoke).
 _NO_SUCH_IDENTITY = "Provided identity doesn't exist."
 _MIN_MINUTES, _MAX_MINUTES = int(MIN_EXPIRES_IN.total_seconds() // 60), int(MAX_EXPIRES_IN.total_seconds() // 60)
@@ -33,18 +34,18 @@ class AccessToken:
 
     def to_wire(self) -> dict[str, str]:
         """`CommunicationIdentityAccessToken`; `expiresOn` as the service writes it,
-        `2023-10-10T21:39:39.3244584+00:00` (SDK 1.5.0 returns this string as is, §3)."""
+        `2023-10-10T21:39:39.3244584+00:00` (SDK 1.5.0 returns this string as is, Identity spec)."""
         return {"token": self.token, "expiresOn": format_timestamp(self.expires_on, Precision.TICKS, "+00:00")}
 
 
 def new_user_id(immutable_id: str) -> str:
-    """`8:acs:<resource id>_<guid>`; real ids' GUIDs start `00000008-` (§3), and so do these."""
+    """`8:acs:<resource id>_<guid>`; real ids' GUIDs start `00000008-` (Identity spec), and so do these."""
     guid = str(uuid.uuid4())
     return f"{ACS_USER_PREFIX}{immutable_id}_00000008{guid[8:]}"
 
 
 def token_lifetime(expires_in_minutes: Any) -> timedelta:
-    """`expiresInMinutes` within [60, 1440]; absent or null means the default, 1440 (§3)."""
+    """`expiresInMinutes` within [60, 1440]; absent or null means the default, 1440 (Identity spec)."""
     minutes = optional_int(expires_in_minutes, "ExpiresInMinutes")
     if minutes is None:
         return DEFAULT_EXPIRES_IN
@@ -79,7 +80,7 @@ class IdentityService:
         self, scopes: Any = None, expires_in_minutes: Any = None
     ) -> tuple[str, AccessToken | None]:
         """A new user; with scopes (`createTokenWithScopes`), also a token for it. Null or empty scopes: no
-        token (§3: "Create with null scopes → 201 with the identity only")."""
+        token (Identity spec: null scopes create the identity only, 201)."""
         names = _scopes(scopes, "CreateTokenWithScopes")
         lifetime = token_lifetime(expires_in_minutes)
         user_id = new_user_id(self.resource.deployment.immutable_id)
@@ -91,7 +92,7 @@ class IdentityService:
         return user_id, token
 
     async def issue_token(self, user_id: str, scopes: Any, expires_in_minutes: Any) -> AccessToken:
-        """A token for an existing user; `scopes` is required (§3)."""
+        """A token for an existing user; `scopes` is required (Identity spec)."""
         names = _scopes(scopes, "Scopes")
         if not names:
             raise ValidationError("Scopes: The Scopes field is required.", target="Scopes")

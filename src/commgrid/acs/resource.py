@@ -13,7 +13,8 @@ from commgrid.acs.hmac_auth import verify_hmac, verify_signature
 from commgrid.acs.tokens import TokenClaims, TokenIssuer
 from commgrid.deployment import Deployment, new_key
 from commgrid.errors import Unauthorized
-from commgrid.events.acs import CURRENT, SEED, CurrentProfile, Emission, profile_by_name
+from commgrid.events.acs import CATALOG, Emission
+from commgrid.events.profiles import CURRENT, SEED, AcsEventProfile, profile_by_name
 from commgrid.grid.service import Grid
 from commgrid.store import Store
 from commgrid.store.base import Missing
@@ -33,9 +34,10 @@ class CommunicationResource:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.grid = grid
+        grid.system_event_subjects.update({str(t): info.subject for t, info in CATALOG.items()})
         self.store: Store = grid.store
         self.deployment = deployment
-        self.profile: CurrentProfile = profile_by_name(event_profile)
+        self.profile: AcsEventProfile = profile_by_name(event_profile)
         self.time_scale = time_scale
         self.clock = clock
         self.issuer = TokenIssuer(base64.b64decode(deployment.token_secret), deployment.immutable_id,

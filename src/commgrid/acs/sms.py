@@ -1,10 +1,11 @@
 """SMS: sending (`POST /sms`), inbound messages, repeatable requests and delivery reports.
 
-Wire behaviour follows `acs-wire-facts.md` §2 and the spec example `Sms/stable/2021-03-07/examples/send.json`:
+Wire behaviour follows azure-rest-api-specs `specification/communication/data-plane/Sms/stable/2021-03-07` and its
+example `send.json`:
 
 - Request problems (missing fields, 0 or more than 100 recipients, a message over 2048 characters) are a 400;
-  a `from` the resource does not own is a 401 with an empty message (§1.2). Everything else is answered per
-  recipient inside a 202: a malformed `to` is `httpStatusCode 400` "Invalid To phone number format.".
+  a `from` the resource does not own is a 401 with an empty message (docs/wire-facts.md). Everything else is
+  answered per recipient inside a 202: a malformed `to` is `httpStatusCode 400` "Invalid To phone number format.".
 - Repeatability is per recipient (`repeatabilityRequestId` + `repeatabilityFirstSent`, OASIS Repeatable Requests
   as ACS applies it: learn.microsoft.com/rest/api/communication/repeatable-requests). A repeat of a known id
   with the same sender, recipient and text gets the first answer again (same `messageId`, no second message or
@@ -66,7 +67,7 @@ _MISMATCH = "Request with this repeatability-request-id was already processed wi
 
 
 class UnownedSender(Unauthorized):
-    """The real service's answer to a `from` the resource does not own: 401 with an empty message (§1.2)."""
+    """The real service's answer to a `from` the resource does not own: 401 with an empty message (wire-facts)."""
 
     def __init__(self, number: str) -> None:
         hint = f"{number} is not a phone number of this resource; add it with `commgrid phone-number add {number}`."

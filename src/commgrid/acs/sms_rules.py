@@ -19,19 +19,21 @@ from commgrid.store.base import Document, Missing
 
 RULES = "acs.sms.rules"
 DELIVERED, FAILED = "Delivered", "Failed"
-# Details seen in real reports (acs-wire-facts.md §6): the seed's success text, and the timeout a carrier
+# Details seen in real reports (docs/wire-facts.md): the seed's success text, and the timeout a carrier
 # without delivery receipts produces.
 DEFAULT_DETAILS = {DELIVERED: "No error.", FAILED: "ErrorCode: 5002. ErrorMessage: Message Delivery Timeout"}
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class ReportOutcome:
+    """The delivery report a sent SMS gets, and the rule that chose it."""
+
     status: str
     details: str
     rule_id: str | None = None
 
 
-DEFAULT_OUTCOME = Outcome(DELIVERED, DEFAULT_DETAILS[DELIVERED])
+DEFAULT_OUTCOME = ReportOutcome(DELIVERED, DEFAULT_DETAILS[DELIVERED])
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +113,9 @@ class DeliveryRules:
         return len(rules)
 
     @staticmethod
-    def outcome(rules: list[DeliveryRule], to: str) -> Outcome:
+    def outcome(rules: list[DeliveryRule], to: str) -> ReportOutcome:
         """The first matching rule's outcome, else Delivered."""
         for rule in rules:
             if rule.matches(to):
-                return Outcome(rule.status, rule.details, rule.id)
+                return ReportOutcome(rule.status, rule.details, rule.id)
         return DEFAULT_OUTCOME

@@ -1,8 +1,9 @@
 """SMS text rules: encoding, segment counting, length limits and phone-number formats.
 
-Sources: `acs-wire-facts.md` §2 (SMS REST API). 140 bytes per segment give 160 GSM-7 characters or 70 UCS-2
-code units; concatenated messages lose a 6-byte header per segment, leaving 153 / 67 (general SMS practice,
-not stated by ACS). Any character outside GSM-7 switches the whole message to UCS-2.
+Sources: the SMS REST API, azure-rest-api-specs `specification/communication/data-plane/Sms/stable/2021-03-07`.
+140 bytes per segment give 160 GSM-7 characters or 70 UCS-2 code units; concatenated messages lose a 6-byte
+header per segment, leaving 153 / 67 (general SMS practice, not stated by ACS). Any character outside GSM-7
+switches the whole message to UCS-2.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from commgrid.errors import Detail, InvalidInput
 # GSM 03.38 default alphabet (ESC, 0x1B, is the gateway to the extension table, not a character).
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ\u00a7¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 # Extension table: each costs ESC + the character, two septets.
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 _GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 SEGMENT_LIMITS = {"GSM7": (160, 153), "UCS2": (70, 67)}
-# `message` maxLength in Sms/stable/2021-03-07 (§2). Counted in UTF-16 code units, as the .NET service does.
+# `message` maxLength in Sms/stable/2021-03-07 (SMS spec). Counted in UTF-16 code units, as the .NET service does.
 MAX_MESSAGE_LENGTH = 2048
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -88,19 +89,19 @@ def utf16_length(text: str) -> int:
 
 
 def validate_message(text: str) -> None:
-    """Raise `InvalidInput` when `text` exceeds the API's 2048-character limit (§2)."""
+    """Raise `InvalidInput` when `text` exceeds the API's 2048-character limit (SMS spec)."""
     if utf16_length(text) > MAX_MESSAGE_LENGTH:
         message = f"The field Message must be a string with a maximum length of {MAX_MESSAGE_LENGTH}."
         raise InvalidInput(message, code="ValidationError", details=[Detail("ValidationError", message)])
 
 
 def is_e164(number: str) -> bool:
-    """`+` then 2 to 15 digits, the first not 0 (§2: the docs give no stricter rule)."""
+    """`+` then 2 to 15 digits, the first not 0 (the docs give no stricter rule)."""
     return bool(_E164.match(number))
 
 
 def is_short_code(number: str) -> bool:
-    """A 5-6 digit short code, written without `+` (SMS FAQ, §2)."""
+    """A 5-6 digit short code, written without `+` (SMS FAQ)."""
     return bool(_SHORT_CODE.match(number))
 
 
@@ -115,5 +116,5 @@ def recipient_error(number: str) -> str | None:
 
 
 def digits(number: str) -> str:
-    """The number without its leading `+`, as event subjects write it (`/phonenumber/15555555555`, §5.3)."""
+    """The number without its leading `+`, as event subjects write it (`/phonenumber/15555555555`, wire-facts)."""
     return number.removeprefix("+")

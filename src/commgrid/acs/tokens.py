@@ -1,11 +1,11 @@
 """User access tokens: the JWTs the Identity API issues and the Chat API accepts as `Bearer` credentials.
 
-Claims follow the real service (`acs-wire-facts.md` §1.4): `skypeid` (the user's raw id without `8:`),
+Claims follow the real service (docs/wire-facts.md, User access tokens): `skypeid` (the user's raw id without `8:`),
 `scp`, `csi` (issue time, a string), `iat`, `exp`, `acsScope` (comma-joined scopes), `resourceId` and, when
 configured, `resourceLocation`. The real service signs RS256; no SDK verifies the signature, so commgrid signs
 HS256 with a server secret.
 
-The Python SDKs read `exp` with *standard* `base64.b64decode` (§1.4 "Pitfall"), which rejects the base64url
+The Python SDKs read `exp` with *standard* `base64.b64decode` (wire-facts: tokens), which rejects the base64url
 characters `-` and `_`. In ASCII JSON those only arise from a few characters (`_BASE64URL_HAZARDS`), so
 the payload writes those as `\\u00XX` escapes: the same JSON, whose encoding never contains `-` or `_`.
 """
@@ -20,14 +20,14 @@ from enum import StrEnum
 
 import jwt
 
+from commgrid.acs.identifiers import skype_id, user_from_skype_id
 from commgrid.errors import Detail, Forbidden, InvalidInput, Unauthorized
 
 ALGORITHM = "HS256"
-DEFAULT_EXPIRES_IN = timedelta(hours=24)  # `expiresInMinutes` default 1440 (§3)
+DEFAULT_EXPIRES_IN = timedelta(hours=24)  # `expiresInMinutes` default 1440 (Identity spec)
 MIN_EXPIRES_IN, MAX_EXPIRES_IN = timedelta(minutes=60), timedelta(minutes=1440)
-# The only `scp` value seen in a real token (§1.4); its bits are undocumented and no client reads them.
+# The only `scp` value real tokens carry (wire-facts: tokens); its bits are undocumented and no client reads them.
 SCP = 1792
-ACS_USER_PREFIX = "8:"
 
 # Base64 digits 62 ('-') and 63 ('_') are the 6-bit values 11111x. From ASCII (high bits clear) the first
 # three digits of a 3-byte group stay at or below 61; only the fourth, the last byte's low six bits, reaches
@@ -59,7 +59,7 @@ class Permission(StrEnum):
     JOIN_CALL = "voip.joinCall"
 
 
-# From the scope enum's docstrings in `identity/_generated/models/_enums.py` (§1.4): `chat.join` cannot
+# From the scope enum's docstrings in `identity/_generated/models/_enums.py`: `chat.join` cannot
 # create, delete or update threads; `chat.join.limited` also cannot add or remove participants; `voip.join`
 # cannot start new calls.
 GRANTS: dict[Scope, frozenset[Permission]] = {
@@ -79,8 +79,8 @@ GRANTS: dict[Scope, frozenset[Permission]] = {
 }
 
 _SCOPE_NAMES = frozenset(scope.value for scope in Scope)
-_NOT_AUTHORIZED = "Request is not authorized."  # the Chat spec's 401 example (§1.4)
-_NOT_ALLOWED = "User is not allowed to perform specified action."  # the Chat spec's 403 example (§4)
+_NOT_AUTHORIZED = "Request is not authorized."  # the Chat spec's 401 example
+_NOT_ALLOWED = "User is not allowed to perform specified action."  # the Chat spec's 403 example
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ class TokenIssuer:
     ) -> dict:
         iat = int(issued_at.timestamp())
         claims = {
-            "skypeid": user_id.removeprefix(ACS_USER_PREFIX),
+            "skypeid": skype_id(user_id),
             "scp": SCP,
             "csi": str(iat),
             "exp": int(expires_on.timestamp()),
@@ -198,7 +198,7 @@ class TokenIssuer:
             if claims.get("resourceId") != self.resource_id:
                 raise ValueError("resourceId")
             return TokenClaims(
-                user_id=ACS_USER_PREFIX + str(claims["skypeid"]),
+                user_id=user_from_skype_id(str(claims["skypeid"])),
                 scopes=scopes,
                 issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
                 expires_on=datetime.fromtimestamp(int(claims["exp"]), UTC),

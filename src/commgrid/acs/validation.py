@@ -1,7 +1,7 @@
 """Request validation for the Communication Services APIs, answered as the services answer it.
 
 The real Identity service reports a bad field as 400
-`{"error": {"code": "ValidationError", "message": "...", "target": "ExpiresInMinutes"}}` (`acs-wire-facts.md` §3);
+`{"error": {"code": "ValidationError", "message": "...", "target": "ExpiresInMinutes"}}` (the Identity spec);
 the SMS checks here use the same shape. Messages follow ASP.NET's validation attributes, which the services use.
 """
 
@@ -36,7 +36,7 @@ def required(field: str) -> ValidationError:
 
 
 def parse_object(body: bytes, *, optional: bool = False) -> dict[str, Any]:
-    """A JSON object request body. With `optional`, an empty body (or `null`) is `{}` (Identity create, §3)."""
+    """A JSON object request body. With `optional`, an empty body (or `null`) is `{}` (Identity create)."""
     if not body.strip():
         if optional:
             return {}
@@ -53,7 +53,7 @@ def parse_object(body: bytes, *, optional: bool = False) -> dict[str, Any]:
 
 
 def optional_int(value: Any, field: str) -> int | None:
-    """An int32 field that may be absent or null (older SDKs send explicit nulls, §3)."""
+    """An int32 field that may be absent or null (older SDKs send explicit nulls, Identity spec)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):

@@ -1,4 +1,5 @@
-"""The validation URL of event subscriptions: a GET validates one awaiting it (eventgrid-facts.md §4.1).
+"""The validation URL of event subscriptions: a GET validates one awaiting it
+(https://learn.microsoft.com/azure/event-grid/end-point-validation-event-grid-events-schema).
 
 `GET /eventsubscriptions/{topic}/{name}/validate?id=…&t=…&apiVersion=…&token=…`, the URL sent in the
 `Microsoft.EventGrid.SubscriptionValidationEvent`; valid for 10 minutes (divided by the time scale).

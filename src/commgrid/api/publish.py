@@ -1,4 +1,5 @@
-"""Publishing to custom topics: `POST /topics/{topic}/api/events` (eventgrid-facts.md §2)."""
+"""Publishing to custom topics: `POST /topics/{topic}/api/events`
+(https://learn.microsoft.com/azure/event-grid/post-to-custom-topic)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -10,6 +9,7 @@ from rich.table import Table
 
 from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, print_json, run
 from commgrid.store.base import StoreStats
+from commgrid.timestamps import azure_time
 
 if TYPE_CHECKING:
     from commgrid.runtime import Runtime
@@ -17,18 +17,14 @@ if TYPE_CHECKING:
 store_app = typer.Typer(help="The store: counts and size.", no_args_is_help=True)
 
 
-def _time(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def stats_json(stats: StoreStats, retention: dict[str, int]) -> dict[str, Any]:
     topics = [{"topic": t.topic, "events": t.events, "pendingDeliveries": t.pending_deliveries,
-               "deadLetters": t.dead_letters, "oldestEvent": _time(t.oldest_event_at),
+               "deadLetters": t.dead_letters, "oldestEvent": azure_time(t.oldest_event_at),
                "retentionMinutes": retention.get(t.topic)} for t in stats.topics]
     oldest = min((t.oldest_event_at for t in stats.topics if t.oldest_event_at is not None), default=None)
     return {"events": sum(t.events for t in stats.topics),
             "pendingDeliveries": sum(t.pending_deliveries for t in stats.topics),
-            "deadLetters": sum(t.dead_letters for t in stats.topics), "oldestEvent": _time(oldest),
+            "deadLetters": sum(t.dead_letters for t in stats.topics), "oldestEvent": azure_time(oldest),
             "sizeBytes": stats.size_bytes, "freeBytes": stats.free_bytes, "topics": topics}
 
 

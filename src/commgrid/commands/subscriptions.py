@@ -22,9 +22,10 @@ from rich.table import Table
 
 from commgrid.commands.common import DEFAULT_DIR, DataDir, JsonFlag, StoreUrl, console, err, print_json, run
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
-from commgrid.grid.deadletter import LOCAL_DIRECTORY, STORAGE_BLOB, azure_time
+from commgrid.grid.deadletter import LOCAL_DIRECTORY, STORAGE_BLOB
 from commgrid.grid.properties import ACTIVE, AWAITING, FAILED
 from commgrid.store.base import DeadLetter, Subscription
+from commgrid.timestamps import azure_time
 
 if TYPE_CHECKING:
     from commgrid.grid.subscriptions import Saved

@@ -8,7 +8,6 @@ the next retry, the dead-letter record) or which filter clause rejects the event
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,19 +16,16 @@ from commgrid.grid.filters import FilterError, compile_filter
 from commgrid.grid.routing import is_routable
 from commgrid.store import Store
 from commgrid.store.base import AttemptRecord, DeadLetter, Delivery, StoredEvent, Subscription, Topic
-
-
-def iso(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+from commgrid.timestamps import console_time
 
 
 def event_summary(e: StoredEvent) -> dict[str, Any]:
     return {"seq": e.seq, "topic": e.topic, "id": e.id, "type": e.type, "subject": e.subject, "time": e.time,
-            "publishedAt": iso(e.published_at)}
+            "publishedAt": console_time(e.published_at)}
 
 
 def attempt_json(a: AttemptRecord) -> dict[str, Any]:
-    return {"attempt": a.attempt, "at": iso(a.at), "outcome": a.outcome, "status": a.status,
+    return {"attempt": a.attempt, "at": console_time(a.at), "outcome": a.outcome, "status": a.status,
             "durationMs": round(a.duration * 1000, 1), "error": a.error, "response": a.response}
 
 
@@ -58,11 +54,11 @@ def _route(sub: Subscription, topic: Topic, event: StoredEvent, parsed: dict[str
         route["state"] = "dead-lettered"
         route["deadLetter"] = {"id": d.id, "reason": d.reason, "attempts": d.attempts,
                                "lastOutcome": d.last_outcome, "lastStatus": d.last_status,
-                               "at": iso(d.dead_lettered_at)}
+                               "at": console_time(d.dead_lettered_at)}
     elif pending:
         p = pending[0]
         route["state"] = "retrying" if p.attempts else "pending"
-        route["nextAttemptAt"] = iso(p.next_attempt_at)
+        route["nextAttemptAt"] = console_time(p.next_attempt_at)
     elif attempts and attempts[-1].outcome == "Succeeded":
         route["state"] = "delivered"
     elif sub.created_at > event.published_at:

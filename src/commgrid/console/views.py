@@ -11,9 +11,11 @@ from typing import Any
 from commgrid.acs.chat_docs import MESSAGES, THREADS
 from commgrid.acs.resource import IDENTITIES
 from commgrid.acs.sms import SENT
-from commgrid.console.journey import attempt_json, event_summary, iso
+from commgrid.console.journey import attempt_json, event_summary
+from commgrid.grid.properties import ACTIVE
 from commgrid.runtime import Runtime
 from commgrid.store.base import DeadLetter, Subscription, Topic
+from commgrid.timestamps import console_time
 
 RECENT_ATTEMPTS = 5
 LIST_LIMIT = 100
@@ -25,10 +27,10 @@ def _status(runtime: Runtime, sub: Subscription, now: float) -> str:
     if expires is not None and expires <= now:
         return "Disabled (expired)"
     worker = runtime.delivery
-    if sub.status == "Active" and worker is not None:
+    if sub.status == ACTIVE and worker is not None:
         until = worker.health.probation_until(sub.properties.destination.endpoint_base_url, now)
         if until is not None:
-            return f"Probation until {iso(until)}"
+            return f"Probation until {console_time(until)}"
     return sub.status
 
 
@@ -70,7 +72,7 @@ async def overview(runtime: Runtime) -> dict[str, Any]:
 def dead_letter_json(d: DeadLetter) -> dict[str, Any]:
     return {"id": d.id, "topic": d.topic, "subscription": d.subscription, "reason": d.reason,
             "attempts": d.attempts, "lastOutcome": d.last_outcome, "lastStatus": d.last_status,
-            "lastAttemptAt": iso(d.last_attempt_at), "deadLetteredAt": iso(d.dead_lettered_at),
+            "lastAttemptAt": console_time(d.last_attempt_at), "deadLetteredAt": console_time(d.dead_lettered_at),
             "event": event_summary(d.event)}
 
 
@@ -103,5 +105,5 @@ def _message(value: dict[str, Any]) -> dict[str, Any]:
         sender, text = "(thread)", f"{kind}: {', '.join(names)}"
     created = value.get("createdOn")
     return {"id": value.get("id"), "type": kind, "sender": sender, "text": text,
-            "createdOn": iso(created / 1000) if isinstance(created, int) else None,
+            "createdOn": console_time(created / 1000) if isinstance(created, int) else None,
             "deleted": value.get("deletedOn") is not None}

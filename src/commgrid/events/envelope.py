@@ -1,6 +1,8 @@
 """Event envelopes: parse and validate published events, and convert between the two schemas.
 
-Every envelope commgrid reads or writes goes through here (eventgrid-facts.md §1, §2). Events stay plain
+Every envelope commgrid reads or writes goes through here (https://learn.microsoft.com/azure/event-grid/event-schema,
+https://learn.microsoft.com/azure/event-grid/cloud-event-schema, https://learn.microsoft.com/azure/event-grid/post-to-custom-topic,
+https://learn.microsoft.com/azure/event-grid/event-schema-compatibility). Events stay plain
 dicts in their own schema; validation collects every problem and raises once.
 """
 
@@ -20,6 +22,10 @@ from commgrid.errors import BadRequest, Detail, InvalidInput, PayloadTooLarge
 EVENTGRID = "EventGridSchema"
 CLOUDEVENTS = "CloudEventSchemaV1_0"
 SCHEMAS = (EVENTGRID, CLOUDEVENTS)
+# The Content-Type of a delivery or system request, by what its body holds.
+EVENTGRID_JSON = "application/json; charset=utf-8"
+CLOUDEVENT_JSON = "application/cloudevents+json; charset=utf-8"
+CLOUDEVENT_BATCH_JSON = "application/cloudevents-batch+json; charset=utf-8"
 
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_EVENT_BYTES = 1024 * 1024
@@ -123,7 +129,7 @@ def _valid_time(value: Any) -> bool:
 
 
 def eventgrid_problems(event: dict[str, Any], index: int, topic_arm_id: str) -> list[Detail]:
-    """What is wrong with one Event Grid schema event (§1.1), as Azure words it; stamps defaults in place."""
+    """What is wrong with one Event Grid schema event (event-schema), as Azure words it."""
     problems = [
         Detail("InputJsonInvalid", f"Required property '{label}' was not set (event {index}).")
         for key, label in _EG_REQUIRED
@@ -143,15 +149,21 @@ def eventgrid_problems(event: dict[str, Any], index: int, topic_arm_id: str) -> 
     if topic not in (None, "") and (not isinstance(topic, str) or topic.lower() != topic_arm_id.lower()):
         problems.append(Detail("InputJsonInvalid", f"Property 'Topic' was set to '{topic}', which does not match"
                                                    f" the topic '{topic_arm_id}' it was published to (event {index})."))
-    if not problems:
-        event["topic"] = topic_arm_id
-        event["metadataVersion"] = "1"
-        event.setdefault("dataVersion", "")
     return problems
 
 
+def _stamped(event: dict[str, Any], schema: str, topic_arm_id: str) -> dict[str, Any]:
+    """A valid event with the fields Event Grid fills in: `topic`, `metadataVersion` and `dataVersion` (Event
+    Grid schema; CloudEvents events are kept as sent)."""
+    if schema == CLOUDEVENTS:
+        return event
+    stamped = event | {"topic": topic_arm_id, "metadataVersion": "1"}
+    stamped.setdefault("dataVersion", "")
+    return stamped
+
+
 def cloudevent_problems(event: dict[str, Any], index: int, _topic_arm_id: str = "") -> list[Detail]:
-    """What is wrong with one CloudEvents 1.0 event (§1.2)."""
+    """What is wrong with one CloudEvents 1.0 event (cloud-event-schema)."""
     problems = [
         Detail("InputJsonInvalid", f"Required attribute '{key}' was not set (event {index}).")
         for key in _CE_REQUIRED
@@ -172,8 +184,9 @@ _PROBLEMS: dict[str, Callable[[dict[str, Any], int, str], list[Detail]]] = {
 }
 
 
-def validate_events(events: list[dict[str, Any]], schema: str, topic_arm_id: str) -> None:
-    """Check every event against the topic's input schema; raise once with all problems."""
+def validate_events(events: list[dict[str, Any]], schema: str, topic_arm_id: str) -> list[dict[str, Any]]:
+    """Check every event against the topic's input schema and raise once with all problems; else the events
+    as stored, with the fields Event Grid fills in. `events` is not changed."""
     wrong = [i for i, e in enumerate(events) if looks_like_cloudevent(e) != (schema == CLOUDEVENTS)]
     if wrong:
         expected = "CloudEvents 1.0" if schema == CLOUDEVENTS else "Event Grid"
@@ -184,6 +197,7 @@ def validate_events(events: list[dict[str, Any]], schema: str, topic_arm_id: str
     problems = [p for i, e in enumerate(events) for p in check(e, i, topic_arm_id)]
     if problems:
         raise InvalidInput.from_problems(problems[:50], summary=problems[0].message)
+    return [_stamped(e, schema, topic_arm_id) for e in events]
 
 
 def identity(event: dict[str, Any], schema: str) -> tuple[str, str, str, str]:
@@ -194,10 +208,10 @@ def identity(event: dict[str, Any], schema: str) -> tuple[str, str, str, str]:
 
 
 def encode_event(event: dict[str, Any], index: int, sent: dict[str, Any] | None = None) -> bytes:
-    """The stored JSON of one event, checking the per-event size limit (§2.4) and nesting depth.
+    """The stored JSON of one event, checking the per-event size limit (quotas-limits) and nesting depth.
 
-    The size limit applies to the event as the publisher sent it (`sent`, its top level before validation
-    stamped `topic`, `metadataVersion` and `dataVersion`), not to the fields commgrid adds.
+    The size limit applies to the event as the publisher sent it (`sent`, before `validate_events` added
+    `topic`, `metadataVersion` and `dataVersion`), not to the fields commgrid adds.
     """
     try:
         # Encoded inside two arrays and unwrapped: an event that encodes here also encodes in a dead-letter
@@ -215,7 +229,7 @@ def encode_event(event: dict[str, Any], index: int, sent: dict[str, Any] | None 
     return body
 
 
-# conversions (§1.4) ----------------------------------------------------------------------------------------
+# conversions (event-schema-compatibility) ------------------------------------------------------------------
 def eventgrid_to_cloudevent(event: dict[str, Any]) -> dict[str, Any]:
     """Map an Event Grid event to CloudEvents 1.0 as Event Grid does on delivery."""
     out: dict[str, Any] = {
@@ -235,7 +249,7 @@ def eventgrid_to_cloudevent(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def convert(event: dict[str, Any], from_schema: str, to_schema: str) -> dict[str, Any]:
-    """Convert an event for delivery; only the conversions Event Grid allows (§1.4) exist."""
+    """Convert an event for delivery; only the conversions Event Grid allows (event-schema-compatibility) exist."""
     if from_schema == to_schema:
         return event
     if from_schema == EVENTGRID and to_schema == CLOUDEVENTS:

@@ -1,4 +1,5 @@
-"""Publisher authentication for topics: access keys and SAS tokens (eventgrid-facts.md §2.2, §2.3)."""
+"""Publisher authentication for topics: access keys and SAS tokens (
+https://learn.microsoft.com/azure/event-grid/authenticate-with-access-keys-shared-access-signatures)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Dead-lettered events as Event Grid writes them (eventgrid-facts.md §4.6), and where commgrid writes them.
+"""Dead-lettered events as Event Grid writes them (
+https://learn.microsoft.com/azure/event-grid/delivery-and-retry#dead-letter-events), and where commgrid writes them.
 
 A dead-lettered event is the event as the subscription would have received it, plus Event Grid's fields:
 Event Grid schema `deadLetterReason`, `deliveryAttempts`, `lastDeliveryOutcome`, `lastHttpStatusCode`,
@@ -26,6 +27,7 @@ import orjson
 
 from commgrid.events.envelope import CLOUDEVENTS
 from commgrid.grid.properties import DeadLetterDestination
+from commgrid.timestamps import azure_time
 
 STORAGE_BLOB = "StorageBlob"
 LOCAL_DIRECTORY = "LocalDirectory"
@@ -33,13 +35,6 @@ DESTINATION_TYPES = (STORAGE_BLOB, LOCAL_DIRECTORY)
 
 _FIELDS = ("deadLetterReason", "deliveryAttempts", "lastDeliveryOutcome", "lastHttpStatusCode", "publishTime",
            "lastDeliveryAttemptTime")
-
-
-def azure_time(ts: float | None) -> str | None:
-    """A POSIX time as Event Grid writes times: UTC with seven fractional digits, e.g. `...:13.1647262Z`."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def dead_letter_event(
@@ -60,7 +55,7 @@ def local_directory(destination: DeadLetterDestination | None) -> Path | None:
 
 
 def blob_path(root: Path, subscription: str, at: float) -> Path:
-    """Where a dead-letter file goes: Azure's blob name layout under `root` (§4.6)."""
+    """Where a dead-letter file goes: Azure's blob name layout under `root` (delivery-and-retry)."""
     t = datetime.fromtimestamp(at, UTC)
     return root / subscription.upper() / str(t.year) / str(t.month) / str(t.day) / str(t.hour) / f"{uuid.uuid4()}.json"
 

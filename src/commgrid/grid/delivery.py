@@ -1,4 +1,4 @@
-"""Push delivery to webhooks, as Event Grid does it (eventgrid-facts.md §4).
+"""Push delivery to webhooks, as Event Grid does it (https://learn.microsoft.com/azure/event-grid/delivery-and-retry).
 
 How one delivery flows:
 
@@ -48,10 +48,10 @@ import orjson
 
 from commgrid import __version__
 from commgrid.config import Settings
-from commgrid.events.envelope import CLOUDEVENTS, convert
+from commgrid.events.envelope import CLOUDEVENT_BATCH_JSON, CLOUDEVENT_JSON, CLOUDEVENTS, EVENTGRID_JSON, convert
 from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
-from commgrid.grid.handshake import CLOUDEVENT_JSON, EVENTGRID_JSON, read_excerpt
+from commgrid.grid.excerpt import read_excerpt
 from commgrid.grid.properties import ACTIVE
 from commgrid.grid.retry import (
     TTL_EXCEEDED,
@@ -70,7 +70,6 @@ from commgrid.store.base import Attempt, Delivery, Subscription, Topic
 
 log = logging.getLogger("commgrid.delivery")
 
-CLOUDEVENT_BATCH_JSON = "application/cloudevents-batch+json; charset=utf-8"
 ENDPOINT_CONCURRENCY = 64  # requests in flight per endpoint (capped by Settings.delivery_concurrency)
 ENDPOINT_BACKLOG = 512  # most deliveries claimed per endpoint before its subscriptions are skipped
 MIN_BACKLOG = 16  # least share of an endpoint, however many are busy
@@ -130,7 +129,7 @@ class Target:
 
 
 def plan_batches(items: Sequence[T], sizes: Sequence[int], max_events: int, preferred_bytes: int) -> list[list[T]]:
-    """Cut `items` (in order) into batches of at most `max_events` and about `preferred_bytes` (§4.5).
+    """Cut `items` (in order) into batches of at most `max_events` and about `preferred_bytes` (delivery-and-retry).
 
     The byte size is a target: a batch is closed before an item that would take it past the target, and an
     item larger than the target travels alone.
@@ -168,7 +167,7 @@ def _lookup(event: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def _header_value(value: Any) -> str | None:
-    """Dynamic delivery attributes take strings, numbers and booleans only (§3.2)."""
+    """Dynamic delivery attributes take strings, numbers and booleans only (delivery-properties)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
@@ -177,7 +176,7 @@ def _header_value(value: Any) -> str | None:
 
 
 def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one delivery request (§4.3)."""
+    """The body and headers of one delivery request (wire-facts: deliveries)."""
     events = [orjson.loads(d.event.body) for d in deliveries]
     first = events[0]
     if target.schema == target.input_schema:
@@ -187,7 +186,7 @@ def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[
     headers = {"aeg-event-type": "Notification", "aeg-subscription-name": target.name.upper(),
                "aeg-delivery-count": str(deliveries[0].attempts)}
     if target.schema == CLOUDEVENTS:
-        headers["aeg-metadata-version"] = "1.0"  # the CloudEvents spec version (§4.3)
+        headers["aeg-metadata-version"] = "1.0"  # the CloudEvents spec version (wire-facts: deliveries)
         if target.batched:
             body, headers["Content-Type"] = b"[" + b",".join(bodies) + b"]", CLOUDEVENT_BATCH_JSON
         else:

@@ -1,11 +1,13 @@
 """Event subscription filters: validated and compiled once, then matched against many events.
 
-Semantics follow `eventgrid-facts.md` §3.3 (Filter) and the event-filtering article it cites [D4].
+Semantics follow the event-filtering article, https://learn.microsoft.com/azure/event-grid/event-filtering.
 A filter passes an event when every part passes, checked in this order (also the order `explain` uses):
 
 1. `includedEventTypes`: any of them, case-insensitive; absent, null, `[]` or any `"All"` entry = all;
 2. `subjectBeginsWith` / `subjectEndsWith`: literal, case-insensitive unless `isSubjectCaseSensitive`;
 3. each of `advancedFilters`: AND across filters, OR across one filter's values.
+
+The operators themselves are in `grid/filter_operators.py`; `grid/filter_index.py` indexes compiled filters.
 
 Choices made where the reference is silent (each also noted at the code that implements it):
 
@@ -34,14 +36,15 @@ Choices made where the reference is silent (each also noted at the code that imp
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from commgrid.errors import InvalidInput, Problems
+from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
+from commgrid.grid.filter_operators import OPERATORS, PREDICATES, Operator, is_bool, is_number, is_string
 from commgrid.jsonfields import fields
 
 __all__ = [
@@ -51,28 +54,25 @@ __all__ = [
     "SCHEMAS",
     "CompiledFilter",
     "FilterError",
-    "SubscriptionIndex",
     "compile_filter",
 ]
 
-K = TypeVar("K")
-
-MAX_ADVANCED_FILTERS = 25  # §3.3 Limits
+MAX_ADVANCED_FILTERS = 25  # event-filtering Limits
 MAX_FILTER_VALUES = 25  # in total across all advanced filters of one subscription
 MAX_STRING_VALUE_LENGTH = 512
 
-# The attribute holding the event type, per schema (§1.1, §1.2).
-_TYPE_KEYS = {"EventGridSchema": "eventType", "CloudEventSchemaV1_0": "type"}
+# The attribute holding the event type, per schema (event-schema, cloud-event-schema).
+_TYPE_KEYS = {EVENTGRID: "eventType", CLOUDEVENTS: "type"}
 SCHEMAS = tuple(_TYPE_KEYS)
 
-# Event Grid schema attribute names, by lower-cased filter key (§3.3 Keys: `ID`, `Topic`, `EventType` ...).
+# Event Grid schema attribute names, by lower-cased filter key (event-filtering Keys: `ID`, `Topic`, `EventType` ...).
 _EG_ATTRIBUTES = {
     name.lower(): name
     for name in ("id", "topic", "subject", "eventType", "eventTime", "dataVersion", "metadataVersion", "data")
 }
 
 
-def _type_key(schema: str) -> str:
+def type_key(schema: str) -> str:
     if schema not in _TYPE_KEYS:
         raise ValueError(f"unsupported event schema {schema!r}; expected one of {', '.join(SCHEMAS)}")
     return _TYPE_KEYS[schema]
@@ -95,132 +95,11 @@ Test = Callable[[dict], bool]
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Operators
-
-
-def _is_number(x: object) -> bool:
-    # bools are ints in Python, but never numbers in a filter
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _is_string(x: object) -> bool:
-    return isinstance(x, str)
-
-
-def _is_bool(x: object) -> bool:
-    return isinstance(x, bool)
-
-
-def _contains_any(needles: tuple[str, ...]) -> Callable[[str], bool]:
-    def test(x: str) -> bool:
-        folded = x.lower()
-        return any(needle in folded for needle in needles)
-
-    return test
-
-
-def _in_ranges(ranges: tuple[tuple[float, float], ...]) -> Callable[[float], bool]:
-    return lambda x: any(low <= x <= high for low, high in ranges)
-
-
-# Builds an operator's positive predicate from its normalized filter values (strings lower-cased).
-_PREDICATES: dict[str, Callable[[tuple], Callable[[Any], bool]]] = {
-    "NumberIn": lambda vs: frozenset(vs).__contains__,
-    "NumberLessThan": lambda vs: lambda x: x < vs[0],
-    "NumberGreaterThan": lambda vs: lambda x: x > vs[0],
-    "NumberLessThanOrEquals": lambda vs: lambda x: x <= vs[0],
-    "NumberGreaterThanOrEquals": lambda vs: lambda x: x >= vs[0],
-    "NumberInRange": _in_ranges,
-    "BoolEquals": lambda vs: lambda x: x is vs[0],
-    "StringIn": lambda vs: lambda x, folded=frozenset(vs): x.lower() in folded,
-    "StringBeginsWith": lambda vs: lambda x: x.lower().startswith(vs),
-    "StringEndsWith": lambda vs: lambda x: x.lower().endswith(vs),
-    "StringContains": _contains_any,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Operator:
-    """One `operatorType`: how its value is given and checked, and how a failure reads."""
-
-    name: str
-    accepts: Callable[[object], bool] | None  # the event value type it compares; None for presence checks
-    arity: str  # "value", "values", "ranges" or "none"
-    relation: Callable[[Any, Any], bool]  # event value vs one filter value, positive form (for explain)
-    phrase: str  # "value 3 {phrase} 5" when the relation holds
-    failed_phrase: str  # "value 3 {failed_phrase} [5, 1]" when a positive operator fails
-    positive: str = ""  # the operator whose predicate this one uses: itself, or the one it negates
-    negated: bool = False
-    missing_matches: bool = False
-
-
-def _within(x: float, bounds: tuple[float, float]) -> bool:
-    return bounds[0] <= x <= bounds[1]
-
-
-def _begins(x: str, v: str) -> bool:
-    return x.startswith(v)
-
-
-def _ends(x: str, v: str) -> bool:
-    return x.endswith(v)
-
-
-def _contains(x: str, v: str) -> bool:
-    return v in x
-
-
-_num, _str = _is_number, _is_string
-_POSITIVE_OPERATORS = (
-    _Operator("NumberIn", _num, "values", operator.eq, "equals", "is not in"),
-    _Operator("NumberLessThan", _num, "value", operator.lt, "", "is not less than"),
-    _Operator("NumberGreaterThan", _num, "value", operator.gt, "", "is not greater than"),
-    _Operator("NumberLessThanOrEquals", _num, "value", operator.le, "", "is not less than or equal to"),
-    _Operator("NumberGreaterThanOrEquals", _num, "value", operator.ge, "", "is not greater than or equal to"),
-    _Operator("NumberInRange", _num, "ranges", _within, "is in range", "is not in any of the ranges"),
-    _Operator("BoolEquals", _is_bool, "value", operator.eq, "", "is not"),
-    _Operator("StringIn", _str, "values", operator.eq, "equals", "is not in"),
-    _Operator("StringBeginsWith", _str, "values", _begins, "begins with", "does not begin with any of"),
-    _Operator("StringEndsWith", _str, "values", _ends, "ends with", "does not end with any of"),
-    _Operator("StringContains", _str, "values", _contains, "contains", "does not contain any of"),
-    _Operator("IsNullOrUndefined", None, "none", operator.eq, "", ""),
-    _Operator("IsNotNull", None, "none", operator.eq, "", ""),
-)
-# Negated operators: (the operator negated, whether a missing key matches). §3.3: a missing key matches
-# NumberNotIn and StringNotIn but not the StringNot{BeginsWith,EndsWith,Contains} family; NumberNotInRange is
-# not listed, so it follows NumberNotIn.
-_NEGATIONS = {
-    "NumberNotIn": ("NumberIn", True),
-    "NumberNotInRange": ("NumberInRange", True),
-    "StringNotIn": ("StringIn", True),
-    "StringNotBeginsWith": ("StringBeginsWith", False),
-    "StringNotEndsWith": ("StringEndsWith", False),
-    "StringNotContains": ("StringContains", False),
-}
-
-
-def _operators() -> dict[str, _Operator]:
-    """Every operator by lower-cased name (ARM discriminators are case-insensitive)."""
-    ops = {op.name: replace(op, positive=op.name) for op in _POSITIVE_OPERATORS}
-    for name, (base, missing_matches) in _NEGATIONS.items():
-        ops[name] = replace(ops[base], name=name, failed_phrase="", negated=True, missing_matches=missing_matches)
-    return {name.lower(): op for name, op in ops.items()}
-
-
-_OPERATORS = _operators()
-
-
-def canonical_operator(name: str) -> str:
-    """An operator name as Azure spells it (`numberin` → `NumberIn`); `KeyError` if there is no such operator."""
-    return _OPERATORS[name.lower()].name
-
-
-# ------------------------------------------------------------------------------------------------------------
 # Keys
 
 
 def _child(node: Any, name: str, folded: str) -> Any:
-    """`node[name]`, else the first property whose name matches case-insensitively (§3.3 Keys)."""
+    """`node[name]`, else the first property whose name matches case-insensitively (event-filtering Keys)."""
     if not isinstance(node, dict):
         return _MISSING
     value = node.get(name, _MISSING)
@@ -252,7 +131,7 @@ def _ce_attribute_as_string(get: Getter) -> Getter:
         value = get(event)
         if isinstance(value, bool):
             return "true" if value else "false"
-        return str(value) if _is_number(value) else value
+        return str(value) if is_number(value) else value
 
     return coerced
 
@@ -261,8 +140,8 @@ def _parse_key(key: str, schema: str) -> tuple[str, ...]:
     """Split `data.a.b` into segments, the first spelt as the schema does (`Data` → `data`, `ID` → `id`)."""
     segments = key.split(".")
     first = segments[0].lower()
-    if first == "data" or schema == "CloudEventSchemaV1_0":
-        segments[0] = first  # CloudEvents attribute names are lower-case by spec (§1.2)
+    if first == "data" or schema == CLOUDEVENTS:
+        segments[0] = first  # CloudEvents attribute names are lower-case by spec (cloud-event-schema)
     else:
         segments[0] = _EG_ATTRIBUTES.get(first, segments[0])
     return tuple(segments)
@@ -292,7 +171,7 @@ def _type_name(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if _is_number(value):
+    if is_number(value):
         return "number"
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
@@ -306,7 +185,7 @@ class _Clause:
     """One compiled advanced filter."""
 
     index: int
-    op: _Operator
+    op: Operator
     key: str
     get: Getter
     values: tuple  # normalized: strings lower-cased, ranges as (low, high)
@@ -356,17 +235,17 @@ class _Clause:
         return f"{what} {_fmt(x)} {self.op.phrase} {_fmt(witness)}"
 
 
-def _type_name_of(op: _Operator) -> str:
-    return {_is_number: "number", _is_string: "string", _is_bool: "boolean"}.get(op.accepts, "value")
+def _type_name_of(op: Operator) -> str:
+    return {is_number: "number", is_string: "string", is_bool: "boolean"}.get(op.accepts, "value")
 
 
-def _make_test(op: _Operator, get: Getter, values: tuple, arrays: bool) -> Test:
+def _make_test(op: Operator, get: Getter, values: tuple, arrays: bool) -> Test:
     """Choose the event check for one advanced filter, so matching never looks at operator names."""
-    if op.accepts is None:  # IsNullOrUndefined / IsNotNull look at presence only (§3.3)
+    if op.accepts is None:  # IsNullOrUndefined / IsNotNull look at presence only (event-filtering)
         absent_matches = op.name == "IsNullOrUndefined"
         return lambda event: ((x := get(event)) is _MISSING or x is None) is absent_matches
     accepts = op.accepts
-    positive = _PREDICATES[op.positive](values)
+    positive = PREDICATES[op.positive](values)
     negated, on_missing = op.negated, op.missing_matches
 
     def test(event: dict) -> bool:
@@ -385,7 +264,7 @@ def _make_test(op: _Operator, get: Getter, values: tuple, arrays: bool) -> Test:
 def _array_passes(
     x: list, accepts: Callable[[object], bool], positive: Callable[[Any], bool], negated: bool, arrays: bool
 ) -> bool:
-    """§3.3 Arrays: a satisfying (element, value) pair passes positive ops, fails negated ones."""
+    """event-filtering Arrays: a satisfying (element, value) pair passes positive ops, fails negated ones."""
     if not arrays:
         return negated
     if any(isinstance(item, dict | list) for item in x):
@@ -436,7 +315,7 @@ def _storable(x: object) -> bool:
 
 
 def _check_number(value: Any, where: str, problems: Problems) -> float | None:
-    if not _is_number(value):
+    if not is_number(value):
         problems.add(f"{where} must be a number, got {_type_name(value)} {_fmt(value)}.", "InvalidAdvancedFilter")
         return None
     if not _storable(value):
@@ -449,7 +328,7 @@ def _check_number(value: Any, where: str, problems: Problems) -> float | None:
 
 
 def _check_range(value: Any, where: str, problems: Problems) -> tuple[float, float] | None:
-    if (not isinstance(value, list) or len(value) != 2 or not all(map(_is_number, value))
+    if (not isinstance(value, list) or len(value) != 2 or not all(map(is_number, value))
             or not all(map(_storable, value)) or value[0] > value[1]):
         problems.add(
             f"{where} must be a [low, high] pair of numbers with low <= high, got {_fmt(value)}.",
@@ -459,13 +338,13 @@ def _check_range(value: Any, where: str, problems: Problems) -> tuple[float, flo
     return (value[0], value[1])
 
 
-def _single_value(op: _Operator, entry: dict[str, Any], where: str, problems: Problems) -> tuple | None:
+def _single_value(op: Operator, entry: dict[str, Any], where: str, problems: Problems) -> tuple | None:
     if "value" not in entry:
         hint = f"; {op.name} takes a single 'value', not 'values'" if "values" in entry else ""
         problems.add(f"{where}: 'value' is required{hint}.", "InvalidAdvancedFilter")
         return None
     value = entry["value"]
-    if op.accepts is _is_bool:
+    if op.accepts is is_bool:
         if not isinstance(value, bool):
             problems.add(
                 f"{where}.value must be true or false, got {_type_name(value)} {_fmt(value)}.",
@@ -477,14 +356,14 @@ def _single_value(op: _Operator, entry: dict[str, Any], where: str, problems: Pr
     return None if number is None else (number,)
 
 
-def _many_values(op: _Operator, entry: dict[str, Any], where: str, problems: Problems) -> tuple | None:
+def _many_values(op: Operator, entry: dict[str, Any], where: str, problems: Problems) -> tuple | None:
     values = entry.get("values")
     if not isinstance(values, list) or not values:
         hint = f"; {op.name} takes a list of 'values', not a single 'value'" if "value" in entry else ""
         problem = "is required" if values is None else "must be a non-empty list"
         problems.add(f"{where}: 'values' {problem}{hint}.", "InvalidAdvancedFilter")
         return None
-    check = {"ranges": _check_range, "values": _check_string if op.accepts is _is_string else _check_number}
+    check = {"ranges": _check_range, "values": _check_string if op.accepts is is_string else _check_number}
     normalized = [check[op.arity](value, f"{where}.values[{i}]", problems) for i, value in enumerate(values)]
     return None if any(v is None for v in normalized) else tuple(normalized)
 
@@ -496,13 +375,13 @@ def _compile_clause(index: int, raw: Any, schema: str, arrays: bool, problems: P
         return None
     entry = fields(raw)
     name, key = entry.get("operatortype"), entry.get("key")
-    op = _OPERATORS.get(name.lower()) if isinstance(name, str) else None
+    op = OPERATORS.get(name.lower()) if isinstance(name, str) else None
     if name is None:
         problems.add(f"{where}: 'operatorType' is required.", "InvalidAdvancedFilter")
     elif op is None:
         problems.add(
             f"{where}: operatorType {_fmt(name)} is not supported; use one of "
-            f"{', '.join(sorted(o.name for o in _OPERATORS.values()))}.",
+            f"{', '.join(sorted(o.name for o in OPERATORS.values()))}.",
             "InvalidAdvancedFilter",
         )
     if not isinstance(key, str) or not key or "" in key.split("."):
@@ -522,7 +401,7 @@ def _compile_clause(index: int, raw: Any, schema: str, arrays: bool, problems: P
     if values is None or key is None:
         return None
     get = _make_getter(_parse_key(key, schema))
-    if op.accepts is _is_string and schema == "CloudEventSchemaV1_0" and "." not in key and key.lower() != "data":
+    if op.accepts is is_string and schema == CLOUDEVENTS and "." not in key and key.lower() != "data":
         get = _ce_attribute_as_string(get)
     shown = entry.get("value") if op.arity == "value" else entry.get("values")
     return _Clause(index, op, key, get, values, shown, arrays, _make_test(op, get, values, arrays))
@@ -608,7 +487,7 @@ class CompiledFilter:
             event_type = event.get(_TYPE_KEYS[self.schema])
             if not isinstance(event_type, str) or event_type.lower() not in types:
                 return False
-        subject = _subject_of(event)
+        subject = subject_of(event)
         folded = subject.casefold()
         return folded.startswith(self.index_prefix) and self.passes_rest(event, subject, folded)
 
@@ -645,7 +524,7 @@ class CompiledFilter:
         return f"includedEventTypes {types} does not include event type {_fmt(event_type)}"
 
     def _explain_subject(self, event: dict) -> str | None:
-        subject = _subject_of(event)
+        subject = subject_of(event)
         compared = subject if self.is_subject_case_sensitive else subject.casefold()
         shown = _fmt(subject) if isinstance(event.get("subject"), str) else "(none)"
         case = " (case-sensitive)" if self.is_subject_case_sensitive else ""
@@ -656,13 +535,13 @@ class CompiledFilter:
         return None
 
 
-def _subject_of(event: dict) -> str:
+def subject_of(event: dict) -> str:
     subject = event.get("subject")
-    return subject if isinstance(subject, str) else ""  # CloudEvents subject is optional (§1.2)
+    return subject if isinstance(subject, str) else ""  # CloudEvents subject is optional (cloud-event-schema)
 
 
 def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
-    """Validate an ARM `filter` object (§3.3) and compile it for events in `schema`.
+    """Validate an ARM `filter` object (event-filtering) and compile it for events in `schema`.
 
     Parameters
     ----------
@@ -676,7 +555,7 @@ def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
     FilterError
         Listing every problem found (unknown operators, missing or mistyped values, limits).
     """
-    _type_key(schema)
+    type_key(schema)
     problems = Problems()
     if filter is not None and not isinstance(filter, dict):
         problems.add(f"filter must be an object, got {_type_name(filter)}.", "InvalidFilter")
@@ -708,150 +587,3 @@ def compile_filter(filter: dict | None, schema: str) -> CompiledFilter:
         subject_suffix=ends if case_sensitive else ends.casefold(),
         clauses=clauses,
     )
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Index
-
-
-class _PrefixTree(Generic[K]):
-    """A compressed trie on case-folded subject prefixes; each node groups its filters by event type.
-
-    Walking it with a subject visits only the nodes whose prefix the subject starts with, so the cost grows
-    with the number of registered prefixes branching along that subject, not with the number of filters;
-    at each node the event's type picks its group (plus the group of filters taking every type, key None).
-    """
-
-    __slots__ = ("children", "groups", "label")
-
-    def __init__(self, label: str = "") -> None:
-        self.label = label  # this node's prefix is its parent's plus `label`
-        # Children by the first character of their label; None for a leaf, so the walk stops without
-        # touching an empty dict (with thousands of filters, memory touched per event is the cost).
-        self.children: dict[str, _PrefixTree[K]] | None = None
-        self.groups: dict[str | None, dict[K, CompiledFilter]] | None = None
-
-    def node(self, prefix: str) -> _PrefixTree[K]:
-        """The node for `prefix`, created (splitting an edge if needed) when absent."""
-        node, i = self, 0
-        while i < len(prefix):
-            if node.children is None:
-                node.children = {}
-            child = node.children.get(prefix[i])
-            if child is None:
-                child = node.children[prefix[i]] = _PrefixTree(prefix[i:])
-                return child
-            shared = _shared_length(child.label, prefix, i)
-            if shared < len(child.label):
-                middle: _PrefixTree[K] = _PrefixTree(child.label[:shared])
-                child.label = child.label[shared:]
-                middle.children = {child.label[0]: child}
-                node.children[prefix[i]] = child = middle
-            node, i = child, i + shared
-        return node
-
-    def discard(self, prefix: str, event_type: str | None, key: K) -> None:
-        """Remove `key` from a group of the node for `prefix`, then prune nodes left empty or pass-through."""
-        path: list[_PrefixTree[K]] = []
-        node, i = self, 0
-        while i < len(prefix):
-            path.append(node)
-            assert node.children is not None
-            node = node.children[prefix[i]]
-            i += len(node.label)
-        groups = node.groups
-        assert groups is not None
-        del groups[event_type][key]
-        if not groups[event_type]:
-            del groups[event_type]
-        node.groups = groups or None
-        while path and node.groups is None and len(node.children or ()) <= 1:
-            parent = path.pop()
-            assert parent.children is not None
-            if node.children:  # one child left: splice it into this node's place
-                (child,) = node.children.values()
-                child.label = node.label + child.label
-                parent.children[node.label[0]] = child
-                return
-            del parent.children[node.label[0]]
-            parent.children = parent.children or None
-            node = parent
-
-    def walk(self, folded: str) -> list[dict[str | None, dict[K, CompiledFilter]]]:
-        """The type groups of every registered prefix that `folded` starts with."""
-        found = []
-        node, i, end = self, 0, len(folded)
-        while True:
-            if node.groups is not None:
-                found.append(node.groups)
-            if i == end or node.children is None:
-                return found
-            child = node.children.get(folded[i])
-            if child is None:
-                return found
-            label = child.label  # its first character is known to match
-            if len(label) > 1 and not folded.startswith(label, i):
-                return found
-            node, i = child, i + len(label)
-
-
-def _shared_length(label: str, text: str, start: int) -> int:
-    n, limit = 0, min(len(label), len(text) - start)
-    while n < limit and label[n] == text[start + n]:
-        n += 1
-    return n
-
-
-class SubscriptionIndex(Generic[K]):
-    """The filters of one topic's subscriptions, indexed so matching an event looks at few of them.
-
-    Filters live in a prefix tree on their case-folded `subjectBeginsWith`, grouped at each node by
-    lower-cased event type (group None: filters taking every type). Matching walks the event's subject down
-    the tree and runs the remaining checks only on the event type's groups met on the way. Case-sensitive
-    prefixes share the tree: case folding works character by character, so a subject that starts with a
-    prefix also does once both are folded, and `CompiledFilter.passes_rest` then checks the exact prefix.
-    All filters must be compiled for the schema of the events given to `match`.
-    """
-
-    def __init__(self) -> None:
-        self._filters: dict[K, CompiledFilter] = {}
-        self._tree: _PrefixTree[K] = _PrefixTree()
-
-    def __len__(self) -> int:
-        return len(self._filters)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._filters
-
-    def add(self, key: K, compiled: CompiledFilter) -> None:
-        """Register `compiled` under `key`, replacing any filter already registered under it."""
-        self.remove(key)
-        self._filters[key] = compiled
-        node = self._tree.node(compiled.index_prefix)
-        if node.groups is None:
-            node.groups = {}
-        for event_type in compiled.included_event_types or (None,):
-            node.groups.setdefault(event_type, {})[key] = compiled
-
-    def remove(self, key: K) -> None:
-        """Forget the filter registered under `key`; no-op if there is none."""
-        compiled = self._filters.pop(key, None)
-        if compiled is not None:
-            for event_type in compiled.included_event_types or (None,):
-                self._tree.discard(compiled.index_prefix, event_type, key)
-
-    def match(self, event: dict, schema: str) -> list[K]:
-        """The keys of every filter that `event` (a dict in `schema`) passes, in no particular order."""
-        event_type = event.get(_type_key(schema))
-        event_type = event_type.lower() if isinstance(event_type, str) else _NO_TYPE
-        subject = _subject_of(event)
-        folded = subject.casefold()
-        matched: list[K] = []
-        for groups in self._tree.walk(folded):
-            for group in (groups.get(event_type), groups.get(None)):
-                if group:
-                    matched.extend(key for key, f in group.items() if f.passes_rest(event, subject, folded))
-        return matched
-
-
-_NO_TYPE = object()  # the type of an event without one: it only meets the filters taking every type

@@ -1,14 +1,16 @@
 """Endpoint validation before a webhook gets events, and the goodbye when its subscription is deleted.
 
-- Event Grid schema (eventgrid-facts.md §4.1): POST a `Microsoft.EventGrid.SubscriptionValidationEvent`.
+- Event Grid schema (https://learn.microsoft.com/azure/event-grid/end-point-validation-event-grid-events-schema):
+  POST a `Microsoft.EventGrid.SubscriptionValidationEvent`.
   200 with `{"validationResponse": <code>}` validates at once; 200 without it waits for a GET on the
   `validationUrl` (`AwaitingManualAction`); any other answer, or none, fails. A request that got no answer
   is tried once more after 5 s if the 30 s budget allows.
-- CloudEvents 1.0 (§4.2): the abuse-protection `OPTIONS` with `WebHook-Request-Origin: eventgrid.azure.net`;
+- CloudEvents 1.0 (https://learn.microsoft.com/azure/event-grid/end-point-validation-cloud-events-schema):
+  the abuse-protection `OPTIONS` with `WebHook-Request-Origin: eventgrid.azure.net`;
   a 2xx with `WebHook-Allowed-Origin` equal to that origin or `*` validates. The asynchronous
   `WebHook-Request-Callback` consent is not offered.
 - Deletion: a best-effort `Microsoft.EventGrid.SubscriptionDeletedEvent` with `aeg-event-type:
-  SubscriptionDeletion` (§1.5) to a validated endpoint, one attempt.
+  SubscriptionDeletion` (EventGridSystemEvents spec) to a validated endpoint, one attempt.
 """
 
 from __future__ import annotations
@@ -23,40 +25,24 @@ from typing import Any
 import aiohttp
 import orjson
 
-from commgrid.events.envelope import CLOUDEVENTS, convert
-from commgrid.grid.deadletter import azure_time
+from commgrid.events.envelope import CLOUDEVENT_JSON, CLOUDEVENTS, EVENTGRID_JSON, convert
+from commgrid.grid.excerpt import read_excerpt
 from commgrid.grid.properties import ACTIVE, AWAITING, FAILED, base_url
 from commgrid.grid.retry import outcome_of_error
+from commgrid.timestamps import azure_time
 
 log = logging.getLogger("commgrid.delivery")
 
 ORIGIN = "eventgrid.azure.net"
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 DELETED_EVENT = "Microsoft.EventGrid.SubscriptionDeletedEvent"
-EVENTGRID_JSON = "application/json; charset=utf-8"
-CLOUDEVENT_JSON = "application/cloudevents+json; charset=utf-8"
 _TROUBLESHOOT = "For troubleshooting, visit https://aka.ms/esvalidation."
-#: How much of a webhook's response body is read: enough for a validation answer, never a streamed flood.
-RESPONSE_EXCERPT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class HandshakeResult:
     state: str  # ACTIVE, AWAITING or FAILED
     message: str
-
-
-async def read_excerpt(response: aiohttp.ClientResponse, limit: int = RESPONSE_EXCERPT) -> bytes:
-    """At most `limit` bytes of a response body; the rest is never read (the connection is then closed)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await response.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _failed(url: str, what: str) -> HandshakeResult:
@@ -81,7 +67,7 @@ async def validate_eventgrid(
     session: aiohttp.ClientSession, url: str, subscription: str, event: dict[str, Any], *,
     timeout: float, retry_after: float, window: str = "10 minutes",
 ) -> HandshakeResult:
-    """POST the validation event and judge the answer (§4.1)."""
+    """POST the validation event and judge the answer (endpoint validation article)."""
     code = event["data"]["validationCode"]
     body = orjson.dumps([event])
     headers = {"Content-Type": EVENTGRID_JSON, **system_headers("SubscriptionValidation", subscription)}
@@ -125,7 +111,7 @@ def _validation_response(text: str) -> str | None:
 
 
 async def validate_cloudevents(session: aiohttp.ClientSession, url: str, *, timeout: float) -> HandshakeResult:
-    """The CloudEvents abuse-protection OPTIONS handshake (§4.2)."""
+    """The CloudEvents abuse-protection OPTIONS handshake (CloudEvents endpoint validation)."""
     headers = {"WebHook-Request-Origin": ORIGIN}
     try:
         async with session.options(url, headers=headers, allow_redirects=False,

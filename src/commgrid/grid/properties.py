@@ -16,8 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-EVENTGRID = "EventGridSchema"
-CLOUDEVENTS = "CloudEventSchemaV1_0"
+from commgrid.events.envelope import EVENTGRID
 
 # A subscription's status (see grid/subscriptions.py); only Active ones are routed and delivered to.
 ACTIVE = "Active"

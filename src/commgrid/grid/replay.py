@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from commgrid.grid.filters import compile_filter
 from commgrid.grid.properties import ACTIVE, QUEUE
 from commgrid.grid.service import Grid
 from commgrid.store import Store
+from commgrid.timestamps import parse_time
 
 log = logging.getLogger("commgrid.replay")
 
@@ -53,13 +53,12 @@ class ReplayResult:
                 "dryRun": self.dry_run}
 
 
-def parse_time(text: str) -> float | None:
+def _posix_time(text: str) -> float | None:
     """POSIX seconds of an ISO 8601 date or date-time (UTC unless it says otherwise), or None if it is not one."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+        return parse_time(text).timestamp()
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class Replayer:
@@ -76,7 +75,7 @@ class Replayer:
         if not isinstance(value, str) or not value.strip():
             raise BadRequest(f"'{which}' must be a time (ISO 8601) or an event id; got {value!r}.",
                              code="InvalidReplayRange")
-        moment = parse_time(value)
+        moment = _posix_time(value)
         if moment is not None:
             return Bound(time=moment)
         try:

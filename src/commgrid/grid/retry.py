@@ -1,7 +1,7 @@
 """Delivery policy: how an attempt's result is named, when it is retried, and when an endpoint is on probation.
 
-Everything here follows eventgrid-facts.md §4.4 and works in Azure's (unscaled) seconds; the delivery worker
-divides by `Settings.time_scale`.
+Everything here follows https://learn.microsoft.com/azure/event-grid/delivery-and-retry and works in Azure's
+(unscaled) seconds; the delivery worker divides by `Settings.time_scale`.
 
 | result                                  | lastDeliveryOutcome | retried | minimum delay |
 |-----------------------------------------|---------------------|---------|---------------|
@@ -39,12 +39,12 @@ LATER_RETRIES = 43200.0  # every 12 h after the ladder
 JITTER = 0.2
 RESPONSE_TIMEOUT = 30.0
 
-# §4.4: Webhook endpoints; Azure-resource endpoints would drop 401 from this set.
+# delivery-and-retry: Webhook endpoints; Azure-resource endpoints would drop 401 from this set.
 NOT_RETRIED = {400: "BadRequest", 413: "PayloadTooLarge", 401: "Unauthorized", 403: "Forbidden"}
 MINIMUM_DELAY = {401: 300.0, 404: 300.0, 408: 120.0, 503: 30.0}
 DEFAULT_MINIMUM_DELAY = 10.0
 
-# §4.4 "Delayed delivery": probation length by the outcome that caused it.
+# delivery-and-retry "Delayed delivery": probation length by the outcome that caused it.
 PROBATION_AFTER = 10  # consecutive failed attempts
 PROBATION = {
     "Busy": 10.0, "NotFound": 300.0, "SocketError": 30.0, "ResolutionError": 300.0, "Disabled": 300.0,
@@ -52,7 +52,7 @@ PROBATION = {
 }
 DEFAULT_PROBATION = 10.0
 
-# Dead-letter reasons (§4.6)
+# Dead-letter reasons (delivery-and-retry)
 MAX_ATTEMPTS_EXCEEDED = "MaxDeliveryAttemptsExceeded"
 TTL_EXCEEDED = "TimeToLiveExceeded"
 CLIENT_ERROR = "UndeliverableDueToClientError"
@@ -142,12 +142,12 @@ def decide(attempts: int, outcome: Outcome, max_attempts: int, rng: random.Rando
 
 
 def expired(published_at: float, ttl_minutes: float, now: float, time_scale: float = 1.0) -> bool:
-    """Whether an event's time to live has passed (checked when its next attempt is due, §4.4)."""
+    """Whether an event's time to live has passed (checked when its next attempt is due, delivery-and-retry)."""
     return now >= published_at + ttl_minutes * 60.0 / time_scale
 
 
 class EndpointHealth:
-    """Consecutive failures per endpoint and the probation they lead to (§4.4 "Delayed delivery").
+    """Consecutive failures per endpoint and the probation they lead to (delivery-and-retry "Delayed delivery").
 
     After `PROBATION_AFTER` failed attempts in a row an endpoint is on probation for the duration its last
     outcome calls for (scaled); while on probation nothing is sent to it. A success clears the count.

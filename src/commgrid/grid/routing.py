@@ -24,7 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from commgrid.grid.filters import FilterError, SubscriptionIndex, compile_filter
+from commgrid.grid.filter_index import SubscriptionIndex
+from commgrid.grid.filters import FilterError, compile_filter
 from commgrid.grid.properties import ACTIVE, FAILED, QUEUE
 from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store

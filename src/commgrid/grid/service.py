@@ -41,6 +41,9 @@ class Grid:
         self.catalog = Catalog(store, clock=clock)
         self.committer = GroupCommitter(store, clock=clock)
         self.metrics: Metrics | None = None  # set by a serving node
+        # Event type → subject template of the system topic's events, registered by their source (ACS), so
+        # subscription checks can warn about a subjectBeginsWith no event would start with.
+        self.system_event_subjects: dict[str, str] = {}
 
     async def start(self) -> None:
         """Make sure the Communication Services system topic exists."""
@@ -146,8 +149,7 @@ class Grid:
                                [r.subscription for r in routes])
 
     async def _publish(self, topic: Topic, events: list[dict[str, Any]]) -> list[Route]:
-        sent = [dict(e) for e in events]  # top levels as published: validation stamps fields in place
-        validate_events(events, topic.input_schema, topic.arm_id)
+        sent, events = events, validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
         window = topic.options.dedupe_window_minutes
         dedupe = window * 60.0 / self.time_scale if window else 0.0

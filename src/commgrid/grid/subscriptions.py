@@ -35,7 +35,7 @@ import orjson
 from commgrid.config import Settings
 from commgrid.errors import BadRequest, Conflict, NotFound
 from commgrid.events.envelope import CLOUDEVENTS, convert
-from commgrid.grid.deadletter import azure_time, dead_letter_event
+from commgrid.grid.deadletter import dead_letter_event
 from commgrid.grid.filters import compile_filter
 from commgrid.grid.handshake import (
     HandshakeResult,
@@ -50,6 +50,7 @@ from commgrid.grid.timing import Timing
 from commgrid.grid.validation import fields, validate_properties
 from commgrid.store import Store
 from commgrid.store.base import DeadLetter, Document, Missing, Subscription, Topic
+from commgrid.timestamps import azure_time
 
 log = logging.getLogger("commgrid.subscriptions")
 
@@ -249,7 +250,8 @@ class Subscriptions:
                                          topic.arm_id, sub.properties.event_delivery_schema, timeout=timeout)
 
     async def validate_manually(self, topic_name: str, name: str, validation_id: str, token: str) -> str:
-        """The GET on a validationUrl (§4.1): activates a subscription awaiting it within the window."""
+        """The GET on a validationUrl (endpoint validation article): activates a subscription awaiting it
+        within the window."""
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
         doc = await self._validation(sub)
@@ -283,7 +285,8 @@ class Subscriptions:
             raise NotFound(f"Dead-letter record {dead_letter_id} was not found.") from None
 
     async def render_dead_letter(self, record: DeadLetter) -> dict[str, Any]:
-        """The dead-lettered event as Event Grid writes it, in the subscription's delivery schema (§4.6)."""
+        """The dead-lettered event as Event Grid writes it, in the subscription's delivery schema
+        (delivery-and-retry)."""
         topic = await self.grid.get_topic(record.topic)
         try:
             schema = (await self.store.get_subscription(topic.name, record.subscription)).properties.\
@@ -361,7 +364,7 @@ class Subscriptions:
         self.grid.catalog.invalidate()
 
     async def _expire_if_due(self, sub: Subscription) -> Subscription:
-        """A subscription awaiting the manual GET fails once the window has passed (§4.1)."""
+        """A subscription awaiting the manual GET fails once the window has passed (endpoint validation article)."""
         if sub.status != AWAITING:
             return sub
         doc = await self._validation(sub)
@@ -383,9 +386,8 @@ class Subscriptions:
         types = set() if "all" in types else types
         samples: list[tuple[str, bool]] = []
         if topic.kind == "system":
-            from commgrid.events.acs import CATALOG  # the subjects ACS events use (§5.2)
-
-            samples += [(info.subject, True) for t, info in CATALOG.items() if not types or str(t).lower() in types]
+            samples += [(subject, True) for t, subject in self.grid.system_event_subjects.items()
+                        if not types or t.lower() in types]
         samples += [(e.subject, False) for e in await self.store.list_events(topic.name, limit=200)
                     if not types or e.type.lower() in types]
         warning = subject_warning(begins, filt.is_subject_case_sensitive, samples, topic.name)

@@ -17,8 +17,9 @@ from commgrid.grid.retry import RESPONSE_TIMEOUT
 
 MIN_RESPONSE_TIMEOUT = 1.0
 MIN_LEASE = 1.5
-VALIDATION_WINDOW = 600.0  # 10 minutes for the manual GET (eventgrid-facts.md §4.1)
-HANDSHAKE_RETRY = 5.0  # a validation request without an answer is "reattempted after 5 seconds" (§4.1)
+VALIDATION_WINDOW = 600.0  # 10 minutes for the manual GET (end-point-validation article)
+# A validation request without an answer is "reattempted after 5 seconds" (the same article).
+HANDSHAKE_RETRY = 5.0
 DEFAULT_LEASE = 6.0  # renewed while held: how long a killed node's deliveries wait for another node
 
 

@@ -9,7 +9,7 @@ https://learn.microsoft.com/rest/api/eventgrid/controlplane/event-subscriptions/
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from commgrid.errors import InvalidInput, Problems
 from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID, can_convert
 from commgrid.grid.deadletter import DESTINATION_TYPES, LOCAL_DIRECTORY, STORAGE_BLOB
-from commgrid.grid.filters import FilterError, canonical_operator, compile_filter
+from commgrid.grid.filter_operators import canonical_operator
+from commgrid.grid.filters import FilterError, compile_filter
 from commgrid.grid.properties import (
     AdvancedFilter,
     DeadLetterDestination,
@@ -28,6 +29,7 @@ from commgrid.grid.properties import (
     WebHookDestination,
 )
 from commgrid.jsonfields import fields
+from commgrid.timestamps import parse_time
 
 MAX_EVENTS_PER_BATCH = (1, 5000, 1)  # (min, max, default)
 PREFERRED_BATCH_KB = (1, 1024, 64)
@@ -218,12 +220,6 @@ def _dead_letter(value: Any, problems: Problems) -> DeadLetterDestination | None
     problems.add(f"deadLetterDestination.endpointType '{f.get('endpointtype')}' is not supported; use"
                  f" '{STORAGE_BLOB}' or commgrid's '{LOCAL_DIRECTORY}' ({{\"path\": \"/absolute/dir\"}}).")
     return None
-
-
-def parse_time(value: str) -> datetime:
-    """An ISO 8601 date or date-time; without an offset it is UTC (as az CLI's --expiration-date)."""
-    parsed = datetime.fromisoformat(value.strip())
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _expiration(value: Any, now: float, problems: Problems) -> str | None:

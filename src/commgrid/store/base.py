@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commgrid.errors import CommgridError, Conflict, NotFound
-from commgrid.grid.properties import SubscriptionProperties
+from commgrid.grid.properties import ACTIVE, SubscriptionProperties
 from commgrid.grid.topic_options import TopicOptions
 
 
@@ -92,7 +92,7 @@ class Subscription:
     topic: str
     name: str
     properties: SubscriptionProperties
-    status: str = "Active"  # see grid.subscriptions for the states
+    status: str = ACTIVE  # see grid.subscriptions for the states
     created_at: float = 0.0
     updated_at: float = 0.0
     #: Why the stored properties could not be read (`properties` is then a placeholder, never written back).

@@ -20,9 +20,7 @@ from commgrid.acs.calling import durations
 from commgrid.acs.calling.ids import (
     InvalidCallRequest,
     call_of_context,
-    identifier_model,
     incoming_call_context,
-    is_phone,
     new_call_connection_id,
     new_server_call_id,
 )
@@ -49,6 +47,7 @@ from commgrid.acs.calling.notify import (
     CallNotifier,
     connected,
 )
+from commgrid.acs.identifiers import identifier_model, is_phone, is_user, phone_raw_id
 from commgrid.acs.phone_numbers import PhoneNumbers
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.errors import NotFound
@@ -101,7 +100,7 @@ class CallLifecycle:
         }
         if app.get("sourceCallerIdNumber"):
             props["sourceCallerIdNumber"] = {"value": app["sourceCallerIdNumber"]}
-            props["source"] = identifier_model(f"4:{app['sourceCallerIdNumber']}")
+            props["source"] = identifier_model(phone_raw_id(app['sourceCallerIdNumber']))
         if app.get("sourceDisplayName"):
             props["sourceDisplayName"] = app["sourceDisplayName"]
         if app.get("answeredBy"):
@@ -160,7 +159,7 @@ class CallLifecycle:
                 raise InvalidCallRequest("SourceCallerIdNumber is required to call a phone number.")
             if not await self.numbers.owns(source_number):
                 raise InvalidCallRequest(f"The resource does not own the caller id {source_number}.")
-        started_by = f"4:{source_number}" if source_number else targets[0]
+        started_by = phone_raw_id(source_number) if source_number else targets[0]
         call = self.new_call("twoParty" if len(targets) == 1 else "group", started_by, CONNECTING)
         call["app"] = {"callbackUri": callback_uri, "operationContext": context,
                        "sourceCallerIdNumber": source_number, "sourceDisplayName": source_name}
@@ -353,7 +352,7 @@ class CallLifecycle:
     async def connected_elsewhere(self, call_id: str) -> frozenset[str]:
         """Users connected to another live call: closing this call's connection leaves them connected."""
         return frozenset(p["rawId"] for c in await self.repo.list_calls() if c["live"] and c["id"] != call_id
-                         for p in connected(c) if p["rawId"].startswith("8:"))
+                         for p in connected(c) if is_user(p["rawId"]))
 
     async def hang_up(self, call_id: str, for_everyone: bool) -> None:
         elsewhere = await self.connected_elsewhere(call_id)
@@ -409,7 +408,7 @@ class CallLifecycle:
         if call["startedAt"] is not None:
             self.notify.grid(fx, "call_participant_removed", self.notify.snapshot(call),
                              self.notify.party(call, party["rawId"]))
-        if party["rawId"].startswith("8:") and party["rawId"] not in elsewhere:
+        if is_user(party["rawId"]) and party["rawId"] not in elsewhere:
             self.notify.grid(fx, "user_disconnected", party["rawId"])  # the user's last call connection closed
 
     @staticmethod

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from commgrid.acs.identifiers import is_phone, is_user, phone_raw_id
 from commgrid.errors import BadRequest
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -78,20 +79,9 @@ def normalize_party(value: str) -> str:
     """A CLI/simulation party (`+1425…`, `4:+1425…` or `8:acs:…`) as a raw id."""
     value = value.strip()
     if _E164.match(value):
-        return f"4:{value}"
-    if value.startswith(("4:", "8:")):
+        return phone_raw_id(value)
+    if is_phone(value) or is_user(value):
         return value
     raise InvalidCallRequest(f"'{value}' is neither an E.164 phone number nor a raw communication identifier.")
 
 
-def identifier_model(raw_id: str) -> dict[str, Any]:
-    """The identifier as responses and callback events write it."""
-    if raw_id.startswith("4:"):
-        return {"kind": "phoneNumber", "rawId": raw_id, "phoneNumber": {"value": raw_id[2:]}}
-    if raw_id.startswith("8:"):
-        return {"kind": "communicationUser", "rawId": raw_id, "communicationUser": {"id": raw_id}}
-    return {"kind": "unknown", "rawId": raw_id}
-
-
-def is_phone(raw_id: str) -> bool:
-    return raw_id.startswith("4:")

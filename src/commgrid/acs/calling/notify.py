@@ -12,11 +12,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from commgrid.acs.calling.ids import identifier_model
 from commgrid.acs.calling.model import Effects
+from commgrid.acs.identifiers import identifier_model
 from commgrid.acs.resource import CommunicationResource
-from commgrid.events.acs import Precision, format_timestamp
 from commgrid.events.calling_shapes import CallParty, CallSnapshot
+from commgrid.timestamps import Precision, format_timestamp
 
 CALLBACK_VERSION = "2024-09-15"
 _NS = "Microsoft.Communication."

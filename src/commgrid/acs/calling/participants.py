@@ -10,9 +10,10 @@ from typing import Any
 
 from commgrid.acs.calling import durations
 from commgrid.acs.calling.calls import CallLifecycle, context_field
-from commgrid.acs.calling.ids import InvalidCallRequest, identifier_model, new_call_connection_id
+from commgrid.acs.calling.ids import InvalidCallRequest, new_call_connection_id
 from commgrid.acs.calling.model import CONNECTED, GROUP_CALLS, TRANSFERRING, CallNotFound, Effects
 from commgrid.acs.calling.notify import connected
+from commgrid.acs.identifiers import identifier_model, is_user
 from commgrid.store.base import Document
 
 
@@ -100,7 +101,7 @@ class ParticipantOps:
     # Mute and hold -----------------------------------------------------------------------------------------------
     async def mute(self, call_id: str, target: str, context: str | None) -> dict[str, Any]:
         """Mute a Communication Services user (the service mutes only those): ParticipantsUpdated follows."""
-        if not target.startswith("8:"):
+        if not is_user(target):
             raise InvalidCallRequest("Only Communication Services users can be muted.")
         return await self._flag(call_id, target, "isMuted", True) | context_field(context)
 

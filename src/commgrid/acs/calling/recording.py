@@ -22,9 +22,9 @@ from commgrid.acs.calling.ids import InvalidCallRequest
 from commgrid.acs.calling.model import RECORDINGS, Effects
 from commgrid.acs.calling.notify import OK
 from commgrid.errors import NotFound
-from commgrid.events.acs import Precision, format_timestamp
 from commgrid.events.calling_shapes import RecordingChunk, RecordingFile
 from commgrid.store.base import Document, Missing
+from commgrid.timestamps import Precision, format_timestamp
 
 KIND = "azureCommunicationServices"
 _FORMATS = {"wav", "mp3", "mp4"}

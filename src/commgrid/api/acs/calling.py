@@ -18,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from commgrid.acs.calling.ids import InvalidCallRequest, identifier_model, normalize_party, raw_id_of
+from commgrid.acs.calling.ids import InvalidCallRequest, normalize_party, raw_id_of
 from commgrid.acs.calling.media_files import CONTENT_TYPES, media_file
 from commgrid.acs.calling.scenario import Player
 from commgrid.acs.calling.service import CallingService
 from commgrid.acs.calling.views import sim_view
 from commgrid.acs.hmac_auth import verify_content
+from commgrid.acs.identifiers import identifier_model
 from commgrid.acs.validation import parse_object
 from commgrid.api.acs.auth import path_and_query, resource, signed_body
 from commgrid.api.acs.common import acs_empty, acs_json, begin, require_api_version

@@ -1,7 +1,9 @@
-"""Communication Services chat REST API: every call azure-communication-chat 1.3.0 makes (`acs-wire-facts.md` §4).
+"""Communication Services chat REST API: every call azure-communication-chat 1.3.0 makes
+(azure-rest-api-specs `specification/communication/data-plane/Chat/stable/2024-03-07`; docs/wire-facts.md,
+Chat API details).
 
 Callers authenticate with `Authorization: Bearer <user token>`; each endpoint parses its request, calls one
-`ChatService` method and renders the exact success status the SDK accepts (§8).
+`ChatService` method and renders the exact success status the SDK accepts (wire-facts: chat API).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from commgrid.acs.chat_docs import (
     metadata_of,
     metadata_patch_of,
     page_size,
-    parse_time,
     participants_of,
     require_string,
     skip_of,
+    time_param,
 )
 from commgrid.acs.tokens import TokenClaims
 from commgrid.acs.validation import parse_object
@@ -52,11 +54,12 @@ async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
 
 def _start_time(request: Request) -> int:
     text = request.query_params.get("startTime")
-    return parse_time(text, "startTime") if text else 0
+    return time_param(text, "startTime") if text else 0
 
 
 def _page(request: Request, page: Page, **carried: str | None) -> Response:
-    """`{"value": [...], "nextLink"?}` with an absolute nextLink; the SDK replaces its api-version (§4)."""
+    """`{"value": [...], "nextLink"?}` with an absolute nextLink; the SDK replaces its api-version
+    (wire-facts: chat API)."""
     body: dict[str, Any] = {"value": page.items}
     more: dict[str, str | None] | None = None
     if page.sync_state is not None:
@@ -186,7 +189,7 @@ async def add_participants(request: Request) -> Response:
 
 async def remove_participant(request: Request) -> Response:
     caller = await _caller(request)
-    raw_id = identifier_raw_id(await _body(request))  # the bare identifier (§4)
+    raw_id = identifier_raw_id(await _body(request))  # the bare identifier (Chat spec)
     await _chat(request).remove_participant(caller, request.path_params["thread_id"], raw_id)
     return acs_empty(request)
 

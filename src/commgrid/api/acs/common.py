@@ -1,6 +1,6 @@
 """What every Communication Services response shares: the api-version rule and the service's headers.
 
-`acs-wire-facts.md` (opening section): any `api-version` is accepted but one must be present, else 400
+Any `api-version` is accepted but one must be present, else 400
 `ApiVersionUnspecified`; real responses carry `MS-CV` and `X-Processing-Time`, and echo
 `x-ms-client-request-id` when the request asks for it with `x-ms-return-client-request-id: true`.
 """
@@ -54,7 +54,7 @@ def begin(request: Request) -> None:
 
 
 def acs_json(request: Request, body: Any, status: int = 200) -> Response:
-    """A JSON response as the service sends it (`application/json; charset=utf-8`, §8.2)."""
+    """A JSON response as the service sends it (`application/json; charset=utf-8`, wire-facts: chat API)."""
     return Response(orjson.dumps(body), status_code=status, headers=_headers(request),
                     media_type="application/json; charset=utf-8")
 

@@ -1,4 +1,5 @@
-"""Communication Services identity REST API (`acs-wire-facts.md` §3): HMAC-signed, any api-version."""
+"""Communication Services identity REST API (learn.microsoft.com/rest/api/communication/identity): HMAC-signed,
+any api-version."""
 
 from __future__ import annotations
 

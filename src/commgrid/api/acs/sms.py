@@ -1,4 +1,5 @@
-"""Communication Services SMS REST API (`acs-wire-facts.md` §2), and commgrid's inbound-SMS endpoint.
+"""Communication Services SMS REST API (azure-rest-api-specs
+`specification/communication/data-plane/Sms/stable/2021-03-07`), and commgrid's inbound-SMS endpoint.
 
 `POST /commgrid/sms/inbound` is commgrid's own (the real service receives SMS from carriers): it takes
 `{"from", "to", "message"}` and publishes `Microsoft.Communication.SMSReceived`, as `commgrid sms receive` does.

@@ -15,6 +15,7 @@ from typing import Any
 
 from commgrid.errors import Detail, InvalidInput, Problems
 from commgrid.events.envelope import CLOUDEVENTS
+from commgrid.grid.filter_operators import OPERATOR_NAMES, find_operator
 from commgrid.grid.filters import FilterError, compile_filter
 from commgrid.jsonfields import fields
 
@@ -31,13 +32,6 @@ MAX_DELIVERY_COUNT = (1, 10, 10)
 MIN_TTL_SECONDS = 60
 MAX_FILTERS = 25
 RELEASE_DELAYS = (0, 10, 60, 600, 3600)  # the releaseDelayInSeconds values the data plane accepts
-FILTER_OPERATORS = (
-    "NumberIn", "NumberNotIn", "NumberLessThan", "NumberGreaterThan", "NumberLessThanOrEquals",
-    "NumberGreaterThanOrEquals", "BoolEquals", "StringIn", "StringNotIn", "StringBeginsWith", "StringEndsWith",
-    "StringContains", "NumberInRange", "NumberNotInRange", "StringNotBeginsWith", "StringNotEndsWith",
-    "StringNotContains", "IsNullOrUndefined", "IsNotNull",
-)
-_OPERATORS = {o.lower(): o for o in FILTER_OPERATORS}
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE)
 
 
@@ -262,10 +256,10 @@ def _filters(value: Any, problems: Problems) -> dict[str, Any]:
     filters = []
     for i, item in enumerate(raw):
         item_fields = fields(item)
-        op = _OPERATORS.get(str(item_fields.get("operatortype", "")).lower())
+        op = find_operator(str(item_fields.get("operatortype", "")))
         if op is None:
             problems.add(f"filters[{i}].operatorType '{item_fields.get('operatortype')}' is not supported; use one of"
-                         f" {', '.join(FILTER_OPERATORS)}.", "InvalidAdvancedFilter")
+                         f" {', '.join(OPERATOR_NAMES)}.", "InvalidAdvancedFilter")
             continue
         filters.append({**{k: v for k, v in item.items() if k.lower() != "operatortype"}, "operatorType": op})
     config: dict[str, Any] = {"filters": filters}
