@@ -98,6 +98,16 @@ async def test_sweep_deletes_old_events_but_keeps_pending_and_dead_lettered_ones
     assert [e.id for e in await store.events_in_order("orders", 0, 10)] == ["id-1", "id-9"]
 
 
+async def test_space_is_reclaimed_after_a_sweep(store: Store) -> None:
+    await store.create_topic(topic())
+    await store.append_events([replace(event(i), body=b'{"pad":"%s"}' % (b"x" * 2000)) for i in range(2000)], [], NOW)
+    assert (await store.sweep_retention("orders", NOW + 1, NOW + 1, 5000)).events == 2000
+    before = (await store.stats()).size_bytes
+    await store.reclaim_space()  # outside any transaction on PostgreSQL (VACUUM), complete on SQLite
+    await store.append_events([event(1)], [], NOW)
+    assert (await store.stats()).size_bytes <= before
+
+
 async def test_sweep_keeps_queue_locked_events(store: Store) -> None:
     await store.create_topic(topic())
     await with_subscription(store, "queue", status="Queue")
