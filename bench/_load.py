@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -73,11 +71,3 @@ def wait_http(url: str, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"{url} did not answer in {timeout}s")
-
-
-def start_noop_server(port: int) -> subprocess.Popen:
-    """The same HTTP stack (Starlette on uvicorn, httptools, uvloop) with a route that only reads the body."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench._noop:app", "--port", str(port), "--log-level", "warning",
-         "--http", "httptools", "--loop", "uvloop", "--no-access-log"],
-    )

@@ -23,13 +23,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from playwright.sync_api import Page, sync_playwright
 
+from bench._harness import make_events
 from bench._load import Result, closed_loop
-from bench.ingest import make_bodies
 from tests.support import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def make_bodies(batch: int, count: int) -> list[bytes]:
+    return [orjson.dumps(make_events(batch)) for _ in range(count)]
 
 
 def publish(topic: dict[str, Any], batch: int, seconds: float, concurrency: int) -> Result:

@@ -1,33 +1,28 @@
-"""Push delivery benchmark: end-to-end latency and delivery throughput against a local no-op receiver.
+"""Push delivery: publish → webhook latency at a steady rate, and draining a backlog, against references.
 
-1. Latency: events published one per request at a fixed rate (default 500/s) to a running `commgrid serve`;
-   the receiver subtracts each event's `data.sentAt` from its arrival time: p50 / p99 / max.
-2. Throughput: a backlog of N events is stored while the server is down, then the server starts and drains
-   it into the receiver; rate = N / (last arrival - first arrival), at maxEventsPerBatch 1 and 10.
-3. Baseline: a plain aiohttp client POSTing N one-event bodies to the same receiver, with the same
-   per-endpoint concurrency as the delivery worker; commgrid's rate is printed beside it as a ratio.
+The webhook receiver is aiohttp on uvloop in its own process on core 1 (its own ceiling is measured with
+`wrk` from core 0 and printed, to show it is not the bottleneck); `commgrid serve` runs on core 0.
 
-The receiver runs in its own process (aiohttp on uvloop), as does the server. Goals (issue 6): p99 < 50 ms,
-≥ 5,000 deliveries/s at batch size 1.
+1. Latency: one event per request at a constant `--rate` (default 500/s) from an asyncio publisher on core 1
+   that keeps its schedule (each send is a task started at its slot, whatever earlier ones are doing); each
+   event carries its send time, the receiver subtracts it from its arrival time: p50 / p99 / max.
+2. Throughput: a backlog of `--events` events is stored while the server is down, then the server starts and
+   drains it into the receiver: rate = events / (last arrival - first arrival), at maxEventsPerBatch 1 and 10.
+3. Reference: a plain aiohttp client on core 0 POSTing one-event bodies to the same receiver with the delivery
+   worker's per-endpoint concurrency.
 
-    python bench/delivery.py [--rate 500] [--seconds 10] [--events 20000] [--store URL]
+    python -m bench.delivery [--rate 500] [--seconds 10] [--events 20000] [--store URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +30,24 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._harness import (
+    LOAD_CPU,
+    SERVER_CPU,
+    Row,
+    Server,
+    free_port,
+    get_json,
+    make_events,
+    pin_self,
+    pinned,
+    ratio_row,
+    remove,
+    temp_dir,
+    wait_until,
+    wrk,
+)
+
 CONCURRENCY = 64  # grid/delivery.py ENDPOINT_CONCURRENCY
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -71,7 +76,7 @@ def run_receiver(port: int) -> None:
         return web.Response(status=200)
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response(state)
+        return web.Response(body=orjson.dumps(state), content_type="application/json")
 
     async def reset(request: web.Request) -> web.Response:
         state.update(count=0, requests=0, first=None, last=None, latencies=[])
@@ -81,24 +86,22 @@ def run_receiver(port: int) -> None:
     app.router.add_post("/hook", hook)
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
-    try:
-        import uvloop
+    import uvloop
 
-        uvloop.install()
-    except ImportError:
-        pass
+    uvloop.install()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-class ReceiverProcess:
-    def __init__(self) -> None:
+class Receiver:
+    def __init__(self, cpu: int = LOAD_CPU) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, __file__, "--receiver", str(self.port)])
+        args = [sys.executable, "-m", "bench.delivery", "--receiver", str(self.port)]
+        self.process = subprocess.Popen(pinned(cpu, args))
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_until(lambda: _get(f"{self.url}/stats") is not None, "receiver")
+        wait_until(lambda: get_json(f"{self.url}/stats") is not None, "receiver")
 
     def stats(self) -> dict[str, Any]:
-        return _get(f"{self.url}/stats")
+        return get_json(f"{self.url}/stats")
 
     def reset(self) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/reset", method="POST"), timeout=5).read()
@@ -108,113 +111,54 @@ class ReceiverProcess:
         self.process.wait(10)
 
 
-def _get(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.loads(response.read())
-    except OSError:
-        return None
-
-
-def wait_until(check: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 # ------------------------------------------------------------------------------------------------------------
-# The server
+# Loads
 
 
-class Server:
-    def __init__(self, data_dir: Path, store: str | None) -> None:
-        self.data_dir, self.store = data_dir, store
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def _args(self) -> list[str]:
-        args = ["--data-dir", str(self.data_dir)]
-        return args + (["--store", self.store] if self.store else [])
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMMGRID_")}
-        log = (self.data_dir / "server.log").open("ab") if self.data_dir.exists() else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "commgrid.cli", "serve", "--port", str(self.port), "--tls-port", "0",
-             *self._args()], stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_until(lambda: _get(f"http://127.0.0.1:{self.port}/healthz") is not None, "commgrid serve")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "commgrid.cli", *args, *self._args()], capture_output=True,
-                              text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"commgrid {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-        return done.stdout
+def sent_event(i: int) -> dict[str, Any]:
+    event = make_events(1, pad=0)[0]
+    event["data"] = {"n": i, "sentAt": time.time()}
+    return event
 
 
-def event(i: int, sent_at: float | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"n": i}
-    if sent_at is not None:
-        data["sentAt"] = sent_at
-    return {"id": str(uuid.uuid4()), "subject": f"/bench/{i}", "eventType": "Bench.Event",
-            "eventTime": "2024-01-01T00:00:00Z", "data": data, "dataVersion": "1"}
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Measurements
-
-
-async def measure_latency(endpoint: str, key: str, rate: float, seconds: float) -> None:
-    count = int(rate * seconds)
-    interval = 1.0 / rate
-    failures = 0
+async def publish_at_rate(endpoint: str, key: str, rate: float, seconds: float) -> tuple[int, float]:
+    """Publish one event per request at `rate`/s; returns (failures, worst lag behind the schedule in ms)."""
+    count, interval = int(rate * seconds), 1.0 / rate
+    failures, worst_lag = 0, 0.0
+    headers = {"aeg-sas-key": key, "Content-Type": "application/json"}
 
     async def send(session: aiohttp.ClientSession, i: int) -> None:
         nonlocal failures
-        body = orjson.dumps([event(i, time.time())])
-        async with session.post(endpoint, data=body, headers={"aeg-sas-key": key,
-                                                              "Content-Type": "application/json"}) as response:
-            if response.status != 200:
-                failures += 1
+        async with session.post(endpoint, data=orjson.dumps([sent_event(i)]), headers=headers) as response:
+            await response.read()
+            failures += response.status != 200
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        start = time.monotonic()
-        tasks = []
+        start, tasks = time.monotonic(), []
         for i in range(count):
-            delay = start + i * interval - time.monotonic()
+            slot = start + i * interval
+            delay = slot - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            worst_lag = max(worst_lag, time.monotonic() - slot)
             tasks.append(asyncio.create_task(send(session, i)))
         await asyncio.gather(*tasks)
-    if failures:
-        print(f"  {failures} publish requests failed")
+    return failures, worst_lag * 1000
 
 
-async def publish_backlog(data_dir: Path, store: str | None, topic: str, count: int) -> None:
+async def store_backlog(data_dir: Path, store: str | None, topic: str, count: int) -> None:
     """Store `count` events with their deliveries while no server runs (the same path as publishing)."""
-    sys.path.insert(0, str(ROOT / "src"))
     from commgrid.config import Settings
     from commgrid.runtime import Runtime
 
     async with Runtime(Settings.for_data_dir(data_dir, store_url=store)) as runtime:
         for start in range(0, count, 1000):
-            await runtime.grid.publish(topic, [event(i) for i in range(start, min(start + 1000, count))])
+            await runtime.grid.publish(topic, make_events(min(1000, count - start), pad=0))
 
 
-async def plain_client_rate(url: str, count: int) -> float:
-    body = orjson.dumps([event(0)])
+async def plain_client(url: str, count: int) -> float:
+    """Requests/s of one-event POSTs by a plain aiohttp client with the delivery worker's concurrency."""
+    body = orjson.dumps(make_events(1, pad=0))
     headers = {"Content-Type": "application/json; charset=utf-8", "aeg-event-type": "Notification"}
     queue = iter(range(count))
 
@@ -229,20 +173,98 @@ async def plain_client_rate(url: str, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-def drain(server: Server, receiver: ReceiverProcess, data_dir: Path, store: str | None, topic: str,
-          count: int) -> tuple[float, int]:
-    server.stop()
+def plain_client_rate(url: str, count: int) -> float:
+    args = [sys.executable, "-m", "bench.delivery", "--plain", url, "--events", str(count)]
+    return float(subprocess.run(pinned(SERVER_CPU, args), capture_output=True, text=True, check=True).stdout)
+
+
+def drain(servers: list[Server], receiver: Receiver, topic: str, count: int) -> tuple[float, int]:
+    """Deliveries/s of `servers` draining a backlog of `count` events stored while they were down."""
+    for server in servers:
+        server.stop()
     receiver.reset()
-    asyncio.run(publish_backlog(data_dir, store, topic, count))
-    server.start()
-    wait_until(lambda: receiver.stats()["count"] >= count, f"{count} deliveries", timeout=300)
+    asyncio.run(store_backlog(servers[0].data_dir, servers[0].store, topic, count))
+    for server in servers:
+        server.start()
+    wait_until(lambda: receiver.stats()["count"] >= count, f"{count} deliveries", timeout=600)
     stats = receiver.stats()
     return count / (stats["last"] - stats["first"]), stats["requests"]
+
+
+def subscribe(server: Server, receiver: Receiver, topics: dict[str, int]) -> dict[str, dict[str, Any]]:
+    created = {}
+    for name, batch in topics.items():
+        created[name] = server.create_topic(name)
+        server.cli("subscription", "create", "--topic", name, "--name", f"{name}-sub", "--endpoint",
+                   f"{receiver.url}/hook", "--max-events-per-batch", str(batch))
+    return created
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Runs
+
+
+def run_latency(rate: float, seconds: float, store: str | None = None) -> list[Row]:
+    receiver = Receiver()
+    data_dir = temp_dir()
+    server = Server(data_dir, store).start()
+    try:
+        topic = subscribe(server, receiver, {"latency": 1})["latency"]
+        time.sleep(0.6)
+        asyncio.run(publish_at_rate(topic["httpEndpoint"], topic["key1"], rate, 1.0))  # warm-up
+        wait_until(lambda: receiver.stats()["count"] >= int(rate), "warm-up deliveries")
+        receiver.reset()
+        failures, lag = asyncio.run(publish_at_rate(topic["httpEndpoint"], topic["key1"], rate, seconds))
+        expected = int(rate * seconds)
+        wait_until(lambda: receiver.stats()["count"] >= expected, "latency deliveries")
+        ms = [x * 1000 for x in receiver.stats()["latencies"]]
+    finally:
+        server.stop()
+        receiver.stop()
+        remove(data_dir)
+    p50, p99 = percentile(ms, 50), percentile(ms, 99)
+    return [Row(f"publish → webhook at {rate:.0f} events/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms,"
+                f" max {max(ms):.1f} ms, mean {statistics.fmean(ms):.1f} ms",
+                f"publisher's worst lag behind schedule {lag:.1f} ms; failures {failures}", None,
+                "p50 ≤ 5 ms, p99 ≤ 20 ms", p50 <= 5 and p99 <= 20)]
+
+
+def run_throughput(events: int, store: str | None = None) -> list[Row]:
+    receiver = Receiver()
+    data_dir = temp_dir()
+    server = Server(data_dir, store).start()
+    rows = []
+    try:
+        receiver_ceiling = wrk(f"{receiver.url}/hook", orjson.dumps(make_events(1, pad=0)), seconds=3,
+                               connections=CONCURRENCY, cpu=SERVER_CPU).requests_per_s
+        baseline = plain_client_rate(f"{receiver.url}/hook", events)
+        subscribe(server, receiver, {"batch1": 1, "batch10": 10})
+        time.sleep(0.6)
+        for name, batch in (("batch1", 1), ("batch10", 10)):
+            rate, requests = drain([server], receiver, name, events)
+            rows.append(ratio_row(f"deliveries/s, maxEventsPerBatch {batch}", rate, "/s", "plain aiohttp client",
+                                  baseline, 0.8 if batch == 1 else 0.0))
+            rows[-1].value += f" ({requests:,} requests)"
+            if batch != 1:
+                rows[-1].goal, rows[-1].met = "–", None
+        rows.append(Row("  reference: the receiver's own ceiling (wrk, 64 connections)",
+                        f"{receiver_ceiling:,.0f} requests/s"))
+    finally:
+        server.stop()
+        receiver.stop()
+        remove(data_dir)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--plain", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=500.0, help="latency run: events per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="latency run: duration")
     parser.add_argument("--events", type=int, default=20000, help="throughput runs: backlog size")
@@ -251,39 +273,12 @@ def main() -> None:
     if args.receiver:
         run_receiver(args.receiver)
         return
-
-    receiver = ReceiverProcess()
-    with tempfile.TemporaryDirectory(prefix="commgrid-bench-") as tmp:
-        data_dir = Path(tmp)
-        server = Server(data_dir, args.store)
-        server.start()
-        try:
-            topics = {name: json.loads(server.cli("topic", "create", name, "--json")) for name in
-                      ("latency", "batch1", "batch10")}
-            for name, batch in (("latency", 1), ("batch1", 1), ("batch10", 10)):
-                server.cli("subscription", "create", "--topic", name, "--name", f"{name}-sub", "--endpoint",
-                           f"{receiver.url}/hook", "--max-events-per-batch", str(batch))
-            time.sleep(0.6)
-
-            print(f"latency: publish -> webhook, {args.rate:.0f} events/s for {args.seconds:.0f} s (one per request)")
-            receiver.reset()
-            latency = topics["latency"]
-            asyncio.run(measure_latency(latency["httpEndpoint"], latency["key1"], args.rate, args.seconds))
-            expected = int(args.rate * args.seconds)
-            wait_until(lambda: receiver.stats()["count"] >= expected, "latency deliveries")
-            ms = [x * 1000 for x in receiver.stats()["latencies"]]
-            print(f"  p50 {percentile(ms, 50):.1f} ms   p99 {percentile(ms, 99):.1f} ms   max {max(ms):.1f} ms"
-                  f"   mean {statistics.fmean(ms):.1f} ms   ({len(ms)} events)")
-
-            baseline = asyncio.run(plain_client_rate(f"{receiver.url}/hook", args.events))
-            print(f"throughput: draining a backlog of {args.events} events into the receiver")
-            for name, batch in (("batch1", 1), ("batch10", 10)):
-                rate, requests = drain(server, receiver, data_dir, args.store, name, args.events)
-                print(f"  maxEventsPerBatch {batch:>2}: {rate:8.0f} deliveries/s  ({requests} requests)"
-                      f"   plain aiohttp client {baseline:8.0f} requests/s   ratio {rate / baseline:.2f}")
-        finally:
-            server.stop()
-            receiver.stop()
+    if args.plain:
+        print(asyncio.run(plain_client(args.plain, args.events)))
+        return
+    pin_self(LOAD_CPU)
+    for row in run_latency(args.rate, args.seconds, args.store) + run_throughput(args.events, args.store):
+        print(" | ".join(row.cells()))
 
 
 if __name__ == "__main__":

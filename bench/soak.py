@@ -43,8 +43,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from bench._harness import free_port
 from bench._load import wait_http
-from bench.delivery import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHY = ("healthy-a", "healthy-b")

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commgrid.testing import free_port, free_ports
+from commgrid.testing import end, free_port, free_ports, launch, server_env, wait_healthy
 
 __all__ = ["ServerProcess", "clean_env", "cli", "free_port", "free_ports"]
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMGRID_")}
-    env.update(extra)
-    return env
+clean_env = server_env
 
 
 def cli(data_dir: Path, *args: str, check: bool = True, store: str | None = None) -> subprocess.CompletedProcess:
@@ -42,9 +38,10 @@ class ServerProcess:
     data_dir: Path
     store: str | None = None
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # COMMGRID_* variables for the server (others are cleared)
     port: int = 0  # 0: a free port, chosen with `tls_port` so the two differ
     tls_port: int = 0
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
     def __post_init__(self) -> None:
@@ -52,29 +49,15 @@ class ServerProcess:
             self.port, self.tls_port = free_ports(2)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        args = [sys.executable, "-m", "commgrid.cli", "serve", "--data-dir", str(self.data_dir),
+        args = ["serve", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--tls-port", str(self.tls_port), *self.extra_args]
         if self.store:
             args += ["--store", self.store]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=clean_env())
-        self.wait_healthy(timeout)
+        self.process = launch(args, self.log_path, server_env(**self.env))
+        wait_healthy(self.process, self.http, timeout, self.log)
         return self
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process and self.process.poll() is not None:
-                raise AssertionError(f"commgrid serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"commgrid serve did not become healthy in {timeout}s:\n{self.log()}")
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.http}/healthz", timeout=5) as response:
@@ -96,14 +79,27 @@ class ServerProcess:
             time.sleep(0.01)
         return time.monotonic() - start
 
+    def delivery_backlog(self) -> float:
+        """Deliveries not yet completed or dead-lettered, in flight included (the store's count, via `/metrics`)."""
+        with urllib.request.urlopen(f"{self.http}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("eventgrid_delivery_queue_depth"))
+
+    def wait_settled(self, timeout: float = 15.0) -> None:
+        """Wait until every delivery is done: then no further request (a retry, a duplicate) can arrive."""
+        deadline = time.monotonic() + timeout
+        while (backlog := self.delivery_backlog()) > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{backlog:g} deliveries still pending at {self.http} after {timeout}s")
+            time.sleep(0.02)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout)
+        code = end(self.process, sig, timeout)
         self.process = None
         return code
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -45,6 +46,7 @@ from commgrid.commands.topics import events_app, publish, topic_app, topic_json
 from commgrid.config import Settings
 from commgrid.errors import CommgridError
 from commgrid.private_files import without_password
+from commgrid.store.errors import StoreError
 
 if TYPE_CHECKING:
     from commgrid.runtime import Runtime
@@ -118,6 +120,7 @@ def serve(
         help="Seconds a client may take to send its request headers, and each chunk of its body.")] = 30.0,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
+    from commgrid import faults
     from commgrid.acs.phone_numbers import number_kind
     from commgrid.events.profiles import profile_by_name
     from commgrid.logs import configure as configure_logging
@@ -140,6 +143,7 @@ def serve(
                         phone_numbers=numbers, management_token=management_token or None,
                         access_key=access_key or None, ca_cert=ca_cert, ca_key=ca_key,
                         recording_host=recording_host, read_timeout=read_timeout)
+    faults.arm(os.environ.get("COMMGRID_FAULT"))  # test-only crash point; see commgrid.faults
     _serve(settings)
 
 
@@ -179,7 +183,7 @@ def _serve(settings: Settings) -> None:
 
     try:
         _event_loop_runner()(run_server(settings, announce))
-    except CommgridError as exc:
+    except (CommgridError, StoreError) as exc:
         raise fail(exc) from None
 
 
@@ -310,7 +314,7 @@ def run_store_reset(settings: Settings) -> None:
 
     try:
         asyncio.run(main())
-    except CommgridError as exc:
+    except (CommgridError, StoreError) as exc:
         raise fail(exc) from None
 
 

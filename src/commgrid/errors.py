@@ -13,11 +13,18 @@ The API layer renders every `CommgridError` as Azure's error body
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
     └── ServiceUnavailable (503)
+
+The store raises errors of its own (`commgrid.store.errors`); services translate the ones they expect, and
+`from_store` gives any other its answer at the HTTP and CLI edges.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from commgrid.store.errors import StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +137,16 @@ class ServiceUnavailable(CommgridError):
 
     status = 503
     code = "ServiceUnavailable"
+
+
+def from_store(exc: StoreError) -> CommgridError:
+    """The answer to a store error no service translated: a missing record is a 404, an existing or changed one
+    a 409, anything else (the database failed) a 500; each with the store's message."""
+    # Imported here: the store package imports modules that import this one.
+    from commgrid.store.errors import AlreadyExists, Missing, VersionConflict
+
+    if isinstance(exc, Missing):
+        return NotFound(exc.message)
+    if isinstance(exc, AlreadyExists | VersionConflict):
+        return Conflict(exc.message)
+    return CommgridError(exc.message)

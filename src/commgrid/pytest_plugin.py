@@ -11,6 +11,7 @@ Registered with pytest on install (entry point `pytest11`). Fixtures:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal, cast
 
 import pytest
 
@@ -25,8 +26,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default="")
 
 
-def _scope(fixture_name: str, config: pytest.Config) -> str:
-    return str(config.getini("commgrid_scope") or "session")
+_Scope = Literal["session", "package", "module", "class", "function"]
+
+
+def _scope(fixture_name: str, config: pytest.Config) -> _Scope:
+    # pytest itself rejects a value that names no scope
+    return cast(_Scope, str(config.getini("commgrid_scope") or "session"))
 
 
 @pytest.fixture(scope=_scope)

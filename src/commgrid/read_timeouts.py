@@ -91,7 +91,8 @@ class BodyReadTimeout:
             if not more_body:  # the body is complete: waiting for a disconnect is not bounded here
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout)
+                async with asyncio.timeout(self.timeout):  # a timer on this task, not a task per chunk as wait_for
+                    message = await receive()
             except TimeoutError:
                 log.debug("request body not received in time", extra={
                     "action": "body_timeout", "path": scope.get("path")})

@@ -101,8 +101,6 @@ class Runtime:
         sms_worker = SmsWorker(self.sms)  # emits delivery reports when due
         await sms_worker.start()
         self._stack.push_async_callback(sms_worker.stop)
-        await self.chat.start()  # carries out chat changes a crash interrupted
-        self._stack.push_async_callback(self.chat.stop)
         await self.calling.start()  # call timers and callback events; finishes changes a crash interrupted
         self._stack.push_async_callback(self.calling.stop)
 

@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,44 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """This process's environment without its `COMMGRID_*` variables (a server takes only what it is given)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMGRID_")}
+    env.update(extra)
+    return env
+
+
+def launch(args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start `python -m commgrid.cli ARGS`, its output appended to `log_path`."""
+    with log_path.open("ab") as log:  # the child writes to its own copy of the handle
+        return subprocess.Popen([sys.executable, "-m", "commgrid.cli", *args], stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+
+
+def wait_healthy(process: subprocess.Popen[bytes], http: str, timeout: float, log: Callable[[], str]) -> None:
+    """Wait until the server at `http` answers `/healthz`; `RuntimeError` (with its log) if it exits or not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"commgrid serve exited with {process.returncode}:\n{log()}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{http}/healthz", timeout=1) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"commgrid serve did not become healthy in {timeout}s:\n{log()}")
+
+
+def end(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    """Send `sig` to a running server and wait for it (SIGKILL after `timeout`); returns its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout)
 
 
 @dataclass(frozen=True)
@@ -114,7 +152,7 @@ class Server:
         if self.data_dir is None:
             self.data_dir, self._own_dir = Path(tempfile.mkdtemp(prefix="commgrid-")), True
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "commgrid.cli", "serve", "--data-dir", str(self.data_dir),
+        args = ["serve", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--tls-port", str(self.tls_port),
                 "--subscription-id", self.subscription_id, "--resource-group", self.resource_group,
                 "--resource-name", self.resource_name, "--management-token", self.management_token]
@@ -126,22 +164,14 @@ class Server:
             args += ["--event-profile", self.event_profile]
         for number in self.phone_numbers:
             args += ["--phone-number", number]
-        log = (self.data_dir / "server.log").open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMMGRID_")}
-        self._process = subprocess.Popen([*args, *self.extra_args], stdout=log, stderr=subprocess.STDOUT, env=env)
-        self._wait_healthy(timeout)
+        self._process = launch([*args, *self.extra_args], self.data_dir / "server.log", server_env())
+        wait_healthy(self._process, self.http, timeout, self.log)
         return self
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the server (SIGTERM: in-flight work finishes) and remove a temporary data dir."""
         if self._process is not None:
-            if self._process.poll() is None:
-                self._process.send_signal(signal.SIGTERM)
-                try:
-                    self._process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait(timeout)
+            end(self._process, timeout=timeout)
             self._process = None
         if self._own_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -151,17 +181,6 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"commgrid serve exited with {self._process.returncode}:\n{self.log()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"commgrid serve did not become healthy in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
         """What the server printed so far."""
@@ -249,24 +268,16 @@ class Server:
 
 
 @dataclass
-class EventSink:
-    """A webhook on 127.0.0.1 that passes Event Grid's validation handshakes and records every event.
+class LoopbackApp:
+    """An aiohttp handler for every path and method, served on 127.0.0.1 from a background thread of its own."""
 
-    Use `url` as a subscription's endpoint; `wait_for(type=…, subject=…)` returns the first matching event
-    received (in the subscription's delivery schema), waiting up to `timeout` seconds.
-    """
-
-    port: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    handler: Callable[[Any], Awaitable[Any]]
+    port: int = 0  # 0: a free port, known once started
+    name: str = "commgrid-loopback"
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
-    _arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/events"
-
-    def start(self) -> EventSink:
+    def start(self) -> LoopbackApp:
         from aiohttp import web
 
         started = threading.Event()
@@ -275,7 +286,7 @@ class EventSink:
             loop = asyncio.new_event_loop()
             self._loop = loop
             app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
+            app.router.add_route("*", "/{tail:.*}", self.handler)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", self.port)
@@ -286,10 +297,10 @@ class EventSink:
             loop.run_until_complete(runner.cleanup())
             loop.close()
 
-        self._thread = threading.Thread(target=main, daemon=True, name="commgrid-event-sink")
+        self._thread = threading.Thread(target=main, daemon=True, name=self.name)
         self._thread.start()
         if not started.wait(10):
-            raise RuntimeError("the event sink did not start")
+            raise RuntimeError(f"{self.name} did not start")
         return self
 
     def stop(self) -> None:
@@ -297,6 +308,33 @@ class EventSink:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+
+@dataclass
+class EventSink:
+    """A webhook on 127.0.0.1 that passes Event Grid's validation handshakes and records every event.
+
+    Use `url` as a subscription's endpoint; `wait_for(type=…, subject=…)` returns the first matching event
+    received (in the subscription's delivery schema), waiting up to `timeout` seconds.
+    """
+
+    port: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _app: LoopbackApp | None = field(default=None, repr=False)
+    _arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"
+
+    def start(self) -> EventSink:
+        self._app = LoopbackApp(self._handle, self.port, "commgrid-event-sink").start()
+        self.port = self._app.port
+        return self
+
+    def stop(self) -> None:
+        if self._app is not None:
+            self._app.stop()
 
     def __enter__(self) -> EventSink:
         return self.start()

@@ -1,4 +1,5 @@
-"""A real webhook receiver for delivery tests: an aiohttp app on a loopback port, in a background thread.
+"""A real webhook receiver for delivery tests: an aiohttp app on a loopback port, in a background thread
+(`start`) or in the caller's running event loop (`serve`, for in-process tests).
 
 Each path is one endpoint with its own behaviour (how it answers the validation handshake, which statuses it
 returns to deliveries, how long it takes); every request is recorded for the test to inspect.
@@ -7,7 +8,6 @@ returns to deliveries, how long it takes); every request is recorded for the tes
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from commgrid.testing import LoopbackApp
 
 
 @dataclass
@@ -56,39 +58,36 @@ class Receiver:
     def __init__(self) -> None:
         self.behaviours: dict[str, Behaviour] = {}
         self.requests: list[Received] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threaded: LoopbackApp | None = None
         self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
         self.port = 0
 
     def start(self) -> Receiver:
-        started = threading.Event()
-
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=main, daemon=True, name="webhook-receiver")
-        self._thread.start()
-        started.wait(10)
+        """Serve from a background thread (for tests whose commgrid runs in a subprocess)."""
+        self._threaded = LoopbackApp(self._handle, name="webhook-receiver").start()
+        self.port = self._threaded.port
         return self
 
+    async def serve(self) -> Receiver:
+        """Serve from the running event loop: for tests whose commgrid runs in the same loop."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def close(self) -> None:
+        """Stop serving (after `serve`)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        """Stop serving (after `start`)."""
+        if self._threaded is not None:
+            self._threaded.stop()
 
     def endpoint(self, path: str, **behaviour: Any) -> str:
         """Register (or reset) the endpoint at `/path` and return its URL."""
@@ -113,6 +112,16 @@ class Receiver:
             if result:
                 return result
             time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    async def until(self, check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+        """`wait` for in-process tests: polls without blocking the event loop the server runs in."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            await asyncio.sleep(0.01)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     def wait_events(self, path: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ subscribes its own endpoint and filters on its own subject prefix, so tests neve
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import urllib.error
@@ -99,24 +98,6 @@ def test_eventgrid_events_converted_to_cloudevents(server: ServerProcess, rx: Re
     assert event.data == {"n": 1} and event["time"]
 
 
-def test_batches_honour_count_and_size(server: ServerProcess, rx: Receiver, orders: dict) -> None:
-    subscribe(server, "orders", "batch", rx.endpoint("batch"), *only("batch"), "--max-events-per-batch", "3",
-              "--preferred-batch-size-in-kilobytes", "1")
-    publish(orders, [eg("batch", i) for i in range(7)] + [eg("batch", 99, blob="x" * 3000)])
-    events = rx.wait_events("batch", 8)
-    sizes = [len(r.events()) for r in rx.received("batch")]
-    assert sorted(e["data"]["n"] for e in events) == [*range(7), 99]
-    assert max(sizes) == 3 and sum(sizes) == 8
-    for request in rx.received("batch"):
-        assert isinstance(request.json(), list)
-        if len(request.events()) > 1:
-            assert len(request.body) <= 1024 + 2
-        else:
-            assert request.events()[0]["data"]["n"] == 99 or len(request.body) <= 1024
-    big = next(r for r in rx.received("batch") if any(e["data"]["n"] == 99 for e in r.events()))
-    assert len(big.events()) == 1  # larger than the preferred size: alone
-
-
 def test_cloudevents_batches_are_arrays(server: ServerProcess, rx: Receiver, ce_orders: dict) -> None:
     subscribe(server, "ce-orders", "ce-batch", rx.endpoint("ce-batch"), *only("cebatch"), "--max-events-per-batch",
               "10")
@@ -140,22 +121,6 @@ def test_delivery_attribute_headers(server: ServerProcess, rx: Receiver, orders:
     (request,) = rx.wait(lambda: rx.received("attrs"), what="one delivery")
     h = request.headers
     assert (h["x-static"], h["authorization"], h["x-tenant"], h["x-count"]) == ("fixed", "Bearer abc", "contoso", "3")
-
-
-def test_retries_follow_the_ladder_then_succeed(server: ServerProcess, rx: Receiver, orders: dict) -> None:
-    subscribe(server, "orders", "flaky", rx.endpoint("flaky", statuses=[500, 500, 503, 404]), *only("flaky"))
-    sent = eg("flaky", 1)
-    publish(orders, sent)
-    rx.wait(lambda: len(rx.received("flaky")) >= 5, timeout=15, what="five attempts")
-    attempts = rx.received("flaky")
-    assert [r.headers["aeg-delivery-count"] for r in attempts] == ["0", "1", "2", "3", "4"]
-    assert {r.events()[0]["id"] for r in attempts} == {str(sent.id)}
-    gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
-    # ladder 10 s, 30 s, 1 min, 5 min; 503 waits at least 30 s, 404 at least 5 min; all divided by 600
-    for gap, minimum in zip(gaps, [10 / 600, 30 / 600, 60 / 600, 300 / 600], strict=True):
-        assert gap >= minimum * 0.9, gaps
-    time.sleep(0.3)
-    assert len(rx.received("flaky")) == 5 and dead_letters(server, "--subscription", "flaky") == []
 
 
 def test_500_until_max_attempts_then_dead_letter_and_redeliver(server: ServerProcess, rx: Receiver,
@@ -270,7 +235,7 @@ def test_filters_end_to_end(server: ServerProcess, rx: Receiver, orders: dict) -
     ]
     publish(orders, events)
     rx.wait(lambda: rx.events("f-types") and rx.events("f-adv") and rx.events("f-suffix"), what="filtered events")
-    time.sleep(0.3)
+    server.wait_settled()
     assert [e["id"] for e in rx.events("f-types")] == [f"{tag}-shipped"]
     assert [e["id"] for e in rx.events("f-adv")] == [f"{tag}-big"]
     assert [e["id"] for e in rx.events("f-suffix")] == [f"{tag}-vip"]
@@ -279,8 +244,12 @@ def test_filters_end_to_end(server: ServerProcess, rx: Receiver, orders: dict) -
 def test_manual_validation_window_expires(server: ServerProcess, rx: Receiver) -> None:
     done = subscribe(server, "orders", "too-late", rx.endpoint("too-late", validation="manual"), settle=False)
     validation_url = shown(done)["commgrid"]["validationUrl"]
-    time.sleep(1.2)  # 10 minutes / 600
-    failed = json.loads(server.cli("subscription", "show", "--topic", "orders", "--name", "too-late").stdout)
+
+    def expired() -> dict | None:  # once the 10 minutes (1 s at 600x) have passed
+        shown_now = json.loads(server.cli("subscription", "show", "--topic", "orders", "--name", "too-late").stdout)
+        return shown_now if shown_now["properties"]["provisioningState"] == "Failed" else None
+
+    failed = rx.wait(expired, timeout=10, what="the validation window to expire")
     assert failed["properties"]["provisioningState"] == "Failed"
     assert "within 10 minutes" in failed["commgrid"]["message"]
     with pytest.raises(urllib.error.HTTPError) as late:

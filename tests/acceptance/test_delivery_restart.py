@@ -39,7 +39,7 @@ def test_pending_deliveries_survive_sigkill(tmp_path, request, backend: str) -> 
         rx.wait(lambda: len(rx.received("in-flight")) >= 2, timeout=15, what="the in-flight delivery again")
         assert time.monotonic() - killed_at < 10
         assert {e["id"] for e in rx.events("in-flight")} == {str(in_flight.id)}
-        time.sleep(0.5)  # both succeeded: nothing more arrives, nothing was dead-lettered
+        server.wait_settled()  # both succeeded: nothing more arrives, nothing was dead-lettered
         assert len(rx.received("retrying")) == attempts_before + 1 and len(rx.received("in-flight")) == 2
         assert server.cli("deadletter", "list", "--json").stdout.strip() == "[]"
     finally:

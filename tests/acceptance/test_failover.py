@@ -52,10 +52,12 @@ def test_a_live_node_keeps_deliveries_longer_than_a_lease(tmp_path, postgres_url
         topic = a.create_topic("slowpoke")
         a.cli("subscription", "create", "--topic", "slowpoke", "--name", "hook", "--endpoint", rx.endpoint("slow"))
         rx.behave("slow", delay=9.0)  # longer than a 6 s lease, inside the 30 s response timeout
-        time.sleep(0.3)  # both nodes re-read subscriptions at most every 0.1 s
+        for node in (a, b):
+            node.wait_catalog()
         ids = _publish(a, topic["key1"], "slowpoke", 10) + _publish(b, topic["key1"], "slowpoke", 10)
         rx.wait(lambda: len(rx.events("slow")) >= 20, 10, "every delivery in flight")
-        time.sleep(12)  # past the first lease and the slow answers: a duplicate would have been sent by now
+        # every answer in: past the first 6 s lease, so a duplicate, had a lease lapsed, would have been sent
+        a.wait_settled(timeout=30)
         assert Counter(e["id"] for e in rx.events("slow")) == Counter({i: 1 for i in ids})
     finally:
         for node in (a, b):

@@ -293,7 +293,7 @@ def test_a_subscription_delivering_to_its_own_topic_is_stopped(server: ServerPro
     info = shown(subscribe(server, "looped", "ouroboros", own_url, settle=False))
     assert info["commgrid"]["state"] == "AwaitingManualAction"  # the publish API does not answer validation
     assert httpx.get(info["commgrid"]["validationUrl"], timeout=10).status_code == 200
-    time.sleep(0.6)
+    server.wait_catalog()
     response = httpx.post(f"{server.http}/topics/looped/api/events", json=[event(1)],
                           headers={"aeg-sas-key": looped["key1"]}, timeout=10)
     assert response.status_code == 200
@@ -303,7 +303,7 @@ def test_a_subscription_delivering_to_its_own_topic_is_stopped(server: ServerPro
         letters = dead_letters(server, "--topic", "looped", "--subscription", "ouroboros")
         time.sleep(0.2)
     assert letters, "the looping delivery is dead-lettered"
-    time.sleep(1.0)
+    time.sleep(1.0)  # other tests' deliveries on this server may still be retrying: no settled state to wait for
     events = json.loads(server.cli("events", "list", "--topic", "looped", "--json").stdout)
     assert len(events) <= 2, f"the loop went on: {len(events)} events"  # the validation event and ours
     assert "delivery_loop_refused" in server.log()

@@ -7,19 +7,20 @@ from dataclasses import replace
 
 import pytest
 
-from commgrid.errors import Conflict
 from commgrid.grid.properties import SubscriptionProperties, WebHookDestination
 from commgrid.store import Store, store_from_url
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
     Document,
+    DocumentWrite,
     Missing,
     NewEvent,
     Route,
     StoreNotOpen,
     Subscription,
     Topic,
+    VersionConflict,
 )
 
 NOW = 1_700_000_000.0
@@ -258,7 +259,7 @@ async def test_deleting_subscription_drops_its_deliveries(store: Store) -> None:
 async def test_documents_with_optimistic_versions(store: Store) -> None:
     doc = await store.put_document(Document("threads", "t1", {"topic": "hi"}), expect_version=0)
     assert doc.version == 1
-    with pytest.raises(Conflict):
+    with pytest.raises(VersionConflict):
         await store.put_document(Document("threads", "t1", {"topic": "x"}), expect_version=0)
     doc2 = await store.put_document(Document("threads", "t1", {"topic": "bye"}), expect_version=1)
     assert doc2.version == 2
@@ -274,17 +275,95 @@ async def test_documents_with_optimistic_versions(store: Store) -> None:
         await store.delete_document("col", "a")
 
 
+async def test_scanning_documents_reads_a_prefix_in_key_order_page_by_page(store: Store) -> None:
+    for key in ("t1/3", "t1/1", "t2/1", "t1/2", "t0/9", "t1/4"):
+        await store.put_document(Document("scan", key, {}))
+
+    async def keys(prefix: str = "", after: str | None = None) -> list[str]:
+        return [d.key async for d in store.scan_documents("scan", prefix, after=after, batch=2)]
+
+    assert await keys("t1/") == ["t1/1", "t1/2", "t1/3", "t1/4"]
+    assert await keys("t1/", after="t1/2") == ["t1/3", "t1/4"]
+    assert await keys() == ["t0/9", "t1/1", "t1/2", "t1/3", "t1/4", "t2/1"]
+    assert await keys("t3/") == []
+
+
 async def test_concurrent_creates_of_one_document_let_exactly_one_win(store: Store) -> None:
     async def create(i: int) -> bool:
         try:
             await store.put_document(Document("race", "k", {"i": i}), expect_version=0)
-        except Conflict:
+        except VersionConflict:
             return False
         return True
 
     assert sum(await asyncio.gather(*(create(i) for i in range(8)))) == 1
-    with pytest.raises(Conflict):
+    with pytest.raises(VersionConflict):
         await store.put_document(Document("race", "absent", {}), expect_version=3)
+
+
+async def test_a_change_writes_documents_events_and_deliveries_together(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    await store.put_document(Document("threads", "t1", {"n": 1}))
+    await store.put_document(Document("reports", "r1", {"due": 1}))
+    await store.write_change(
+        [DocumentWrite("threads", "t1", {"n": 2}, expect_version=1), DocumentWrite("messages", "m1", {"n": 1}, 0),
+         DocumentWrite("reports", "r1", None, expect_version=1)],
+        [event(0), event(1)], [Route(0, "sub"), Route(1, "sub")], NOW,
+    )
+    assert (await store.get_document("threads", "t1")) == Document("threads", "t1", {"n": 2}, 2)
+    assert (await store.get_document("messages", "m1")).version == 1
+    with pytest.raises(Missing):
+        await store.get_document("reports", "r1")
+    assert await store.count_events("orders") == 2
+    claimed = await store.claim_due_deliveries("w", NOW, 10, 30)
+    assert sorted(d.event.id for d in claimed) == ["id-0", "id-1"]
+
+
+@pytest.mark.parametrize("stale", [
+    DocumentWrite("threads", "t1", {"n": 9}, expect_version=1),  # changed since it was read
+    DocumentWrite("threads", "t1", {"n": 9}, expect_version=0),  # created since
+    DocumentWrite("reports", "r1", None, expect_version=1),  # deleting what changed since
+])
+async def test_a_conflicting_change_writes_nothing(store: Store, stale: DocumentWrite) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    await store.put_document(Document("threads", "t1", {"n": 1}))
+    await store.put_document(Document("threads", "t1", {"n": 2}))
+    await store.put_document(Document("reports", "r1", {"due": 1}))
+    await store.put_document(Document("reports", "r1", {"due": 2}))
+    with pytest.raises(VersionConflict):
+        await store.write_change([DocumentWrite("messages", "m1", {"n": 1}), stale], [event(0)], [Route(0, "sub")],
+                                 NOW)
+    with pytest.raises(Missing):
+        await store.get_document("messages", "m1")
+    assert (await store.get_document("threads", "t1")).value == {"n": 2}
+    assert (await store.get_document("reports", "r1")).value == {"due": 2}
+    assert await store.count_events() == 0
+    assert await store.count_pending_deliveries() == 0
+
+
+async def test_a_change_may_write_documents_alone(store: Store) -> None:
+    await store.write_change([DocumentWrite("a", "1", {"x": 1}, 0), DocumentWrite("b", "1", {"y": 1})], [], [], NOW)
+    assert [(await store.get_document(c, "1")).version for c in ("a", "b")] == [1, 1]
+    with pytest.raises(Missing):
+        await store.write_change([DocumentWrite("a", "1", {"x": 2}), DocumentWrite("a", "gone", None)], [], [], NOW)
+    assert (await store.get_document("a", "1")).value == {"x": 1}
+
+
+async def test_concurrent_changes_of_one_document_let_exactly_one_win(store: Store) -> None:
+    await store.put_document(Document("threads", "t1", {"n": 0}))
+
+    async def change(i: int) -> bool:
+        try:
+            await store.write_change([DocumentWrite("threads", "t1", {"n": i}, expect_version=1)],
+                                     [event(i, "events-only")], [], NOW)
+        except VersionConflict:
+            return False
+        return True
+
+    assert sum(await asyncio.gather(*(change(i) for i in range(8)))) == 1
+    assert await store.count_events() == 1
 
 
 async def test_reopen_keeps_data_and_migrations_are_idempotent(store_url: str) -> None:

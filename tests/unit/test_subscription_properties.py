@@ -10,8 +10,7 @@ import typer
 from commgrid.commands.subscriptions import parse_advanced_filter, parse_attribute_mapping, storage_dead_letter
 from commgrid.errors import InvalidInput
 from commgrid.grid.properties import SubscriptionProperties
-from commgrid.grid.subscriptions import subject_warning
-from commgrid.grid.validation import validate_properties
+from commgrid.grid.validation import subject_warning, validate_properties
 
 NOW = 1_700_000_000.0  # 2023-11-14
 EG, CE = "EventGridSchema", "CloudEventSchemaV1_0"

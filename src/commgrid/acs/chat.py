@@ -2,23 +2,18 @@
 Chat REST API (azure-rest-api-specs `specification/communication/data-plane/Chat/stable/2024-03-07`; docs/wire-facts.md,
 Chat API details and Who gets which event).
 
-Every change of a thread is one optimistic write of its document (`expect_version`), recording the new state
-with an outbox entry: the documents the change implies (messages, memberships) and the events to publish.
-The entry is then carried out (documents written, events published through the system topic) and removed.
-So a change is durable before its events are published, the caller is answered only after both, and an entry
-left behind by a crash is carried out later, with the same event ids: when its thread is next used, or by
-`recover()` when a server starts. Document writes carry the thread's `rev`, so a late entry never overwrites a
-newer change.
+Every change of a thread is decided on the latest state of its document and written as one store transaction
+(`CommunicationResource.emit_change`): the thread document under its optimistic version, the documents the
+change implies (messages, memberships), and its events with their deliveries. A concurrent change of the thread
+fails the version check and writes nothing, and the change is decided again on the new state. So a crash leaves
+a change whole or not at all, and the caller is answered once it is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -45,25 +40,19 @@ from commgrid.acs.chat_docs import (
     receipt_key,
     request_key,
     system_message,
-    thread_snapshot_from_value,
-    thread_snapshot_value,
     to_ms,
-    user_from_value,
     user_message,
-    user_to_value,
 )
 from commgrid.acs.identifiers import communication_identifier
 from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import Permission, TokenClaims, require
-from commgrid.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
-from commgrid.events.acs import Change, new_transaction_id
-from commgrid.store.base import Document, Missing
+from commgrid.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from commgrid.events.acs import Change, ChatUser
+from commgrid.faults import fault_point
+from commgrid.store.base import Document, DocumentWrite, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.chat")
 
-#: How old an outbox entry must be before another request or a starting server carries it out for the
-#: request that wrote it, which has presumably crashed (a live one finishes in milliseconds).
-STALE_AFTER = 10.0
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 200  # no documented maximum (Chat spec)
 MAX_PARTICIPANTS = 250  # the service's per-thread limit
 MAX_CONTENT = 28 * 1024  # the service's message size limit
@@ -76,7 +65,6 @@ def _busy(what: str, key: str) -> ServiceUnavailable:
                                                               "key": key, "attempts": _ATTEMPTS})
     return ServiceUnavailable("The server is currently unable to handle the request: the chat thread is being"
                               " changed by too many concurrent requests. Retry the request.")
-_EVENT_IDS = uuid.UUID("5d1c3f0e-3c55-4a43-9b7e-2f1f6c0a7c11")
 _NOT_ALLOWED = "User is not allowed to perform specified action."  # the spec's 403 example (Chat spec)
 # An invalid participant as the service reports it (azure-cli scenario tests, Chat spec).
 _PERMISSION_CHECK_FAILED = {"code": "403", "message": "Permissions check failed"}
@@ -84,11 +72,16 @@ _PERMISSION_CHECK_FAILED = {"code": "403", "message": "Permissions check failed"
 
 @dataclass
 class _Plan:
-    """What one change of a thread implies: documents to write, events to publish, and the answer."""
+    """What one change of a thread implies besides the thread itself: documents to write, events to publish,
+    and the answer; `changed` False when the request changes nothing (then nothing is written)."""
 
-    writes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    emit: dict[str, Any] | None = None
+    writes: list[DocumentWrite] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
     result: Any = None
+    changed: bool = True
+
+
+_UNCHANGED = _Plan(changed=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +97,6 @@ class ChatService:
     def __init__(self, resource: CommunicationResource) -> None:
         self.resource = resource
         self.store = resource.store
-        self._recovery: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """On a serving node: carry out, in the background, what crashed requests left in thread outboxes."""
-        self._recovery = asyncio.create_task(self._run_recovery(), name="chat-recovery")
-
-    async def stop(self) -> None:
-        if self._recovery:
-            self._recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recovery
 
     def _now(self) -> int:
         return to_ms(self.resource.now())
@@ -149,22 +131,19 @@ class ChatService:
         # Creation writes `participantAdded` (sequence 1) and `topicUpdated` (sequence 2) first (wire-facts: chat API).
         added = system_message(thread, "participantAdded", me, now, participants=[p.to_wire() for p in members])
         titled = system_message(thread, "topicUpdated", me, now, topic=topic)
-        plan = _Plan(writes=[*self._message_writes(thread, added, titled), *self._membership_writes(thread, members)],
-                     emit=self._emit("thread_created", thread, now))
-        thread.rev = 1
-        entry = self._entry(thread, plan)
+        writes = [DocumentWrite(THREADS, thread_id, thread.to_value(), expect_version=0),
+                  *self._message_writes(thread, added, titled), *self._membership_writes(thread, members)]
         try:
-            await self.store.put_document(Document(THREADS, thread_id, thread.to_value()), expect_version=0)
-        except Conflict:  # a repeated request created it concurrently
+            await self.resource.emit_change(writes, self._events("thread_created", thread, now))
+        except VersionConflict:  # a repeated request created it concurrently
             return (await self._load(thread_id))[1], invalid
-        await self._carry_out(thread_id, entry)
         return thread, invalid
 
     async def _remember_request(self, key: str, thread_id: str, invalid: list[dict[str, str]]) -> dict[str, Any]:
         record = {"threadId": thread_id, "invalidParticipants": invalid}
         try:
             await self.store.put_document(Document(REQUESTS, key, record), expect_version=0)
-        except Conflict:
+        except VersionConflict:
             record = (await self.store.get_document(REQUESTS, key)).value
         return record
 
@@ -183,7 +162,7 @@ class ChatService:
             ok = thread is not None and thread.member(caller.user_id) and thread.updated_on >= start
             return thread.item() if ok and thread else None
 
-        return await self._paged(self._scan(MEMBERSHIPS, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MEMBERSHIPS, prefix, after=after), size, pick)
 
     async def delete_thread(self, caller: TokenClaims, thread_id: str) -> None:
         """Mark the thread deleted (it stays listed with `deletedOn`); deleting it again changes nothing."""
@@ -192,10 +171,10 @@ class ChatService:
         async def decide(thread: Thread) -> _Plan:
             actor = self._actor(thread, caller)
             if thread.deleted_on is not None:
-                return _Plan()
+                return _UNCHANGED
             now = self._now()
             thread.deleted_on, thread.updated_on = now, max(thread.updated_on, now)
-            return _Plan(emit=self._emit("thread_deleted", thread, now, by=actor))
+            return _Plan(events=self._events("thread_deleted", thread, now, by=actor))
 
         await self._commit(thread_id, decide, deleted_ok=True)
 
@@ -208,7 +187,7 @@ class ChatService:
         async def decide(thread: Thread) -> _Plan:
             actor = self._actor(thread, caller)
             if topic is None and metadata is None:
-                return _Plan()
+                return _UNCHANGED
             now = self._now()
             thread.metadata = _merge(thread.metadata, metadata)
             writes = []
@@ -217,7 +196,7 @@ class ChatService:
                 writes = self._message_writes(thread, system_message(thread, "topicUpdated", actor.raw_id, now,
                                                                       topic=topic))
             thread.touch(now)
-            return _Plan(writes=writes, emit=self._emit("thread_updated", thread, now, by=actor))
+            return _Plan(writes=writes, events=self._events("thread_updated", thread, now, by=actor))
 
         await self._commit(thread_id, decide)
 
@@ -236,8 +215,8 @@ class ChatService:
             message = user_message(thread, caller.user_id, content, kind, display_name, metadata, now)
             thread.last_message_received_on = message["createdOn"]
             thread.updated_on = max(thread.updated_on, now)
-            emit = self._emit("message_sent", thread, now, message=message)
-            return _Plan(writes=self._message_writes(thread, message), emit=emit, result=message["id"])
+            events = self._events("message_sent", thread, now, message=message)
+            return _Plan(writes=self._message_writes(thread, message), events=events, result=message["id"])
 
         return await self._commit(thread_id, decide)
 
@@ -262,7 +241,7 @@ class ChatService:
         async def pick(doc: Document) -> dict[str, Any] | _End | None:
             return message_to_wire(doc.value) if doc.value["createdOn"] >= since else _END
 
-        return await self._paged(self._scan(MESSAGES, prefix, after), size, pick)
+        return await self._paged(self.store.scan_documents(MESSAGES, prefix, after=after), size, pick)
 
     async def update_message(
         self, caller: TokenClaims, thread_id: str, message_id: str, content: str | None,
@@ -279,7 +258,7 @@ class ChatService:
             if message.get("deletedOn") is not None:
                 raise _message_not_found(message_id)
             if content is None and metadata is None:
-                return _Plan()
+                return _UNCHANGED
             now = self._now()
             edited = dict(message)
             if content is not None:
@@ -288,8 +267,8 @@ class ChatService:
             # The version becomes the edit's epoch ms, which `editedOn` shows (wire-facts: chat API).
             edited["version"] = edited["editedOn"] = max(now, message["version"] + 1)
             thread.updated_on = max(thread.updated_on, now)
-            emit = self._emit("message_edited", thread, now, by=actor, message=edited)
-            return _Plan(writes=self._message_writes(thread, edited), emit=emit)
+            events = self._events("message_edited", thread, now, by=actor, message=edited)
+            return _Plan(writes=self._message_writes(thread, edited), events=events)
 
         await self._commit(thread_id, decide)
 
@@ -301,28 +280,23 @@ class ChatService:
             actor = self._actor(thread, caller)
             message = await self._own_message(thread, caller, message_id)
             if message.get("deletedOn") is not None:
-                return _Plan()
+                return _UNCHANGED
             now = self._now()
             deleted = dict(message)
             deleted["version"] = deleted["deletedOn"] = max(now, message["version"] + 1)
             thread.updated_on = max(thread.updated_on, now)
-            emit = self._emit("message_deleted", thread, now, by=actor, message=deleted)
-            return _Plan(writes=self._message_writes(thread, deleted), emit=emit)
+            events = self._events("message_deleted", thread, now, by=actor, message=deleted)
+            return _Plan(writes=self._message_writes(thread, deleted), events=events)
 
         await self._commit(thread_id, decide)
 
     async def _own_message(self, thread: Thread, caller: TokenClaims, message_id: str) -> dict[str, Any]:
-        """The message as it is, counting writes still in the outbox; only its sender may change it."""
-        key = message_key(thread.id, _message_number(message_id))
-        pending = [w["value"] for e in thread.pending for w in e["writes"] if (w["collection"], w["key"]) == (
-            MESSAGES, key)]
-        if pending:
-            message = pending[-1]
-        else:
-            try:
-                message = (await self.store.get_document(MESSAGES, key)).value
-            except Missing:
-                raise _message_not_found(message_id) from None
+        """The message as it is; only its sender may change it."""
+        try:
+            message = (await self.store.get_document(MESSAGES, message_key(thread.id, _message_number(message_id)))
+                       ).value
+        except Missing:
+            raise _message_not_found(message_id) from None
         if message.get("sender") != caller.user_id:
             raise Forbidden(_NOT_ALLOWED)
         return message
@@ -345,7 +319,7 @@ class ChatService:
             new = [Participant(p.raw_id, p.display_name, p.share_history_time)
                    for p in valid if thread.member(p.raw_id) is None]
             if not new:
-                return _Plan(result=invalid)
+                return _Plan(changed=False, result=invalid)
             if len(thread.participants) + len(new) > MAX_PARTICIPANTS:
                 raise BadRequest(f"A thread can have at most {MAX_PARTICIPANTS} participants.")
             now = self._now()
@@ -354,8 +328,8 @@ class ChatService:
             message = system_message(thread, "participantAdded", actor.raw_id, now,
                                      participants=[p.to_wire() for p in new])
             writes = [*self._message_writes(thread, message), *self._membership_writes(thread, new)]
-            emit = self._emit("participants_added", thread, now, by=actor, users=[p.user() for p in new])
-            return _Plan(writes=writes, emit=emit, result=invalid)
+            events = self._events("participants_added", thread, now, by=actor, users=[p.user() for p in new])
+            return _Plan(writes=writes, events=events, result=invalid)
 
         return await self._commit(thread_id, decide)
 
@@ -367,13 +341,13 @@ class ChatService:
             actor = self._actor(thread, caller)
             gone = thread.member(raw_id)
             if gone is None:
-                return _Plan()
+                return _UNCHANGED
             now = self._now()
             thread.participants = [p for p in thread.participants if p.raw_id != raw_id]
             thread.touch(now)
             message = system_message(thread, "participantRemoved", actor.raw_id, now, participants=[gone.to_wire()])
-            emit = self._emit("participant_removed", thread, now, by=actor, users=[gone.user()])
-            return _Plan(writes=self._message_writes(thread, message), emit=emit)
+            events = self._events("participant_removed", thread, now, by=actor, users=[gone.user()])
+            return _Plan(writes=self._message_writes(thread, message), events=events)
 
         await self._commit(thread_id, decide)
 
@@ -418,7 +392,7 @@ class ChatService:
                 await self.store.put_document(Document(RECEIPTS, key, receipt),
                                               expect_version=current.version if current else 0)
                 return
-            except Conflict:
+            except VersionConflict:
                 continue
         raise _busy("read receipt", key)
 
@@ -429,7 +403,7 @@ class ChatService:
         receipts = [
             {"senderCommunicationIdentifier": communication_identifier(raw_id),
              "chatMessageId": doc.value["chatMessageId"], "readOn": ms_wire_time(doc.value["readOn"])}
-            async for doc in self._scan(RECEIPTS, prefix)
+            async for doc in self.store.scan_documents(RECEIPTS, prefix)
             if thread.member(raw_id := doc.key.removeprefix(prefix)) is not None
         ]
         return _sliced(receipts, size, skip)
@@ -439,7 +413,7 @@ class ChatService:
         require(caller, Permission.CHAT)
         await self._member_thread(caller, thread_id)
 
-    # thread documents: load, commit, outbox ----------------------------------------------------------------
+    # thread documents: load and commit ---------------------------------------------------------------------
     async def _peek(self, thread_id: str) -> Thread | None:
         try:
             return Thread.from_value((await self.store.get_document(THREADS, thread_id)).value)
@@ -447,19 +421,12 @@ class ChatService:
             return None
 
     async def _load(self, thread_id: str) -> tuple[Document, Thread]:
-        """The thread's document and state, after carrying out outbox entries left by crashed requests."""
-        for _ in range(_ATTEMPTS):
-            try:
-                doc = await self.store.get_document(THREADS, thread_id)
-            except Missing:
-                raise _thread_not_found(thread_id) from None
-            thread = Thread.from_value(doc.value)
-            stale = [e for e in thread.pending if e["at"] < self.resource.clock() - STALE_AFTER]
-            if not stale:
-                return doc, thread
-            for entry in stale:
-                await self._carry_out(thread_id, entry, recovered=True)
-        raise ServiceUnavailable("The server is currently unable to handle the request.")
+        """The thread's document and state."""
+        try:
+            doc = await self.store.get_document(THREADS, thread_id)
+        except Missing:
+            raise _thread_not_found(thread_id) from None
+        return doc, Thread.from_value(doc.value)
 
     async def _member_thread(self, caller: TokenClaims, thread_id: str) -> tuple[Thread, Participant]:
         """A live thread the caller belongs to: 404 if there is none, 403 if they are not a member."""
@@ -478,166 +445,62 @@ class ChatService:
     async def _commit(
         self, thread_id: str, decide: Callable[[Thread], Awaitable[_Plan]], *, deleted_ok: bool = False
     ) -> Any:
-        """Decide a change on the latest state and write it if nobody else changed the thread meanwhile
-        (else decide again); then carry out its outbox entry."""
+        """Decide a change on the latest state and write it, with its documents and events, in one transaction
+        if nobody else changed the thread meanwhile (else decide again)."""
         for attempt in range(_ATTEMPTS):
             doc, thread = await self._load(thread_id)
             if thread.deleted_on is not None and not deleted_ok:
                 raise _thread_not_found(thread_id)
             plan = await decide(thread)
-            if not plan.writes and plan.emit is None:
+            if not plan.changed:
                 return plan.result
-            thread.rev += 1
-            entry = self._entry(thread, plan)
             try:
-                await self.store.put_document(Document(THREADS, thread_id, thread.to_value()),
-                                              expect_version=doc.version)
-            except Conflict:
+                await self.resource.emit_change(
+                    [DocumentWrite(THREADS, thread_id, thread.to_value(), doc.version), *plan.writes], plan.events)
+            except VersionConflict:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
-            await self._carry_out(thread_id, entry)
+            fault_point("chat-after-commit")
             return plan.result
         raise ServiceUnavailable("The server is currently unable to handle the request.")
 
-    def _entry(self, thread: Thread, plan: _Plan) -> dict[str, Any]:
-        """Append the outbox entry of a change to the thread, its writes stamped with the thread's `rev`."""
-        writes = [{"collection": c, "key": k, "value": v | {"rev": thread.rev}} for c, k, v in plan.writes]
-        entry = {"id": uuid.uuid4().hex, "at": self.resource.clock(), "writes": writes, "emit": plan.emit}
-        thread.pending.append(entry)
-        return entry
-
-    async def _carry_out(self, thread_id: str, entry: dict[str, Any], *, recovered: bool = False) -> None:
-        for write in entry["writes"]:
-            await self._apply(write)
-        if entry["emit"]:
-            await self.resource.emit(self._events(entry))
-        for _ in range(_ATTEMPTS):  # drop the entry from the outbox
-            doc = await self.store.get_document(THREADS, thread_id)
-            pending = [e for e in doc.value.get("pending") or [] if e["id"] != entry["id"]]
-            if len(pending) == len(doc.value.get("pending") or []):
-                break
-            try:
-                await self.store.put_document(Document(THREADS, thread_id, doc.value | {"pending": pending}),
-                                              expect_version=doc.version)
-                break
-            except Conflict:
-                continue
-        if recovered:
-            log.warning("carried out a chat change left by a crashed request",
-                        extra={"action": "chat_outbox_recovered", "chat_thread": thread_id, "entry": entry["id"]})
-
-    async def _apply(self, write: dict[str, Any]) -> None:
-        """Write a document unless a newer change (a higher `rev`) already wrote it."""
-        collection, key, value = write["collection"], write["key"], write["value"]
-        for _ in range(_ATTEMPTS):
-            try:
-                current = await self.store.get_document(collection, key)
-            except Missing:
-                current = None
-            if current and current.value.get("rev", 0) >= value["rev"]:
-                return
-            try:
-                await self.store.put_document(Document(collection, key, value),
-                                              expect_version=current.version if current else 0)
-                return
-            except Conflict:
-                continue
-        raise _busy(collection, key)  # the change stays in the outbox: carried out (and its events sent) later
-
-    async def recover(self) -> int:
-        """Carry out every stale outbox entry (a server's start-up sweep); returns how many."""
-        done = 0
-        async for doc in self._scan(THREADS, ""):
-            thread = Thread.from_value(doc.value)
-            for entry in thread.pending:
-                if entry["at"] >= self.resource.clock() - STALE_AFTER:
-                    continue
-                try:
-                    await self._carry_out(thread.id, entry, recovered=True)
-                    done += 1
-                except Exception:  # one bad entry must not stop the sweep; the thread's next use retries it
-                    log.exception("could not carry out a chat change",
-                                  extra={"action": "chat_outbox_failed", "chat_thread": thread.id})
-        return done
-
-    async def _run_recovery(self) -> None:
-        """Sweep at start, and once more when entries written just before a crash have become stale."""
-        try:
-            await self.recover()
-            await asyncio.sleep(STALE_AFTER)
-            await self.recover()
-        except Exception:
-            log.exception("chat outbox recovery failed", extra={"action": "chat_recovery_failed"})
-
-    # outbox contents -------------------------------------------------------------------------------------
+    # what a change writes and emits ------------------------------------------------------------------------
     @staticmethod
-    def _message_writes(thread: Thread, *messages: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-        return [(MESSAGES, message_key(thread.id, int(m["id"])), m) for m in messages]
+    def _message_writes(thread: Thread, *messages: dict[str, Any]) -> list[DocumentWrite]:
+        return [DocumentWrite(MESSAGES, message_key(thread.id, int(m["id"])), m) for m in messages]
 
     @staticmethod
-    def _membership_writes(thread: Thread, members: list[Participant]) -> list[tuple[str, str, dict[str, Any]]]:
+    def _membership_writes(thread: Thread, members: list[Participant]) -> list[DocumentWrite]:
         # Never deleted: listing checks membership on the thread, so a stale entry only costs a read.
-        return [(MEMBERSHIPS, membership_key(p.raw_id, thread.created_on, thread.id), {"threadId": thread.id})
-                for p in members]
+        return [DocumentWrite(MEMBERSHIPS, membership_key(p.raw_id, thread.created_on, thread.id),
+                              {"threadId": thread.id}) for p in members]
 
-    @staticmethod
-    def _emit(action: str, thread: Thread, at: int, *, by: Participant | None = None,
-              message: dict[str, Any] | None = None, users: list[Any] | None = None) -> dict[str, Any]:
-        """The inputs of an action's events, as of the change, so a late publish builds the same events."""
-        emit: dict[str, Any] = {"action": action, "at": at, "transactionId": new_transaction_id(),
-                                "thread": thread_snapshot_value(thread)}
-        if by is not None:
-            emit["by"] = user_to_value(by.user())
-        if message is not None:
-            emit["message"] = message
-        if users is not None:
-            emit["users"] = [user_to_value(u) for u in users]
-        return emit
-
-    def _events(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
-        """The events of an outbox entry, built by the resource's profile; ids derive from the entry's."""
-        e, profile = entry["emit"], self.resource.profile
-        # Random-looking (version 4, like the service's) but derived, so a late publish repeats the same ids.
-        ids = (str(uuid.UUID(bytes=uuid.uuid5(_EVENT_IDS, f"{entry['id']}/{n}").bytes, version=4))
-               for n in itertools.count())
-        em = replace(self.resource.emission(), event_time=from_ms(e["at"]), transaction_id=e["transactionId"],
-                     new_id=lambda: next(ids))
-        thread = thread_snapshot_from_value(e["thread"])
-        change = Change(user_from_value(e["by"]), from_ms(e["at"])) if "by" in e else None
-        users = [user_from_value(u) for u in e.get("users", [])]
-        match e["action"]:
+    def _events(self, action: str, thread: Thread, at: int, *, by: Participant | None = None,
+                message: dict[str, Any] | None = None, users: list[ChatUser] | None = None) -> list[dict[str, Any]]:
+        """An action's events, built by the resource's profile from the thread as the change left it."""
+        em, profile = replace(self.resource.emission(), event_time=from_ms(at)), self.resource.profile
+        snapshot = thread.snapshot()
+        change = Change(by.user(), from_ms(at)) if by is not None else None
+        match action:
             case "thread_created":
-                return profile.thread_created(em, thread)
-            case "message_sent":
-                return profile.message_sent(em, thread, message_snapshot(e["message"]))
-            case "message_edited" if change:
-                return profile.message_edited(em, thread, message_snapshot(e["message"]), change.by)
-            case "message_deleted" if change:
-                return profile.message_deleted(em, thread, message_snapshot(e["message"]), change.by)
+                return profile.thread_created(em, snapshot)
+            case "message_sent" if message:
+                return profile.message_sent(em, snapshot, message_snapshot(message))
+            case "message_edited" if change and message:
+                return profile.message_edited(em, snapshot, message_snapshot(message), change.by)
+            case "message_deleted" if change and message:
+                return profile.message_deleted(em, snapshot, message_snapshot(message), change.by)
             case "thread_updated" if change:
-                return profile.thread_updated(em, thread, change)
+                return profile.thread_updated(em, snapshot, change)
             case "thread_deleted" if change:
-                return profile.thread_deleted(em, thread, change)
-            case "participants_added" if change:
-                return profile.participants_added(em, thread, change, users)
-            case "participant_removed" if change:
-                return profile.participant_removed(em, thread, change, users[0])
-        raise ValueError(f"unknown chat action in outbox: {e['action']!r}")
+                return profile.thread_deleted(em, snapshot, change)
+            case "participants_added" if change and users:
+                return profile.participants_added(em, snapshot, change, users)
+            case "participant_removed" if change and users:
+                return profile.participant_removed(em, snapshot, change, users[0])
+        raise ValueError(f"unknown chat action: {action!r}")
 
     # listing -----------------------------------------------------------------------------------------------
-    async def _scan(self, collection: str, prefix: str, after: str | None = None) -> AsyncIterator[Document]:
-        """Documents whose keys start with `prefix`, in key order, after `after`."""
-        batch, after = 100, after or prefix
-        while True:
-            docs = await self.store.list_documents(collection, after_key=after, limit=batch)
-            for doc in docs:
-                if not doc.key.startswith(prefix):
-                    return
-                yield doc
-            if len(docs) < batch:
-                return
-            after = docs[-1].key
-
     @staticmethod
     async def _paged(
         docs: AsyncIterator[Document], size: int, pick: Callable[[Document], Awaitable[Any]]

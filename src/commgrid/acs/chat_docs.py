@@ -4,7 +4,7 @@ azure-rest-api-specs `specification/communication/data-plane/Chat/stable/2024-03
 Collections and keys are chosen so that the store's one ordered listing (by key, bytewise on both backends)
 serves every page the API returns:
 
-    chat.threads      {threadId}                                  the thread: topic, members, counters, outbox
+    chat.threads      {threadId}                                  the thread: topic, members, counters
     chat.messages     {threadId}/{10^13-1 - messageId}            messages newest first (ids are epoch ms)
     chat.memberships  {rawId}/{10^13-1 - createdOn}/{threadId}    a user's threads newest first
     chat.receipts     {threadId}/{rawId}                          each member's latest read receipt
@@ -143,7 +143,7 @@ class Participant:
 @dataclass(slots=True)
 class Thread:
     """A chat thread as its document holds it. `version` is the epoch ms of its last change, as thread events
-    carry it (Chat spec); `rev` counts committed changes and orders the writes they imply (see `acs/chat.py`)."""
+    carry it (Chat spec)."""
 
     id: str
     topic: str
@@ -157,8 +157,6 @@ class Thread:
     last_message_id: int = 0
     last_message_received_on: int | None = None
     deleted_on: int | None = None
-    rev: int = 0
-    pending: list[dict[str, Any]] = field(default_factory=list)
 
     def member(self, raw_id: str) -> Participant | None:
         return next((p for p in self.participants if p.raw_id == raw_id), None)
@@ -206,7 +204,7 @@ class Thread:
             "participants": [p.to_value() for p in self.participants], "version": self.version,
             "updatedOn": self.updated_on, "metadata": self.metadata, "sequence": self.sequence,
             "lastMessageId": self.last_message_id, "lastMessageReceivedOn": self.last_message_received_on,
-            "deletedOn": self.deleted_on, "rev": self.rev, "pending": self.pending,
+            "deletedOn": self.deleted_on,
         }
 
     @classmethod
@@ -216,12 +214,12 @@ class Thread:
             participants=[Participant.from_value(p) for p in v["participants"]], version=v["version"],
             updated_on=v["updatedOn"], metadata=v.get("metadata") or {}, sequence=v["sequence"],
             last_message_id=v["lastMessageId"], last_message_received_on=v.get("lastMessageReceivedOn"),
-            deleted_on=v.get("deletedOn"), rev=v.get("rev", 0), pending=v.get("pending") or [],
+            deleted_on=v.get("deletedOn"),
         )
 
 
 # --- messages ------------------------------------------------------------------------------------------
-# A message document is its wire form with epoch-ms times, the sender's raw id and the `rev` that wrote it.
+# A message document is its wire form with epoch-ms times and the sender's raw id.
 
 
 def user_message(thread: Thread, sender: str, content: str, kind: str, display_name: str | None,
@@ -266,30 +264,6 @@ def message_snapshot(value: dict[str, Any]) -> ChatMessageSnapshot:
         content=value["content"].get("message", ""), created_at=from_ms(value["createdOn"]),
         version=value["version"], type=value["type"], metadata=dict(value.get("metadata") or {}), **optional,
     )
-
-
-# --- snapshots inside the outbox (see `acs/chat.py`) ---------------------------------------------------
-
-
-def user_to_value(user: ChatUser) -> list[Any]:
-    return [user.raw_id, user.display_name]
-
-
-def user_from_value(value: list[Any]) -> ChatUser:
-    return ChatUser(value[0], value[1])
-
-
-def thread_snapshot_value(thread: Thread) -> dict[str, Any]:
-    s = thread.snapshot()
-    return {"id": s.thread_id, "topic": s.topic, "createdBy": user_to_value(s.created_by),
-            "createdOn": thread.created_on, "version": s.version,
-            "participants": [user_to_value(u) for u in s.participants], "metadata": dict(s.metadata)}
-
-
-def thread_snapshot_from_value(v: dict[str, Any]) -> ChatThreadSnapshot:
-    return ChatThreadSnapshot(v["id"], v["topic"], user_from_value(v["createdBy"]), from_ms(v["createdOn"]),
-                              v["version"], tuple(user_from_value(u) for u in v["participants"]),
-                              v.get("metadata") or {})
 
 
 # --- request validation ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from commgrid.acs.resource import IDENTITIES, CommunicationResource
 from commgrid.acs.tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_IN, parse_scopes
 from commgrid.acs.validation import ValidationError, optional_int, string_list
 from commgrid.errors import BadRequest, Conflict, InvalidInput, NotFound
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 from commgrid.timestamps import Precision, format_timestamp
 
 # The message the service gives for an unknown identity (Azure/azure-sdk-for-js#19849, on revoke).
@@ -113,7 +113,7 @@ class IdentityService:
                     Document(IDENTITIES, user_id, value), expect_version=identity.version
                 )
                 return
-            except Conflict:
+            except VersionConflict:
                 continue
         raise Conflict("The identity is being changed concurrently; retry.")
 

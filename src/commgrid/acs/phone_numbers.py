@@ -12,7 +12,7 @@ from typing import Any
 from commgrid.acs.sms_text import is_e164, is_short_code
 from commgrid.errors import BadRequest, Conflict, NotFound
 from commgrid.store import Store
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 PHONE_NUMBERS = "acs.phoneNumbers"
 
@@ -53,7 +53,7 @@ class PhoneNumbers:
             await self.store.put_document(
                 Document(PHONE_NUMBERS, number, {"kind": owned.kind, "addedAt": added_at}), expect_version=0
             )
-        except Conflict:
+        except VersionConflict:
             if exist_ok:
                 return await self.get(number)
             raise Conflict(f"Phone number {number} is already owned by this resource.",
@@ -76,12 +76,8 @@ class PhoneNumbers:
         return True
 
     async def list_all(self) -> list[PhoneNumber]:
-        found: list[PhoneNumber] = []
-        after: str | None = None
-        while page := await self.store.list_documents(PHONE_NUMBERS, after_key=after, limit=500):
-            found += [PhoneNumber(d.key, d.value.get("kind", "phoneNumber"), d.value.get("addedAt", "")) for d in page]
-            after = page[-1].key
-        return found
+        return [PhoneNumber(d.key, d.value.get("kind", "phoneNumber"), d.value.get("addedAt", ""))
+                async for d in self.store.scan_documents(PHONE_NUMBERS, batch=500)]
 
     async def remove(self, number: str) -> None:
         try:

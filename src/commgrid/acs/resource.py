@@ -1,5 +1,6 @@
 """The Communication Services resource: its credentials, user tokens, event profile, and the one path its events
-take into the grid (the system topic, through `Grid.publish`, like any published event)."""
+take into the grid (the system topic, through `Grid.publish`, like any published event; `emit_change` writes the
+change's documents in the same transaction)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from commgrid.events.acs import CATALOG, Emission
 from commgrid.events.profiles import CURRENT, SEED, AcsEventProfile, profile_by_name
 from commgrid.grid.service import Grid
 from commgrid.store import Store
-from commgrid.store.base import Missing
+from commgrid.store.base import DocumentWrite, Missing
 
 __all__ = ["CURRENT", "IDENTITIES", "SEED", "CommunicationResource"]
 
@@ -90,3 +91,10 @@ class CommunicationResource:
         """Publish events into the system topic; returns once they are durable."""
         if events:
             await self.grid.publish(self.deployment.system_topic_name, events)
+
+    async def emit_change(self, documents: list[DocumentWrite], events: list[dict[str, Any]]) -> None:
+        """Write `documents` and publish `events` into the system topic in one transaction: all or nothing.
+
+        `VersionConflict` if a document is not at its expected version; then nothing was written.
+        """
+        await self.grid.publish_change(self.deployment.system_topic_name, events, documents)

@@ -15,7 +15,8 @@ example `send.json`:
 - With `enableDeliveryReport`, each accepted recipient gets one `SMSDeliveryReportReceived` after a simulated
   carrier delay (`CARRIER_DELAY` seconds divided by the time scale), echoing `tag`, with the outcome the
   delivery rules give (`sms_rules.py`). Reports wait in the store (collection `PENDING_REPORTS`, keyed by due
-  time) before the 202 is sent, so a crash cannot lose them; `SmsWorker` emits them when due, at least once.
+  time), written with the sent message (and its repeatability record) in one transaction before the 202 is
+  sent, so a crash cannot lose them; `SmsWorker` emits each when due, in the transaction that removes it.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from commgrid.acs.resource import CommunicationResource
 from commgrid.acs.sms_rules import DeliveryRule, DeliveryRules
 from commgrid.acs.sms_text import MAX_MESSAGE_LENGTH, analyze, is_valid_sender, recipient_error, utf16_length
 from commgrid.acs.validation import ValidationError, required
-from commgrid.errors import BadRequest, Conflict, Detail, Unauthorized
+from commgrid.errors import BadRequest, Detail, Unauthorized
 from commgrid.events.acs import DeliveryAttempt, InboundSms, SmsDeliveryReport, new_sms_message_id
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, DocumentWrite, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.sms")
 
@@ -214,7 +215,8 @@ class SmsService:
         if error := recipient_error(to):
             return _failed(to, 400, error)
         if recipient.repeatability_id is None:
-            item, _ = await self._accept(batch, to)
+            item, writes, due = self._accept(batch, to)
+            await self._store_accepted(writes, due)
             return item
         rid = recipient.repeatability_id.lower()
         if not _GUID.match(rid):
@@ -226,16 +228,13 @@ class SmsService:
             return _failed(to, 412, _OUTSIDE_WINDOW, "rejected")
         with contextlib.suppress(Missing):
             return self._replay(await self.store.get_document(REPEATABILITY, rid), batch.request, to)
-        accepted, report_key = await self._accept(batch, to)
+        accepted, writes, due = self._accept(batch, to)
         item = {k: v for k, v in accepted.items() if k != "successful"} | {"repeatabilityResult": "accepted"}
         item["successful"] = True
         record = {"fingerprint": batch.request.fingerprint(to), "item": item, "firstSent": first_sent.timestamp()}
         try:
-            await self.store.put_document(Document(REPEATABILITY, rid, record), expect_version=0)
-        except Conflict:  # a concurrent copy of this request won: take our message back, answer as it did
-            if report_key:
-                with contextlib.suppress(Missing):
-                    await self.store.delete_document(PENDING_REPORTS, report_key)
+            await self._store_accepted([*writes, DocumentWrite(REPEATABILITY, rid, record, expect_version=0)], due)
+        except VersionConflict:  # a concurrent copy of this request won, and nothing of ours was written
             return self._replay(await self.store.get_document(REPEATABILITY, rid), batch.request, to)
         return item
 
@@ -244,29 +243,34 @@ class SmsService:
             return _failed(to, 400, _MISMATCH, "rejected")
         return dict(record.value["item"])
 
-    async def _accept(self, batch: _Batch, to: str) -> tuple[dict[str, Any], str | None]:
-        """A new outbound message: its result item, and the key of its delivery report if one was asked for."""
+    def _accept(self, batch: _Batch, to: str) -> tuple[dict[str, Any], list[DocumentWrite], float | None]:
+        """A new outbound message: its result item, the documents that record it (the sent message, and its
+        pending delivery report if one was asked for), and when that report is due."""
         message_id = new_sms_message_id("Outgoing", batch.now)
-        report_key = None
-        if batch.request.enable_delivery_report:
-            report_key = await self._schedule_report(batch, message_id, to)
-        await self.store.put_document(Document(SENT, sent_key(batch.now.timestamp(), message_id), {
+        writes = [DocumentWrite(SENT, sent_key(batch.now.timestamp(), message_id), {
             "messageId": message_id, "from": batch.request.from_, "to": to, "message": batch.request.message,
             "tag": batch.request.tag, "sentAt": batch.now.isoformat(),
-            "deliveryReport": batch.request.enable_delivery_report}))
-        return {"to": to, "messageId": message_id, "httpStatusCode": 202, "successful": True}, report_key
+            "deliveryReport": batch.request.enable_delivery_report})]
+        due = None
+        if batch.request.enable_delivery_report:
+            due, report = self._report(batch, message_id, to)
+            writes.append(report)
+        return {"to": to, "messageId": message_id, "httpStatusCode": 202, "successful": True}, writes, due
 
-    async def _schedule_report(self, batch: _Batch, message_id: str, to: str) -> str:
+    def _report(self, batch: _Batch, message_id: str, to: str) -> tuple[float, DocumentWrite]:
         accepted = batch.now.timestamp()
         due = accepted + self.carrier_delay / self.resource.time_scale
         outcome = DeliveryRules.outcome(batch.rules, to)
         value = {"messageId": message_id, "from": batch.request.from_, "to": to, "status": outcome.status,
                  "details": outcome.details, "rule": outcome.rule_id, "tag": batch.request.tag,
                  "segments": batch.segments, "acceptedAt": accepted, "dueAt": due}
-        key = _report_key(due, message_id)
-        await self.store.put_document(Document(PENDING_REPORTS, key, value))
-        self.on_scheduled(due)
-        return key
+        return due, DocumentWrite(PENDING_REPORTS, _report_key(due, message_id), value)
+
+    async def _store_accepted(self, writes: list[DocumentWrite], due: float | None) -> None:
+        """Record an accepted message in one transaction: all of it, or (on a `VersionConflict`) none."""
+        await self.store.write_change(writes, [], [], self.resource.clock())
+        if due is not None:
+            self.on_scheduled(due)
 
     # delivery reports ----------------------------------------------------------------------------------
     async def deliver_due_reports(self, owner: str = "") -> float | None:
@@ -275,39 +279,45 @@ class SmsService:
         while page := await self.store.list_documents(PENDING_REPORTS, after_key=after, limit=100):
             now = self.resource.clock()
             due = [d for d in page if d.value["dueAt"] <= now and d.value.get("leaseUntil", 0) <= now]
-            await self._deliver([d for d in due if await self._lease(d, owner, now)])
+            await self._deliver([leased for d in due if (leased := await self._lease(d, owner, now))])
             later = [d.value["dueAt"] for d in page if d.value["dueAt"] > now]
             if later:
                 return min(later)
             after = page[-1].key
         return None
 
-    async def _lease(self, doc: Document, owner: str, now: float) -> bool:
+    async def _lease(self, doc: Document, owner: str, now: float) -> Document | None:
         leased = doc.value | {"leaseUntil": now + REPORT_LEASE, "owner": owner}
         try:
-            await self.store.put_document(Document(PENDING_REPORTS, doc.key, leased), expect_version=doc.version)
-        except (Conflict, Missing):
-            return False  # another node took it
-        return True
+            return await self.store.put_document(Document(PENDING_REPORTS, doc.key, leased),
+                                                 expect_version=doc.version)
+        except (VersionConflict, Missing):
+            return None  # another node took it
 
     async def _deliver(self, docs: list[Document]) -> None:
-        if not docs:
-            return
-        events = [self._report_event(d.value) for d in docs]
-        await self.resource.emit(events)
+        """Emit each leased report in the transaction that removes it from the pending ones (and notes it on the
+        sent message): a report is emitted exactly when it stops pending."""
+        emitted = 0
         for doc in docs:
-            with contextlib.suppress(Missing):
-                await self.store.delete_document(PENDING_REPORTS, doc.key)
-            await self._note_report(doc.value)
-        log.info("sms delivery reports emitted", extra={"action": "sms_reports_emitted", "count": len(docs)})
+            writes = [DocumentWrite(PENDING_REPORTS, doc.key, None, expect_version=doc.version),
+                      *await self._note_report(doc.value)]
+            try:
+                await self.resource.emit_change(writes, [self._report_event(doc.value)])
+                emitted += 1
+            except VersionConflict:  # our lease lapsed and another node took the report
+                continue
+        if emitted:
+            log.info("sms delivery reports emitted", extra={"action": "sms_reports_emitted", "count": emitted})
 
-    async def _note_report(self, pending: dict[str, Any]) -> None:
-        """Keep the report's outcome with the sent message (shown by the operator console)."""
-        with contextlib.suppress(Missing):
+    async def _note_report(self, pending: dict[str, Any]) -> list[DocumentWrite]:
+        """The write that keeps the report's outcome with the sent message (shown by the operator console)."""
+        try:
             sent = await self.store.get_document(SENT, sent_key(pending["acceptedAt"], pending["messageId"]))
-            report = {"status": pending["status"], "details": pending["details"],
-                      "receivedAt": self.resource.now().isoformat()}
-            await self.store.put_document(Document(SENT, sent.key, sent.value | {"report": report}))
+        except Missing:
+            return []
+        report = {"status": pending["status"], "details": pending["details"],
+                  "receivedAt": self.resource.now().isoformat()}
+        return [DocumentWrite(SENT, sent.key, sent.value | {"report": report}, expect_version=sent.version)]
 
     def _report_event(self, pending: dict[str, Any]) -> dict[str, Any]:
         accepted, due = pending["acceptedAt"], pending["dueAt"]
@@ -325,14 +335,12 @@ class SmsService:
     async def purge_repeatability(self) -> int:
         """Forget repeatability ids whose tracking window has passed."""
         horizon = self.resource.clock() - 2 * REPEATABILITY_WINDOW.total_seconds()
-        purged, after = 0, None
-        while page := await self.store.list_documents(REPEATABILITY, after_key=after, limit=500):
-            for doc in page:
-                if doc.value.get("firstSent", 0) < horizon:
-                    with contextlib.suppress(Missing):
-                        await self.store.delete_document(REPEATABILITY, doc.key)
-                        purged += 1
-            after = page[-1].key
+        purged = 0
+        async for doc in self.store.scan_documents(REPEATABILITY, batch=500):
+            if doc.value.get("firstSent", 0) < horizon:
+                with contextlib.suppress(Missing):
+                    await self.store.delete_document(REPEATABILITY, doc.key)
+                    purged += 1
         return purged
 
     # receiving -----------------------------------------------------------------------------------------

@@ -93,11 +93,7 @@ class DeliveryRules:
 
     async def list_all(self) -> list[DeliveryRule]:
         """Rules in matching order (oldest first)."""
-        rules: list[DeliveryRule] = []
-        after: str | None = None
-        while page := await self.store.list_documents(RULES, after_key=after, limit=500):
-            rules += [DeliveryRule.from_document(d) for d in page]
-            after = page[-1].key
+        rules = [DeliveryRule.from_document(d) async for d in self.store.scan_documents(RULES, batch=500)]
         return sorted(rules, key=lambda r: (r.created_at, r.id))
 
     async def remove(self, rule_id: str) -> None:

@@ -185,8 +185,8 @@ async def receive_sms(request: Request) -> Response:
     """Simulate an SMS arriving at an owned number (`commgrid sms receive`)."""
     _guard_action(request)
     body = await _body(request)
-    values = [body.get(k) for k in ("from", "to", "message")]
-    if not all(isinstance(v, str) for v in values):
+    values = [v for k in ("from", "to", "message") if isinstance(v := body.get(k), str)]
+    if len(values) != 3:
         raise BadRequest("Give 'from', 'to' and 'message' as strings.", code="InvalidRequest")
     sms = await _runtime(request).sms.receive(*values)
     return json_response({"messageId": sms.message_id, "from": sms.from_, "to": sms.to,

@@ -9,8 +9,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from commgrid.errors import CommgridError
+from commgrid.errors import CommgridError, from_store
 from commgrid.jsonresponse import json_response
+from commgrid.store.errors import StoreError
 
 log = logging.getLogger("commgrid.api")
 
@@ -18,6 +19,12 @@ log = logging.getLogger("commgrid.api")
 async def commgrid_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CommgridError)
     return json_response(exc.to_body(), status=exc.status, headers=getattr(exc, "headers", None))
+
+
+async def store_error(request: Request, exc: Exception) -> Response:
+    """A store error the service did not translate (the database failed, or a record vanished mid-request)."""
+    assert isinstance(exc, StoreError)
+    return await commgrid_error(request, from_store(exc))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -41,5 +48,5 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return json_response(body, status=exc.status_code, headers=exc.headers)
 
 
-HANDLERS = {CommgridError: commgrid_error, HTTPException: http_error, ClientDisconnect: client_disconnected,
-            Exception: unexpected_error}
+HANDLERS = {CommgridError: commgrid_error, StoreError: store_error, HTTPException: http_error,
+            ClientDisconnect: client_disconnected, Exception: unexpected_error}

@@ -54,7 +54,7 @@ def dial(
     _show(sim_view(call), as_json, f"call {call['id']} ringing {to}; IncomingCall published")
 
 
-def _step(data_dir: Path, store: str | None, call_id: str | None, kind: str, arg: Any) -> str:
+def _step(data_dir: Path | None, store: str | None, call_id: str | None, kind: str, arg: Any) -> str:
     """One scenario step on the given call (default: the most recent live one)."""
 
     async def go(runtime: Runtime) -> str:

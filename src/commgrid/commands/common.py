@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 
 from commgrid.config import Settings
-from commgrid.errors import CommgridError
+from commgrid.errors import CommgridError, from_store
+from commgrid.store.errors import StoreError
 
 if TYPE_CHECKING:  # the server stack loads only when a command runs, so `--help` answers at once
     from commgrid.runtime import Runtime
@@ -65,8 +66,10 @@ def settings_for(data_dir: Path | None, store: str | None = None) -> Settings:
     return Settings.for_data_dir(resolve_data_dir(data_dir), store_url=store)
 
 
-def fail(exc: CommgridError, exit_code: int = 1) -> typer.Exit:
-    """Print a domain error (and its further details) and return the exit to raise."""
+def fail(exc: CommgridError | StoreError, exit_code: int = 1) -> typer.Exit:
+    """Print a domain (or store) error and its further details, and return the exit to raise."""
+    if isinstance(exc, StoreError):
+        exc = from_store(exc)
     err.print(f"[red]error:[/red] {exc.message or exc.code}", highlight=False, soft_wrap=True)
     for detail in exc.details[1:]:
         err.print(f"  - {detail.message}", highlight=False, soft_wrap=True)
@@ -84,7 +87,7 @@ def run_with(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T
 
     try:
         return asyncio.run(main())
-    except CommgridError as exc:
+    except (CommgridError, StoreError) as exc:
         raise fail(exc) from None
 
 

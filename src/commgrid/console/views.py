@@ -93,7 +93,7 @@ async def communication(runtime: Runtime) -> dict[str, Any]:
 
 def _message(value: dict[str, Any]) -> dict[str, Any]:
     """A stored chat message (newest first) as the panel lists it; system messages say what changed."""
-    content = value.get("content") if isinstance(value.get("content"), dict) else {}
+    content = found if isinstance(found := value.get("content"), dict) else {}
     kind = value.get("type")
     if "message" in content:
         sender, text = value.get("senderDisplayName") or value.get("sender"), content["message"]

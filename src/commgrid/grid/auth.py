@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import unquote, unquote_plus
 
@@ -18,11 +18,13 @@ _DOTNET_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
 
 
 def authenticate(
-    url: str, headers: Mapping[str, str], query: Mapping[str, str], keys: tuple[str, ...], now: datetime
+    url: str | Callable[[], str], headers: Mapping[str, str], query: Mapping[str, str], keys: tuple[str, ...],
+    now: datetime,
 ) -> None:
     """Accept the request if it carries one of `keys` or a SAS token signed with one, else `Unauthorized`.
 
-    `headers` must be case-insensitive (Starlette's are). Checked in the order Azure documents.
+    `headers` must be case-insensitive (Starlette's are). Checked in the order Azure documents. `url` may be
+    given as a function: only a SAS token needs it, and building it costs more than checking a key.
     """
     key = headers.get("aeg-sas-key") or query.get("aeg-sas-key")
     if key is not None:
@@ -35,7 +37,7 @@ def authenticate(
         token = authorization[len(_SAS_PREFIX):]
     if token is None:
         raise Unauthorized(_NO_CREDENTIALS)
-    verify_sas(token, url, keys, now)
+    verify_sas(token, url if isinstance(url, str) else url(), keys, now)
 
 
 def verify_sas(token: str, url: str, keys: tuple[str, ...], now: datetime) -> None:
@@ -83,6 +85,6 @@ def parse_expiry(text: str) -> datetime:
                 break
             except ValueError:
                 continue
-        if parsed is None:
-            raise Unauthorized(f"The SAS token expiry '{text}' is not a valid date/time.") from None
+    if parsed is None:
+        raise Unauthorized(f"The SAS token expiry '{text}' is not a valid date/time.")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -2,6 +2,8 @@
 
 One flush runs at a time; requests that arrive during a flush go into the next one. Under load this turns
 thousands of small commits into a few large ones; when idle a request commits alone, at once.
+A change that also writes documents (`commit_change`) commits alone: its version checks may fail it, and
+that must not fail anyone else's events.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from commgrid.store import Store
-from commgrid.store.base import NewEvent, Route
+from commgrid.store.base import DocumentWrite, NewEvent, Route
 
 
 class GroupCommitter:
@@ -33,7 +35,16 @@ class GroupCommitter:
         self._pending.append((events, routes, future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush_all())
-        await asyncio.shield(future)
+        # Not shielded: a caller cancelled meanwhile (its client went away) only cancels its own future; the
+        # flush skips futures already done, and the events are committed all the same.
+        await future
+
+    async def commit_change(self, documents: list[DocumentWrite], events: list[NewEvent], routes: list[Route]) -> None:
+        """Store documents with events and their routes in one transaction (`Store.write_change`), then wake the
+        listeners as a flush does; a `VersionConflict` writes nothing."""
+        await self._store.write_change(documents, events, routes, self._clock())
+        if routes:
+            self._notify()
 
     async def _flush_all(self) -> None:
         try:
@@ -43,7 +54,8 @@ class GroupCommitter:
             self._flushing = None
 
     def _take(self) -> list[tuple[list[NewEvent], list[Route], asyncio.Future[None]]]:
-        taken, count = [], 0
+        taken: list[tuple[list[NewEvent], list[Route], asyncio.Future[None]]] = []
+        count = 0
         while self._pending and (not taken or count + len(self._pending[0][0]) <= self._max_events):
             item = self._pending.pop(0)
             taken.append(item)
@@ -68,5 +80,8 @@ class GroupCommitter:
             if not future.done():
                 future.set_result(None)
         if routes:
-            for listener in self.listeners:
-                listener()
+            self._notify()
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()

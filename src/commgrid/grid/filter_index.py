@@ -3,7 +3,7 @@ type so that matching an event looks at few of them."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from commgrid.grid.filters import CompiledFilter, subject_of, type_key
 
@@ -150,4 +150,4 @@ class SubscriptionIndex(Generic[K]):
         return matched
 
 
-_NO_TYPE = object()  # the type of an event without one: it only meets the filters taking every type
+_NO_TYPE: Any = object()  # the type of an event without one: it only meets the filters taking every type

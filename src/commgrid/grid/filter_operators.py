@@ -46,6 +46,11 @@ def _in_ranges(ranges: tuple[tuple[float, float], ...]) -> Callable[[float], boo
     return lambda x: any(low <= x <= high for low, high in ranges)
 
 
+def _string_in(values: tuple[str, ...]) -> Callable[[str], bool]:
+    folded = frozenset(values)
+    return lambda x: x.lower() in folded
+
+
 # Builds an operator's positive predicate from its normalized filter values (strings lower-cased).
 PREDICATES: dict[str, Callable[[tuple], Callable[[Any], bool]]] = {
     "NumberIn": lambda vs: frozenset(vs).__contains__,
@@ -55,7 +60,7 @@ PREDICATES: dict[str, Callable[[tuple], Callable[[Any], bool]]] = {
     "NumberGreaterThanOrEquals": lambda vs: lambda x: x >= vs[0],
     "NumberInRange": _in_ranges,
     "BoolEquals": lambda vs: lambda x: x is vs[0],
-    "StringIn": lambda vs: lambda x, folded=frozenset(vs): x.lower() in folded,
+    "StringIn": _string_in,
     "StringBeginsWith": lambda vs: lambda x: x.lower().startswith(vs),
     "StringEndsWith": lambda vs: lambda x: x.lower().endswith(vs),
     "StringContains": _contains_any,

@@ -173,7 +173,8 @@ def _type_name(value: Any) -> str:
         return "boolean"
     if is_number(value):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -236,7 +237,8 @@ class _Clause:
 
 
 def _type_name_of(op: Operator) -> str:
-    return {is_number: "number", is_string: "string", is_bool: "boolean"}.get(op.accepts, "value")
+    names: dict[Callable[[object], bool] | None, str] = {is_number: "number", is_string: "string", is_bool: "boolean"}
+    return names.get(op.accepts, "value")
 
 
 def _make_test(op: Operator, get: Getter, values: tuple, arrays: bool) -> Test:

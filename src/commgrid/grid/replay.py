@@ -23,6 +23,7 @@ from commgrid.grid.filters import compile_filter
 from commgrid.grid.properties import ACTIVE, QUEUE
 from commgrid.grid.service import Grid
 from commgrid.store import Store
+from commgrid.store.base import Missing
 from commgrid.timestamps import parse_time
 
 log = logging.getLogger("commgrid.replay")
@@ -90,9 +91,9 @@ class Replayer:
         topic = await self._grid.get_topic(topic_name)
         try:
             sub = await self._store.get_subscription(topic.name, name)
-        except Exception as exc:
+        except Missing:
             raise NotFound(f"Event subscription '{name}' of topic '{topic.name}' was not found.",
-                           code="ResourceNotFound") from exc
+                           code="ResourceNotFound") from None
         if sub.status not in (ACTIVE, QUEUE):
             raise BadRequest(f"Event subscription '{sub.name}' is {sub.status}; only an active subscription can"
                              " replay.", code="InvalidSubscriptionState")

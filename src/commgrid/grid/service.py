@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commgrid.deployment import Deployment, new_key
-from commgrid.errors import BadRequest, CommgridError, Conflict, NotFound
+from commgrid.errors import BadRequest, CommgridError, Conflict, NotFound, from_store
 from commgrid.events.envelope import EVENTGRID, SCHEMAS, encode_event, identity, validate_events
 from commgrid.grid.auth import authenticate
 from commgrid.grid.committer import GroupCommitter
@@ -23,7 +23,17 @@ from commgrid.grid.routing import Catalog
 from commgrid.grid.topic_options import TopicOptions
 from commgrid.metrics import Metrics
 from commgrid.store import Store
-from commgrid.store.base import AlreadyExists, Missing, NewEvent, Route, StoredEvent, Topic
+from commgrid.store.base import (
+    AlreadyExists,
+    DocumentWrite,
+    Missing,
+    NewEvent,
+    Route,
+    StoredEvent,
+    StoreError,
+    Topic,
+    VersionConflict,
+)
 
 log = logging.getLogger("commgrid.grid")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
@@ -93,15 +103,17 @@ class Grid:
         topic.location = topic.location if location is None else location
         topic.tags = topic.tags if tags is None else tags
         topic.options = topic.options if options is None else topic.options.merged(options)
-        await self.store.update_topic(topic)
-        self.catalog.invalidate()
+        await self._save_topic(topic)
         return topic
 
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)
         if topic.kind == "system":
             raise BadRequest(f"'{name}' is the Communication Services system topic; it cannot be deleted.")
-        await self.store.delete_topic(topic.name)
+        try:
+            await self.store.delete_topic(topic.name)
+        except Missing as exc:  # deleted concurrently
+            raise from_store(exc) from None
         self.catalog.invalidate()
 
     async def regenerate_key(self, name: str, key_name: str) -> Topic:
@@ -109,15 +121,22 @@ class Grid:
         if key_name not in ("key1", "key2"):
             raise BadRequest(f"Key name '{key_name}' is invalid; use key1 or key2.")
         setattr(topic, key_name, new_key())
-        await self.store.update_topic(topic)
-        self.catalog.invalidate()
+        await self._save_topic(topic)
         return topic
+
+    async def _save_topic(self, topic: Topic) -> None:
+        try:
+            await self.store.update_topic(topic)
+        except Missing as exc:  # deleted concurrently
+            raise from_store(exc) from None
+        self.catalog.invalidate()
 
     # publishing ------------------------------------------------------------------------------------------
     async def authorize_publish(
-        self, topic_name: str, url: str, headers: Mapping[str, str], query: Mapping[str, str]
+        self, topic_name: str, url: str | Callable[[], str], headers: Mapping[str, str], query: Mapping[str, str]
     ) -> Topic:
-        """The topic a publisher may post to with these credentials (401 / 404 otherwise)."""
+        """The topic a publisher may post to with these credentials (401 / 404 otherwise); `url` may be a
+        function giving it (only SAS tokens need it)."""
         topic = await self._published_topic(topic_name)
         authenticate(url, headers, query, (topic.key1, topic.key2), datetime.now(UTC))
         return topic
@@ -134,21 +153,35 @@ class Grid:
 
     async def publish(self, topic: Topic | str, events: list[dict[str, Any]]) -> None:
         """Validate, persist and route `events`; returns once they are durable."""
+        await self._publish(topic, events, None)
+
+    async def publish_change(self, topic: Topic | str, events: list[dict[str, Any]],
+                             documents: list[DocumentWrite]) -> None:
+        """`publish`, with document writes in the same transaction as the events: all or nothing.
+
+        A document not at its expected version raises `VersionConflict` and nothing is written (the caller
+        decides the change again on the new state).
+        """
+        await self._publish(topic, events, documents)
+
+    async def _publish(self, topic: Topic | str, events: list[dict[str, Any]],
+                       documents: list[DocumentWrite] | None) -> None:
         if isinstance(topic, str):
             topic = await self.catalog.topic(topic)
         if self.metrics is None:
-            await self._publish(topic, events)
+            await self._store_events(topic, events, documents)
             return
         started = time.perf_counter()
         try:
-            routes = await self._publish(topic, events)
+            routes = await self._store_events(topic, events, documents)
         except CommgridError as exc:
             self.metrics.publish_failed(topic.name, len(events), exc.code)
             raise
         self.metrics.published(topic.name, len(events), time.perf_counter() - started,
                                [r.subscription for r in routes])
 
-    async def _publish(self, topic: Topic, events: list[dict[str, Any]]) -> list[Route]:
+    async def _store_events(self, topic: Topic, events: list[dict[str, Any]],
+                            documents: list[DocumentWrite] | None) -> list[Route]:
         sent, events = events, validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
         window = topic.options.dedupe_window_minutes
@@ -157,7 +190,15 @@ class Grid:
                for i, e in enumerate(events)]
         await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog
         routes = self.catalog.routes(topic, events)
-        await self.committer.commit(new, routes)
+        try:
+            if documents is None:
+                await self.committer.commit(new, routes)
+            else:
+                await self.committer.commit_change(documents, new, routes)
+        except VersionConflict:
+            raise  # the caller's signal to decide again, not a failure
+        except StoreError as exc:  # counted as a failed publish, answered as the store's failure
+            raise from_store(exc) from exc
         if log.isEnabledFor(logging.INFO):
             log.info("events published", extra={"action": "events_published", "topic": topic.name,
                                                 "count": len(new), "deliveries": len(routes)})

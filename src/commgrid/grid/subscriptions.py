@@ -18,6 +18,7 @@ destinations described in `grid/deadletter.py`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import copy
 import logging
@@ -33,7 +34,7 @@ import aiohttp
 import orjson
 
 from commgrid.config import Settings
-from commgrid.errors import BadRequest, Conflict, NotFound
+from commgrid.errors import BadRequest, Conflict, NotFound, from_store
 from commgrid.events.envelope import CLOUDEVENTS, convert
 from commgrid.grid.deadletter import dead_letter_event
 from commgrid.grid.filters import compile_filter
@@ -47,7 +48,8 @@ from commgrid.grid.handshake import (
 from commgrid.grid.properties import ACTIVE, AWAITING, CREATING, FAILED, SubscriptionProperties
 from commgrid.grid.service import Grid
 from commgrid.grid.timing import Timing
-from commgrid.grid.validation import fields, validate_properties
+from commgrid.grid.validation import subject_warning, validate_properties
+from commgrid.jsonfields import fields
 from commgrid.store import Store
 from commgrid.store.base import DeadLetter, Document, Missing, Subscription, Topic
 from commgrid.timestamps import azure_time
@@ -58,39 +60,6 @@ PROVISIONING_STATE = {ACTIVE: "Succeeded", AWAITING: "AwaitingManualAction", FAI
 VALIDATION_DOCS = "eventsubscription-validation"
 
 _NAME = re.compile(r"^[A-Za-z0-9-]{3,64}$")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Subject warnings
-
-
-def _literal_prefix(template: str) -> str:
-    return template.split("{", 1)[0]
-
-
-def subject_warning(begins: str, case_sensitive: bool, samples: list[tuple[str, bool]], topic: str) -> str | None:
-    """A warning if `begins` can match none of the subjects seen (`(subject, is_template)` pairs), naming a fix."""
-    if not begins or not samples:
-        return None
-    fold = (lambda s: s) if case_sensitive else str.casefold
-
-    def possible(prefix: str) -> bool:
-        for subject, template in samples:
-            literal = fold(_literal_prefix(subject) if template else subject)
-            if literal.startswith(fold(prefix)) or (template and fold(prefix).startswith(literal)):
-                return True
-        return False
-
-    if possible(begins):
-        return None
-    candidates = [begins, "/" + begins.lstrip("/"), begins.lstrip("/")]
-    if case_sensitive:
-        candidates += [c.lower() for c in candidates]
-    fix = next((c for c in candidates if c != begins and possible(c)), None)
-    shown = ", ".join(sorted({f"'{s}'" for s, _ in samples})[:3])
-    message = (f"filter.subjectBeginsWith '{begins}' can never match the subjects of topic '{topic}' (they look"
-               f" like {shown}), so this subscription will receive no events.")
-    return message + (f" Did you mean '{fix}'?" if fix else "")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -237,7 +206,10 @@ class Subscriptions:
         """Delete a subscription with its pending deliveries; a validated endpoint is told (best effort)."""
         topic = await self.grid.get_topic(topic_name)
         sub = await self._get(topic, name)
-        await self.store.delete_subscription(topic.name, sub.name)
+        try:
+            await self.store.delete_subscription(topic.name, sub.name)
+        except Missing as exc:  # deleted concurrently
+            raise from_store(exc) from None
         with contextlib.suppress(Missing):
             await self.store.delete_document(VALIDATION_DOCS, _doc_key(sub))
         self.grid.catalog.invalidate()
@@ -272,7 +244,7 @@ class Subscriptions:
     # dead letters ----------------------------------------------------------------------------------------
     async def dead_letters(
         self, topic_name: str | None = None, name: str | None = None, limit: int = 100
-    ) -> list[DeadLetter]:
+    ) -> builtins.list[DeadLetter]:
         topic = await self.grid.get_topic(topic_name) if topic_name else None
         if name and topic:
             name = (await self._get(topic, name)).name
@@ -298,7 +270,7 @@ class Subscriptions:
                                  last_outcome=record.last_outcome, last_status=record.last_status,
                                  published_at=record.event.published_at, last_attempt_at=record.last_attempt_at)
 
-    async def redeliver(self, ids: list[int]) -> int:
+    async def redeliver(self, ids: builtins.list[int]) -> int:
         """Turn dead letters back into deliveries due now (attempt count starting again); returns how many."""
         moved = await self.store.redeliver_dead_letters(ids, self.clock())
         log.info("dead letters redelivered", extra={"action": "dead_letters_redelivered", "count": moved})
@@ -377,7 +349,7 @@ class Subscriptions:
         await self._save_state(sub, FAILED, message, doc)
         return sub
 
-    async def _warnings(self, topic: Topic, props: SubscriptionProperties) -> list[str]:
+    async def _warnings(self, topic: Topic, props: SubscriptionProperties) -> builtins.list[str]:
         filt = props.filter
         begins = filt.subject_begins_with
         if not begins:

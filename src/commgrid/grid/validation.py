@@ -273,3 +273,35 @@ def validate_properties(raw: Any, input_schema: str, now: float) -> Subscription
     )
     problems.raise_if_any("event subscription")
     return props
+
+
+# Subject warnings: not errors, since a topic's subjects are only ever samples
+
+
+def _literal_prefix(template: str) -> str:
+    return template.split("{", 1)[0]
+
+
+def subject_warning(begins: str, case_sensitive: bool, samples: list[tuple[str, bool]], topic: str) -> str | None:
+    """A warning if `begins` can match none of the subjects seen (`(subject, is_template)` pairs), naming a fix."""
+    if not begins or not samples:
+        return None
+    fold = (lambda s: s) if case_sensitive else str.casefold
+
+    def possible(prefix: str) -> bool:
+        for subject, template in samples:
+            literal = fold(_literal_prefix(subject) if template else subject)
+            if literal.startswith(fold(prefix)) or (template and fold(prefix).startswith(literal)):
+                return True
+        return False
+
+    if possible(begins):
+        return None
+    candidates = [begins, "/" + begins.lstrip("/"), begins.lstrip("/")]
+    if case_sensitive:
+        candidates += [c.lower() for c in candidates]
+    fix = next((c for c in candidates if c != begins and possible(c)), None)
+    shown = ", ".join(sorted({f"'{s}'" for s, _ in samples})[:3])
+    message = (f"filter.subjectBeginsWith '{begins}' can never match the subjects of topic '{topic}' (they look"
+               f" like {shown}), so this subscription will receive no events.")
+    return message + (f" Did you mean '{fix}'?" if fix else "")

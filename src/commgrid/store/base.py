@@ -8,29 +8,19 @@ Times are POSIX seconds (float) so that both backends compare them the same way.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from commgrid.errors import CommgridError, Conflict, NotFound
 from commgrid.grid.properties import ACTIVE, SubscriptionProperties
 from commgrid.grid.topic_options import TopicOptions
 
-
-class StoreError(CommgridError):
-    """The store failed."""
-
-
-class StoreNotOpen(StoreError):
-    """The store was used before `open()` or after `close()`."""
-
-
-class AlreadyExists(StoreError, Conflict):
-    """The record already exists."""
-
-
-class Missing(StoreError, NotFound):
-    """The record does not exist."""
+# The store's errors, re-exported: callers of the protocol catch them from here.
+from commgrid.store.errors import AlreadyExists as AlreadyExists
+from commgrid.store.errors import Missing as Missing
+from commgrid.store.errors import StoreError as StoreError
+from commgrid.store.errors import StoreNotOpen as StoreNotOpen
+from commgrid.store.errors import VersionConflict as VersionConflict
 
 
 @dataclass(slots=True)
@@ -174,6 +164,17 @@ class Document:
     key: str
     value: dict[str, Any]
     version: int = 0
+
+
+@dataclass(slots=True)
+class DocumentWrite:
+    """One document change of `Store.write_change`: store `value` (None deletes the document), and with
+    `expect_version`, only if the stored version equals it (0: the document must not exist)."""
+
+    collection: str
+    key: str
+    value: dict[str, Any] | None
+    expect_version: int | None = None
 
 
 @dataclass(slots=True)
@@ -434,7 +435,17 @@ class Store(abc.ABC):
         """Insert or replace a document, returning it with its new version.
 
         With `expect_version`, the write happens only if the stored version equals it (0: must not exist);
-        otherwise `Conflict`.
+        otherwise `VersionConflict`.
+        """
+
+    @abc.abstractmethod
+    async def write_change(
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
+    ) -> None:
+        """Write documents, events and the events' deliveries in one transaction: all or nothing.
+
+        A document not at its `expect_version` fails the whole change with `VersionConflict` (a delete of an
+        absent document without one, with `Missing`): then nothing is written. Deliveries are due at `now`.
         """
 
     @abc.abstractmethod
@@ -446,6 +457,22 @@ class Store(abc.ABC):
         self, collection: str, after_key: str | None = None, limit: int = 100
     ) -> list[Document]:
         """Documents of a collection ordered by key, starting after `after_key`."""
+
+    async def scan_documents(
+        self, collection: str, prefix: str = "", *, after: str | None = None, batch: int = 100
+    ) -> AsyncIterator[Document]:
+        """Documents of a collection whose keys start with `prefix` (and sort after it, and after `after`), in key
+        order, read `batch` at a time."""
+        after = after or prefix
+        while True:
+            docs = await self.list_documents(collection, after_key=after, limit=batch)
+            for doc in docs:
+                if not doc.key.startswith(prefix):
+                    return
+                yield doc
+            if len(docs) < batch:
+                return
+            after = docs[-1].key
 
     @abc.abstractmethod
     async def delete_document(self, collection: str, key: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from commgrid.store import rows
@@ -17,9 +16,12 @@ def attempt_values(r: AttemptRecord) -> tuple:
             r.response[:RESPONSE_EXCERPT])
 
 
-def attempt_from_row(r: Sequence[Any]) -> AttemptRecord:
-    return AttemptRecord(topic=r[0], subscription=r[1], event_seq=r[2], attempt=r[3], at=r[4], outcome=r[5],
-                         status=r[6], duration=r[7], error=r[8], response=r[9])
+def attempt_from_row(r: rows.Row) -> AttemptRecord:
+    """From `ATTEMPT_COLS`."""
+    return AttemptRecord(**{name: r[name] for name in _ATTEMPT_FIELDS})
+
+
+_ATTEMPT_FIELDS = ATTEMPT_COLS.split(", ")
 
 
 def search_sql(query: EventQuery, limit: int, mark: str) -> tuple[str, tuple]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from typing import Any
 
 import asyncpg
 import orjson
 
-from commgrid.errors import Conflict
 from commgrid.store import console_sql, queue_sql, retention_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
@@ -21,6 +21,7 @@ from commgrid.store.base import (
     DeadLetter,
     Delivery,
     Document,
+    DocumentWrite,
     EventQuery,
     LockedEvent,
     Missing,
@@ -36,77 +37,81 @@ from commgrid.store.base import (
     Swept,
     Topic,
     TopicCounts,
+    VersionConflict,
 )
 
 _MIGRATION_LOCK = 7_070_001
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE topics (
-        name TEXT PRIMARY KEY, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
-        kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
-    CREATE UNIQUE INDEX topics_lower_name ON topics (lower(name));
-    CREATE TABLE events (
-        seq BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
-        subject TEXT NOT NULL, time TEXT NOT NULL, published_at DOUBLE PRECISION NOT NULL, body BYTEA NOT NULL);
-    CREATE INDEX events_topic_seq ON events (topic, seq);
-    CREATE INDEX events_topic_id ON events (topic, id);
-    CREATE TABLE subscriptions (
-        topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL, status TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (topic, name));
-    CREATE UNIQUE INDEX subscriptions_lower_name ON subscriptions (topic, lower(name));
-    CREATE TABLE deliveries (
-        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT, lease_until DOUBLE PRECISION, last_outcome TEXT, last_status INTEGER,
-        last_attempt_at DOUBLE PRECISION);
-    CREATE INDEX deliveries_due ON deliveries (next_attempt_at);
-    CREATE INDEX deliveries_subscription ON deliveries (topic, subscription);
-    CREATE TABLE dead_letters (
-        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
-        reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
-        last_attempt_at DOUBLE PRECISION, dead_lettered_at DOUBLE PRECISION NOT NULL);
-    CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription);
-    CREATE TABLE documents (
-        collection TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, version INTEGER NOT NULL,
-        PRIMARY KEY (collection, key));
-    """,
-    """
-    CREATE TABLE namespace_resources (
-        namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (namespace, topic, name));
-    ALTER TABLE deliveries ADD COLUMN lock_token TEXT;
-    CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL;
-    CREATE INDEX deliveries_subscription_id ON deliveries (topic, subscription, id);
-    """,
-    """
-    ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT '';
-    ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
-    """,
-    """
-    CREATE TABLE delivery_attempts (
-        id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
-        attempt INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL, status INTEGER,
-        duration DOUBLE PRECISION NOT NULL, error TEXT, response TEXT NOT NULL);
-    CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq);
-    CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id);
-    CREATE INDEX events_id ON events (id);
-    CREATE INDEX deliveries_event ON deliveries (event_seq);
-    CREATE INDEX dead_letters_event ON dead_letters (event_seq);
-    """,
-    """
-    ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
-    ALTER TABLE deliveries ADD COLUMN replay_id TEXT;
-    CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
-                                PRIMARY KEY (topic, id));
-    CREATE INDEX published_ids_expiry ON published_ids (expires_at);
-    CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at);
-    """,
+# Numbered by position (1, 2, ...): each is a list of statements, applied in one transaction.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE topics (
+            name TEXT PRIMARY KEY, arm_id TEXT NOT NULL, input_schema TEXT NOT NULL,
+            kind TEXT NOT NULL, key1 TEXT NOT NULL, key2 TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE UNIQUE INDEX topics_lower_name ON topics (lower(name))",
+        """CREATE TABLE events (
+            seq BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+            subject TEXT NOT NULL, time TEXT NOT NULL, published_at DOUBLE PRECISION NOT NULL, body BYTEA NOT NULL)""",
+        "CREATE INDEX events_topic_seq ON events (topic, seq)",
+        "CREATE INDEX events_topic_id ON events (topic, id)",
+        """CREATE TABLE subscriptions (
+            topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL, status TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (topic, name))""",
+        "CREATE UNIQUE INDEX subscriptions_lower_name ON subscriptions (topic, lower(name))",
+        """CREATE TABLE deliveries (
+            id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
+            lease_owner TEXT, lease_until DOUBLE PRECISION, last_outcome TEXT, last_status INTEGER,
+            last_attempt_at DOUBLE PRECISION)""",
+        "CREATE INDEX deliveries_due ON deliveries (next_attempt_at)",
+        "CREATE INDEX deliveries_subscription ON deliveries (topic, subscription)",
+        """CREATE TABLE dead_letters (
+            id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+            reason TEXT NOT NULL, attempts INTEGER NOT NULL, last_outcome TEXT, last_status INTEGER,
+            last_attempt_at DOUBLE PRECISION, dead_lettered_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX dead_letters_subscription ON dead_letters (topic, subscription)",
+        """CREATE TABLE documents (
+            collection TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, version INTEGER NOT NULL,
+            PRIMARY KEY (collection, key))""",
+    ],
+    [
+        """CREATE TABLE namespace_resources (
+            namespace TEXT NOT NULL, topic TEXT NOT NULL, name TEXT NOT NULL, properties TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (namespace, topic, name))""",
+        "ALTER TABLE deliveries ADD COLUMN lock_token TEXT",
+        "CREATE INDEX deliveries_lock_token ON deliveries (lock_token) WHERE lock_token IS NOT NULL",
+        "CREATE INDEX deliveries_subscription_id ON deliveries (topic, subscription, id)",
+    ],
+    [
+        "ALTER TABLE topics ADD COLUMN location TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE topics ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+    ],
+    [
+        """CREATE TABLE delivery_attempts (
+            id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, subscription TEXT NOT NULL, event_seq BIGINT NOT NULL,
+            attempt INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL, status INTEGER,
+            duration DOUBLE PRECISION NOT NULL, error TEXT, response TEXT NOT NULL)""",
+        "CREATE INDEX delivery_attempts_event ON delivery_attempts (event_seq)",
+        "CREATE INDEX delivery_attempts_subscription ON delivery_attempts (topic, subscription, id)",
+        "CREATE INDEX events_id ON events (id)",
+        "CREATE INDEX deliveries_event ON deliveries (event_seq)",
+        "CREATE INDEX dead_letters_event ON dead_letters (event_seq)",
+    ],
+    [
+        "ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE deliveries ADD COLUMN replay_id TEXT",
+        """CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (topic, id))""",
+        "CREATE INDEX published_ids_expiry ON published_ids (expires_at)",
+        "CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at)",
+    ],
 ]
 
 
+LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock($1)"
+INSERT_SCHEMA_VERSION = "INSERT INTO schema_version (version) VALUES ($1)"
 INSERT_EVENTS = """
     INSERT INTO events (seq, topic, id, type, subject, time, published_at, body)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -152,6 +157,11 @@ INSERT_DOCUMENT = """
 UPDATE_DOCUMENT = """
     UPDATE documents SET value = $3, version = version + 1
     WHERE collection = $1 AND key = $2 AND version = $4 RETURNING version"""
+# A version of None deletes whatever is stored; RETURNING tells whether anything was.
+DELETE_DOCUMENT = """
+    DELETE FROM documents WHERE collection = $1 AND key = $2 AND ($3::integer IS NULL OR version = $3)
+    RETURNING version"""
+NEXT_EVENT_SEQS = "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)"
 CHANGES_CHANNEL = "commgrid_changes"
 # NOTIFY is sent on commit, so a listener never sees a change before it is readable.
 BUMP_VERSION = f"""
@@ -166,6 +176,18 @@ RECLAIM = "VACUUM (SKIP_LOCKED) events, deliveries, dead_letters, published_ids"
 def _count(status: str) -> int:
     """The row count of a command status such as `DELETE 3` or `INSERT 0 5`."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def _dedupe(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                  now: float) -> tuple[list[NewEvent], list[Route]]:
+    """Drop events whose id the topic accepted within its window, on any node: the upsert returns the keys it
+    took, and a node racing on the same key waits for the other's row lock, then sees its fresh expiry."""
+    keys = list(retention_sql.dedupe_keys(events)[0].items())
+    accepted = await conn.fetch(retention_sql.REMEMBER_PG, [t for (t, _), _ in keys], [i for (_, i), _ in keys],
+                                [now + events[n].dedupe_seconds for _, n in keys], now)
+    fresh = {(r[0], r[1]) for r in accepted}
+    kept, kept_routes, _ = retention_sql.apply_dedupe(events, routes, now, {k for k, _ in keys if k not in fresh})
+    return kept, kept_routes
 
 
 @contextlib.contextmanager
@@ -191,13 +213,14 @@ class PostgresStore(Store):
         with _wrap_errors():
             self._pool = await asyncpg.create_pool(self.url, min_size=self._sizes[0], max_size=self._sizes[1])
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-                for version, script in enumerate(MIGRATIONS, start=1):
+                await conn.execute(LOCK_MIGRATIONS, _MIGRATION_LOCK)
+                await conn.execute(rows.CREATE_SCHEMA_VERSION)
+                current = await conn.fetchval(rows.SCHEMA_VERSION)
+                for version, statements in enumerate(MIGRATIONS, start=1):
                     if version > current:
-                        await conn.execute(script)
-                        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+                        for statement in statements:
+                            await conn.execute(statement)
+                        await conn.execute(INSERT_SCHEMA_VERSION, version)
 
     async def reset(self) -> None:
         async with self._conn(transaction=True) as conn:
@@ -228,6 +251,11 @@ class PostgresStore(Store):
     async def _fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
         async with self._conn() as conn:
             return await conn.fetchrow(sql, *args)
+
+    async def _fetchval(self, sql: str, *args: object) -> Any:
+        """The first column of the first row (an aggregate's value)."""
+        async with self._conn() as conn:
+            return await conn.fetchval(sql, *args)
 
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
@@ -284,34 +312,26 @@ class PostgresStore(Store):
         if not events:
             return
         async with self._conn(transaction=True) as conn:
-            if any(e.dedupe_seconds for e in events):
-                events, routes = await self._dedupe(conn, events, routes, now)
-                if not events:
-                    return
-            seqs = [r[0] for r in await conn.fetch(
-                "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)", len(events))]
-            await conn.execute(
-                INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
-                [e.subject for e in events], [e.time for e in events], [now] * len(events),
-                [e.body for e in events],
-            )
-            if routes:
-                await conn.execute(
-                    INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
-                    [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
-                )
+            await self._append(conn, events, routes, now)
 
     @staticmethod
-    async def _dedupe(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
-                      now: float) -> tuple[list[NewEvent], list[Route]]:
-        """Drop events whose id the topic accepted within its window, on any node (the upsert serializes them)."""
-        first, dropped = retention_sql.dedupe_keys(events)
-        keys = list(first)
-        accepted = await conn.fetch(retention_sql.REMEMBER_PG, [t for t, _ in keys], [i for _, i in keys],
-                                    [now + events[first[k]].dedupe_seconds for k in keys], now)
-        fresh = {(r[0], r[1]) for r in accepted}
-        dropped.update(n for key, n in first.items() if key not in fresh)
-        return retention_sql.without(events, routes, dropped) if dropped else (list(events), list(routes))
+    async def _append(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                      now: float) -> None:
+        if any(e.dedupe_seconds for e in events):
+            events, routes = await _dedupe(conn, events, routes, now)
+            if not events:
+                return
+        seqs = [r[0] for r in await conn.fetch(NEXT_EVENT_SEQS, len(events))]
+        await conn.execute(
+            INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
+            [e.subject for e in events], [e.time for e in events], [now] * len(events),
+            [e.body for e in events],
+        )
+        if routes:
+            await conn.execute(
+                INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
+                [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
+            )
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         found = await self._fetch(
@@ -331,8 +351,8 @@ class PostgresStore(Store):
 
     async def count_events(self, topic: str | None = None) -> int:
         if topic is None:
-            return (await self._fetchrow("SELECT count(*) FROM events"))[0]
-        return (await self._fetchrow("SELECT count(*) FROM events WHERE topic = $1", topic))[0]
+            return await self._fetchval("SELECT count(*) FROM events")
+        return await self._fetchval("SELECT count(*) FROM events WHERE topic = $1", topic)
 
     async def events_in_order(
         self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
@@ -478,10 +498,10 @@ class PostgresStore(Store):
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
         sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "$")
-        return (await self._fetchrow(sql, *args))[0]
+        return await self._fetchval(sql, *args)
 
     async def next_due_at(self, now: float) -> float | None:
-        return (await self._fetchrow(NEXT_DUE, now))[0]
+        return await self._fetchval(NEXT_DUE, now)
 
     # dead letters ----------------------------------------------------------------------------------------
     async def list_dead_letters(
@@ -513,18 +533,41 @@ class PostgresStore(Store):
 
     # documents -------------------------------------------------------------------------------------------
     async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
-        # One statement per case, so concurrent writers cannot both pass the version check.
-        value = orjson.dumps(doc.value)
         async with self._conn() as conn:
-            if expect_version is None:
-                version = await conn.fetchval(UPSERT_DOCUMENT, doc.collection, doc.key, value)
-            elif expect_version == 0:
-                version = await conn.fetchval(INSERT_DOCUMENT, doc.collection, doc.key, value)
-            else:
-                version = await conn.fetchval(UPDATE_DOCUMENT, doc.collection, doc.key, value, expect_version)
-        if version is None:
-            raise Conflict(f"Document '{doc.collection}/{doc.key}' is not at version {expect_version}.")
+            version = await self._write_document(conn, DocumentWrite(doc.collection, doc.key, doc.value,
+                                                                     expect_version))
         return Document(doc.collection, doc.key, doc.value, version)
+
+    async def write_change(
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
+    ) -> None:
+        async with self._conn(transaction=True) as conn:
+            for write in documents:
+                await self._write_document(conn, write)
+            if events:
+                await self._append(conn, events, routes, now)
+
+    @staticmethod
+    async def _write_document(conn: asyncpg.Connection, write: DocumentWrite) -> int:
+        """Apply one document write (in the caller's transaction, if any); returns the new version (0: deleted).
+
+        One statement per case, so concurrent writers cannot both pass the version check.
+        """
+        where, expected = (write.collection, write.key), write.expect_version
+        if write.value is None:
+            found = await conn.fetchval(DELETE_DOCUMENT, *where, expected)
+            if found is None and expected is None:
+                raise Missing(f"Document '{write.collection}/{write.key}' was not found.")
+            version = None if found is None else 0
+        elif expected is None:
+            version = await conn.fetchval(UPSERT_DOCUMENT, *where, orjson.dumps(write.value))
+        elif expected == 0:
+            version = await conn.fetchval(INSERT_DOCUMENT, *where, orjson.dumps(write.value))
+        else:
+            version = await conn.fetchval(UPDATE_DOCUMENT, *where, orjson.dumps(write.value), expected)
+        if version is None:
+            raise VersionConflict(f"Document '{write.collection}/{write.key}' is not at version {expected}.")
+        return version
 
     async def get_document(self, collection: str, key: str) -> Document:
         row = await self._fetchrow(
@@ -548,8 +591,8 @@ class PostgresStore(Store):
 
     async def delete_document(self, collection: str, key: str) -> None:
         async with self._conn() as conn:
-            status = await conn.execute("DELETE FROM documents WHERE collection = $1 AND key = $2", collection, key)
-        if status.endswith(" 0"):
+            deleted = await conn.fetchval(DELETE_DOCUMENT, collection, key, None)
+        if deleted is None:
             raise Missing(f"Document '{collection}/{key}' was not found.")
 
     # namespaces ------------------------------------------------------------------------------------------
@@ -674,7 +717,7 @@ class PostgresStore(Store):
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        row = await self._fetchrow("SELECT count(*), min(event_seq) FROM deliveries")
+        (row,) = await self._fetch("SELECT count(*), min(event_seq) FROM deliveries")
         count, oldest = row[0], row[1]
         if oldest is None:
             return count, None

@@ -7,8 +7,7 @@ is the lock's end, `lock_token` names the lock and `next_attempt_at` delays a re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from commgrid.store import rows
 from commgrid.store.base import LOCK_EXPIRED, LOCK_OK, LOCK_UNKNOWN
@@ -85,12 +84,13 @@ def subtree(namespace: str, topic: str, name: str, mark: str) -> tuple[str, tupl
 
 
 def split_candidates(
-    found: Sequence[Sequence[Any]], max_deliveries: int, published_after: float
+    found: Iterable[rows.Row], max_deliveries: int, published_after: float
 ) -> tuple[list[int], dict[str, list[int]]]:
     """(ids to lock, {dead-letter reason: ids}) of available candidates `(id, attempts, published_at)`."""
     take: list[int] = []
     dead: dict[str, list[int]] = {}
-    for delivery_id, attempts, published_at in found:
+    for row in found:
+        delivery_id, attempts, published_at = row["id"], row["attempts"], row["published_at"]
         if attempts >= max_deliveries:
             dead.setdefault(MAX_DELIVERY_REASON, []).append(delivery_id)
         elif published_at <= published_after:
@@ -101,12 +101,14 @@ def split_candidates(
 
 
 def lock_outcomes(
-    tokens: Sequence[str], found: Sequence[Sequence[Any]], topic: str, subscription: str, now: float
+    tokens: Sequence[str], found: Iterable[rows.Row], topic: str, subscription: str, now: float
 ) -> tuple[dict[str, str], list[int]]:
     """({token: outcome}, ids still locked) from rows `(lock_token, id, lease_until, topic, subscription)`."""
     outcomes = dict.fromkeys(tokens, LOCK_UNKNOWN)
     valid: list[int] = []
-    for token, delivery_id, lease_until, row_topic, row_subscription in found:
+    for row in found:
+        token, delivery_id, lease_until = row["lock_token"], row["id"], row["lease_until"]
+        row_topic, row_subscription = row["topic"], row["subscription"]
         if row_topic != topic or row_subscription.lower() != subscription.lower():
             continue  # another subscription's lock is not this one's to settle
         if lease_until is not None and lease_until > now:

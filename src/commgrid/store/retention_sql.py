@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
+
 from commgrid.store import rows
 from commgrid.store.base import NewEvent, Route
 
@@ -29,16 +31,27 @@ def dedupe_keys(events: Sequence[NewEvent]) -> tuple[dict[tuple[str, str], int],
     return dict(sorted(first.items())), repeated
 
 
-def without(events: Sequence[NewEvent], routes: Sequence[Route],
-            dropped: set[int]) -> tuple[list[NewEvent], list[Route]]:
-    """`events` less the `dropped` indexes, and the routes of the others pointing at their new indexes."""
+def apply_dedupe(events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+                 seen: set[tuple[str, str]]) -> tuple[list[NewEvent], list[Route], list[tuple[str, str, float]]]:
+    """The events to store (less repeats and the (topic, id) keys in `seen`), their routes re-pointed, and the
+    (topic, id, expires_at) records of the new keys."""
+    first, dropped = dedupe_keys(events)
+    dropped.update(i for key, i in first.items() if key in seen)
+    remember = [(t, i, now + events[n].dedupe_seconds) for (t, i), n in first.items() if (t, i) not in seen]
+    if not dropped:
+        return list(events), list(routes), remember
     moved: dict[int, int] = {}
     kept: list[NewEvent] = []
     for i, e in enumerate(events):
         if i not in dropped:
             moved[i] = len(kept)
             kept.append(e)
-    return kept, [Route(moved[r.event_index], r.subscription) for r in routes if r.event_index in moved]
+    return kept, [Route(moved[r.event_index], r.subscription) for r in routes if r.event_index in moved], remember
+
+
+def seen_args(events: Sequence[NewEvent], now: float) -> tuple[str, float]:
+    """The arguments of `SEEN_SQLITE`: the batch's (topic, id) keys as JSON, and now."""
+    return orjson.dumps(list(dedupe_keys(events)[0])).decode(), now
 
 
 SEEN_SQLITE = """

@@ -1,10 +1,11 @@
-"""Row ↔ record mapping shared by the SQL backends: each record is read from a row in one place."""
+"""Row ↔ record mapping shared by the SQL backends: each record is read from a row in one place, by column name
+(sqlite3.Row and asyncpg.Record both map names to values)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -29,11 +30,15 @@ from commgrid.store.base import (
 
 TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at, location, tags, options"
 SUBSCRIPTION_COLS = "topic, name, properties, status, created_at, updated_at"
-# Joined selects use the aliases e (events), d (deliveries) and x (dead_letters).
-EVENT_COLS = "e.seq, e.topic, e.id, e.type, e.subject, e.time, e.published_at, e.body"
+# Joined selects use the aliases e (events), d (deliveries) and x (dead_letters); an event's columns are named
+# event_* so that they never clash with those of the delivery or dead letter they are joined to.
+EVENT_COLS = (
+    "e.seq AS event_seq, e.topic AS event_topic, e.id AS event_id, e.type AS event_type,"
+    " e.subject AS event_subject, e.time AS event_time, e.published_at AS event_published_at, e.body AS event_body"
+)
 DELIVERY_COLS = (
     "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
-    " d.last_attempt_at, " + EVENT_COLS + ", d.replay_id"
+    " d.last_attempt_at, d.replay_id, " + EVENT_COLS
 )
 DEAD_LETTER_COLS = (
     "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
@@ -41,10 +46,14 @@ DEAD_LETTER_COLS = (
 )
 
 
-def created_tables(migrations: Sequence[str]) -> list[str]:
+CREATE_SCHEMA_VERSION = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM schema_version"
+
+
+def created_tables(migrations: Sequence[Sequence[str]]) -> list[str]:
     """The tables the migrations create, and the migrations' own bookkeeping table."""
-    found = [t for script in migrations for t in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", script, re.I)]
-    return [*found, "schema_version"]
+    created = (re.match(r"\s*CREATE TABLE (?:IF NOT EXISTS )?(\w+)", s, re.I) for m in migrations for s in m)
+    return [*(c.group(1) for c in created if c), "schema_version"]
 
 
 def topic_values(t: Topic) -> tuple:
@@ -56,9 +65,16 @@ def options_json(t: Topic) -> str:
     return orjson.dumps(t.options.to_json()).decode()
 
 
-def topic_from_row(r: Sequence[Any]) -> Topic:
-    return Topic(name=r[0], arm_id=r[1], input_schema=r[2], kind=r[3], key1=r[4], key2=r[5], created_at=r[6],
-                 location=r[7], tags=orjson.loads(r[8]), options=TopicOptions.from_json(orjson.loads(r[9])))
+class Row(Protocol):
+    """A result row read by column name: `sqlite3.Row` or `asyncpg.Record`."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+
+def topic_from_row(r: Row) -> Topic:
+    return Topic(name=r["name"], arm_id=r["arm_id"], input_schema=r["input_schema"], kind=r["kind"], key1=r["key1"],
+                 key2=r["key2"], created_at=r["created_at"], location=r["location"], tags=orjson.loads(r["tags"]),
+                 options=TopicOptions.from_json(orjson.loads(r["options"])))
 
 
 def subscription_values(s: Subscription) -> tuple:
@@ -70,42 +86,47 @@ def properties_json(s: Subscription) -> str | None:
     return None if s.unreadable else orjson.dumps(s.properties.to_arm()).decode()
 
 
-def subscription_from_row(r: Sequence[Any]) -> Subscription:
+def subscription_from_row(r: Row) -> Subscription:
     """A subscription; one whose stored properties cannot be read comes back marked `unreadable`, so that one bad
     row fails that subscription visibly instead of every read of the subscriptions."""
     unreadable = None
     try:
-        properties = SubscriptionProperties.from_arm(orjson.loads(r[2]))
+        properties = SubscriptionProperties.from_arm(orjson.loads(r["properties"]))
     except (UnreadableProperties, orjson.JSONDecodeError) as exc:
         properties, unreadable = SubscriptionProperties(WebHookDestination(PLACEHOLDER_DESTINATION)), str(exc)
-    return Subscription(topic=r[0], name=r[1], properties=properties, status=r[3], created_at=r[4], updated_at=r[5],
-                        unreadable=unreadable)
+    return Subscription(topic=r["topic"], name=r["name"], properties=properties, status=r["status"],
+                        created_at=r["created_at"], updated_at=r["updated_at"], unreadable=unreadable)
 
 
-def event_from_row(r: Sequence[Any], offset: int = 0) -> StoredEvent:
-    o = offset
+def event_from_row(r: Row) -> StoredEvent:
+    """From `EVENT_COLS`."""
     return StoredEvent(
-        seq=r[o], topic=r[o + 1], id=r[o + 2], type=r[o + 3], subject=r[o + 4], time=r[o + 5],
-        published_at=r[o + 6], body=bytes(r[o + 7]),
+        seq=r["event_seq"], topic=r["event_topic"], id=r["event_id"], type=r["event_type"],
+        subject=r["event_subject"], time=r["event_time"], published_at=r["event_published_at"],
+        body=bytes(r["event_body"]),
     )
 
 
-def delivery_from_row(r: Sequence[Any]) -> Delivery:
+def delivery_from_row(r: Row) -> Delivery:
+    """From `DELIVERY_COLS`."""
     return Delivery(
-        id=r[0], topic=r[1], subscription=r[2], attempts=r[3], next_attempt_at=r[4], last_outcome=r[5],
-        last_status=r[6], last_attempt_at=r[7], event=event_from_row(r, 8), replay_id=r[16],
+        id=r["id"], topic=r["topic"], subscription=r["subscription"], attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"], last_outcome=r["last_outcome"], last_status=r["last_status"],
+        last_attempt_at=r["last_attempt_at"], event=event_from_row(r), replay_id=r["replay_id"],
     )
 
 
-def dead_letter_from_row(r: Sequence[Any]) -> DeadLetter:
+def dead_letter_from_row(r: Row) -> DeadLetter:
+    """From `DEAD_LETTER_COLS`."""
     return DeadLetter(
-        id=r[0], topic=r[1], subscription=r[2], reason=r[3], attempts=r[4], last_outcome=r[5], last_status=r[6],
-        last_attempt_at=r[7], dead_lettered_at=r[8], event=event_from_row(r, 9),
+        id=r["id"], topic=r["topic"], subscription=r["subscription"], reason=r["reason"], attempts=r["attempts"],
+        last_outcome=r["last_outcome"], last_status=r["last_status"], last_attempt_at=r["last_attempt_at"],
+        dead_lettered_at=r["dead_lettered_at"], event=event_from_row(r),
     )
 
 
-def document_from_row(r: Sequence[Any]) -> Document:
-    return Document(collection=r[0], key=r[1], value=orjson.loads(r[2]), version=r[3])
+def document_from_row(r: Row) -> Document:
+    return Document(collection=r["collection"], key=r["key"], value=orjson.loads(r["value"]), version=r["version"])
 
 
 def attempt_values(attempt: Attempt | None) -> tuple[int, str | None, int | None, float | None]:
@@ -133,15 +154,16 @@ def namespace_resource_values(r: NamespaceResource) -> tuple:
     return (r.namespace, r.topic, r.name, orjson.dumps(r.properties).decode(), r.created_at, r.updated_at)
 
 
-def namespace_resource_from_row(r: Sequence[Any]) -> NamespaceResource:
-    return NamespaceResource(namespace=r[0], topic=r[1], name=r[2], properties=orjson.loads(r[3]),
-                             created_at=r[4], updated_at=r[5])
+def namespace_resource_from_row(r: Row) -> NamespaceResource:
+    return NamespaceResource(namespace=r["namespace"], topic=r["topic"], name=r["name"],
+                             properties=orjson.loads(r["properties"]), created_at=r["created_at"],
+                             updated_at=r["updated_at"])
 
 
 def resource_path(r: NamespaceResource) -> str:
     return "/".join(filter(None, (r.namespace, r.topic, r.name)))
 
 
-def locked_event_from_row(r: Sequence[Any]) -> LockedEvent:
+def locked_event_from_row(r: Row) -> LockedEvent:
     """From `d.id, d.lock_token, d.attempts, <EVENT_COLS>`."""
-    return LockedEvent(id=r[0], lock_token=r[1], delivery_count=r[2], event=event_from_row(r, 3))
+    return LockedEvent(id=r["id"], lock_token=r["lock_token"], delivery_count=r["attempts"], event=event_from_row(r))

@@ -19,7 +19,7 @@ from typing import Any
 
 from commgrid.acs.resource import CommunicationResource
 from commgrid.errors import BadRequest, Conflict, NotFound
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.calling")
 
@@ -126,7 +126,7 @@ class CallRepository:
                 call.setdefault("pending", []).append(pending)
             try:
                 await self.store.put_document(Document(CALLS, call_id, call), expect_version=doc.version)
-            except Conflict:
+            except VersionConflict:
                 continue
             if effects:
                 await self._finish(call_id, pending)
@@ -177,27 +177,21 @@ class CallRepository:
                 await self.store.put_document(Document(CALLS, call_id, doc.value | {"pending": left}),
                                               expect_version=doc.version)
                 return
-            except Conflict:
+            except VersionConflict:
                 continue
 
     async def sweep(self, older_than: float = STALE_PENDING) -> int:
         """Carry out the effects a crash left pending in any call (older than `older_than` seconds, so a change
         another node is carrying out right now is left to it), and forget calls ended `RETENTION` ago."""
-        count, after = 0, None
+        count = 0
         forget_before = self.resource.clock() - RETENTION
-        while page := await self.store.list_documents(CALLS, after_key=after, limit=100):
-            for doc in page:
-                if doc.value.get("pending"):
-                    count += await self.flush(doc.key, older_than)
-                elif not doc.value["live"] and doc.value.get("endedAt", doc.value["createdAt"]) < forget_before:
-                    with contextlib.suppress(Missing):
-                        await self.store.delete_document(CALLS, doc.key)
-            after = page[-1].key
+        async for doc in self.store.scan_documents(CALLS):
+            if doc.value.get("pending"):
+                count += await self.flush(doc.key, older_than)
+            elif not doc.value["live"] and doc.value.get("endedAt", doc.value["createdAt"]) < forget_before:
+                with contextlib.suppress(Missing):
+                    await self.store.delete_document(CALLS, doc.key)
         return count
 
     async def list_calls(self) -> list[dict[str, Any]]:
-        calls, after = [], None
-        while page := await self.store.list_documents(CALLS, after_key=after, limit=100):
-            calls += [d.value for d in page]
-            after = page[-1].key
-        return calls
+        return [d.value async for d in self.store.scan_documents(CALLS)]

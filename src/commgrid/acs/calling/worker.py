@@ -22,9 +22,8 @@ import aiohttp
 import orjson
 
 from commgrid.acs.calling.model import CALLBACKS, TIMERS
-from commgrid.errors import Conflict
 from commgrid.store import Store
-from commgrid.store.base import Document, Missing
+from commgrid.store.base import Document, Missing, VersionConflict
 
 log = logging.getLogger("commgrid.calling")
 
@@ -88,7 +87,7 @@ class CallingWorker:
         leased = doc.value | {"leaseUntil": now + LEASE, "owner": self.owner}
         try:
             return await self.store.put_document(Document(collection, doc.key, leased), expect_version=doc.version)
-        except (Conflict, Missing):
+        except (VersionConflict, Missing):
             return None  # another node took it
 
     # Timers ---------------------------------------------------------------------------------------------------
@@ -114,12 +113,8 @@ class CallingWorker:
     # Callbacks ------------------------------------------------------------------------------------------------
     async def post_callbacks(self) -> float | None:
         """Post due callbacks, the oldest first per URL; return when a retry is next due."""
-        docs, after = [], None
-        while page := await self.store.list_documents(CALLBACKS, after_key=after, limit=200):
-            docs += page
-            after = page[-1].key
         by_url: dict[str, list[Document]] = {}
-        for doc in docs:
+        async for doc in self.store.scan_documents(CALLBACKS, batch=200):
             by_url.setdefault(doc.value["url"], []).append(doc)
         results = await asyncio.gather(*(self._post_in_order(queue) for queue in by_url.values()))
         pending = [r for r in results if r is not None]
@@ -160,6 +155,6 @@ class CallingWorker:
             return None
         due = self.clock() + RETRIES[attempts - 1] / self.time_scale
         row = doc.value | {"attempts": attempts, "dueAt": due, "leaseUntil": 0}
-        with contextlib.suppress(Conflict, Missing):
+        with contextlib.suppress(VersionConflict, Missing):
             await self.store.put_document(Document(CALLBACKS, doc.key, row), expect_version=doc.version)
         return due

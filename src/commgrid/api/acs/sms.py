@@ -53,10 +53,12 @@ async def inbound(request: Request) -> Response:
     """`POST /commgrid/sms/inbound` → 202 with the received message as the event describes it."""
     begin(request)
     body = parse_object(await inbound_body(request))
-    fields = {name: body.get(name) for name in ("from", "to", "message")}
-    for name, value in fields.items():
+    fields: dict[str, str] = {}
+    for name in ("from", "to", "message"):
+        value = body.get(name)
         if not isinstance(value, str) or (name != "message" and not value):
             raise required(name.title())
+        fields[name] = value
     sms = await _service(request).receive(fields["from"], fields["to"], fields["message"])
     return acs_json(request, {"messageId": sms.message_id, "from": sms.from_, "to": sms.to, "message": sms.message,
                               "receivedTimestamp": sms.received_at.isoformat(), "segmentCount": sms.segment_count},

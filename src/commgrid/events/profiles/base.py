@@ -145,18 +145,31 @@ class AcsEventProfile(abc.ABC):
 
     # SMS ------------------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     def sms_received(self, em: Emission, sms: InboundSms) -> dict:
-        """SMSReceived."""
+        data = {"messageId": sms.message_id, "from": sms.from_, "to": sms.to, "message": sms.message,
+                "receivedTimestamp": millis(sms.received_at)}
+        return self._sms_event(em, AcsEventType.SMS_RECEIVED, sms.to, self._received_data(sms, data), sms.message_id)
+
+    def sms_delivery_report(self, em: Emission, report: SmsDeliveryReport) -> dict:
+        data = {"messageId": report.message_id, "from": report.from_, "to": report.to, "deliveryStatus": report.status,
+                "deliveryStatusDetails": report.status_details, "receivedTimestamp": ticks(report.received_at),
+                "deliveryAttempts": [self._attempt(a) for a in report.attempts]}
+        data |= {"tag": report.tag} if report.tag is not None else {}
+        event_type = AcsEventType.SMS_DELIVERY_REPORT_RECEIVED
+        return self._sms_event(em, event_type, report.from_, self._report_data(report, data), report.message_id)
 
     @abc.abstractmethod
-    def sms_delivery_report(self, em: Emission, report: SmsDeliveryReport) -> dict:
-        """SMSDeliveryReportReceived."""
+    def _received_data(self, sms: InboundSms, data: dict) -> dict:
+        """SMSReceived's `data` in this shape, from today's fields (`data`, camelCase)."""
+
+    @abc.abstractmethod
+    def _report_data(self, report: SmsDeliveryReport, data: dict) -> dict:
+        """SMSDeliveryReportReceived's `data` in this shape, from today's fields (`data`, camelCase)."""
 
     @staticmethod
-    def _attempt(attempt: DeliveryAttempt, *keys: str) -> dict:
-        values = (ticks(attempt.timestamp), attempt.segments_succeeded, attempt.segments_failed)
-        return dict(zip(keys, values, strict=True))
+    def _attempt(attempt: DeliveryAttempt) -> dict:
+        return {"timestamp": ticks(attempt.timestamp), "segmentsSucceeded": attempt.segments_succeeded,
+                "segmentsFailed": attempt.segments_failed}
 
     def _sms_event(
         self, em: Emission, event_type: AcsEventType, acs_number: str, data: dict, msg_id: str
@@ -221,28 +234,27 @@ class AcsEventProfile(abc.ABC):
             ]
         }
         data |= self._thread_participants(thread)
-        data |= self._thread_times(thread) | self._user_tail(em, thread.thread_id, recipient)
         event_type = AcsEventType.CHAT_THREAD_CREATED_WITH_USER
-        subject = subject_of(event_type, thread.thread_id, thread.created_by.raw_id, recipient.raw_id)
-        return self._event(em, event_type, subject, data)
+        return self._user_thread_event(em, event_type, thread, thread.created_by, recipient, data)
 
-    def chat_thread_with_user_deleted(
-        self, em: Emission, thread: ChatThreadSnapshot, change: Change, recipient: ChatUser
-    ) -> dict:
+    def chat_thread_with_user_deleted(self, em: Emission, thread: ChatThreadSnapshot, change: Change,
+                                      recipient: ChatUser) -> dict:
         data = self._who("deletedBy", "deletedBy", change.by) | {"deleteTime": ticks(change.at)}
-        data |= self._thread_times(thread) | self._user_tail(em, thread.thread_id, recipient)
         event_type = AcsEventType.CHAT_THREAD_WITH_USER_DELETED
-        subject = subject_of(event_type, thread.thread_id, change.by.raw_id, recipient.raw_id)
-        return self._event(em, event_type, subject, data)
+        return self._user_thread_event(em, event_type, thread, change.by, recipient, data)
 
-    def chat_thread_properties_updated_per_user(
-        self, em: Emission, thread: ChatThreadSnapshot, change: Change, recipient: ChatUser
-    ) -> dict:
+    def chat_thread_properties_updated_per_user(self, em: Emission, thread: ChatThreadSnapshot, change: Change,
+                                                recipient: ChatUser) -> dict:
         data = self._who("editedBy", "editedBy", change.by) | {"editTime": ticks(change.at)}
         data |= {"properties": {"topic": thread.topic}} | self._metadata(thread)
-        data |= self._thread_times(thread) | self._user_tail(em, thread.thread_id, recipient)
         event_type = AcsEventType.CHAT_THREAD_PROPERTIES_UPDATED_PER_USER
-        subject = subject_of(event_type, thread.thread_id, change.by.raw_id, recipient.raw_id)
+        return self._user_thread_event(em, event_type, thread, change.by, recipient, data)
+
+    def _user_thread_event(self, em: Emission, event_type: AcsEventType, thread: ChatThreadSnapshot, actor: ChatUser,
+                           recipient: ChatUser, data: dict) -> dict:
+        """A user-level thread event: `data`, then the thread's times and the recipient's tail."""
+        data |= self._thread_times(thread) | self._user_tail(em, thread.thread_id, recipient)
+        subject = subject_of(event_type, thread.thread_id, actor.raw_id, recipient.raw_id)
         return self._event(em, event_type, subject, data)
 
     def participant_added_with_user(
@@ -258,15 +270,8 @@ class AcsEventProfile(abc.ABC):
         return self._user_move(em, thread, REMOVED, change, removed, recipient)
 
     @abc.abstractmethod
-    def _user_move(
-        self,
-        em: Emission,
-        thread: ChatThreadSnapshot,
-        move: Move,
-        change: Change,
-        target: ChatUser,
-        recipient: ChatUser,
-    ) -> dict:
+    def _user_move(self, em: Emission, thread: ChatThreadSnapshot, move: Move, change: Change, target: ChatUser,
+                   recipient: ChatUser) -> dict:
         """A user-level participant added/removed event."""
 
     # Chat, thread level: no legacy ids, offset timestamps (chat events page samples) ----------------------
@@ -351,51 +356,41 @@ class AcsEventProfile(abc.ABC):
         head = {"deleteTime": millis(message.deleted_at or em.event_time, self.thread_time_suffix)}
         return self._thread_message_event(em, _T.CHAT_MESSAGE_DELETED_IN_THREAD, thread_id, message, head)
 
-    # Actions: who gets which event (wire-facts: recipients) -----------------------------------------------------------
+    # Actions: who gets which event (wire-facts: recipients) ------------------------------------------
 
     def thread_created(self, em: Emission, thread: ChatThreadSnapshot) -> list[dict]:
         """`POST /chat/threads`: ChatThreadCreated, then ChatThreadCreatedWithUser to each other member."""
         users = others(thread.participants, thread.created_by)
-        return [self.chat_thread_created(em, thread)] + [
-            self.chat_thread_created_with_user(em, thread, r) for r in users
-        ]
+        return [self.chat_thread_created(em, thread),
+                *(self.chat_thread_created_with_user(em, thread, r) for r in users)]
 
-    def message_sent(
-        self, em: Emission, thread: ChatThreadSnapshot, message: ChatMessageSnapshot
-    ) -> list[dict]:
+    def message_sent(self, em: Emission, thread: ChatThreadSnapshot, message: ChatMessageSnapshot) -> list[dict]:
         """`POST .../messages`: one thread-level event, then one per participant but the sender."""
         tid, users = thread.thread_id, others(thread.participants, message.sender)
-        return [self.chat_message_received_in_thread(em, tid, message)] + [
-            self.chat_message_received(em, tid, message, r) for r in users
-        ]
+        return [self.chat_message_received_in_thread(em, tid, message),
+                *(self.chat_message_received(em, tid, message, r) for r in users)]
 
-    def message_edited(
-        self, em: Emission, thread: ChatThreadSnapshot, message: ChatMessageSnapshot, editor: ChatUser
-    ) -> list[dict]:
+    def message_edited(self, em: Emission, thread: ChatThreadSnapshot, message: ChatMessageSnapshot,
+                       editor: ChatUser) -> list[dict]:
         tid, users = thread.thread_id, others(thread.participants, editor)
-        return [self.chat_message_edited_in_thread(em, tid, message)] + [
-            self.chat_message_edited(em, tid, message, r) for r in users
-        ]
+        return [self.chat_message_edited_in_thread(em, tid, message),
+                *(self.chat_message_edited(em, tid, message, r) for r in users)]
 
-    def message_deleted(
-        self, em: Emission, thread: ChatThreadSnapshot, message: ChatMessageSnapshot, deleter: ChatUser
-    ) -> list[dict]:
+    def message_deleted(self, em: Emission, thread: ChatThreadSnapshot, message: ChatMessageSnapshot,
+                        deleter: ChatUser) -> list[dict]:
         tid, users = thread.thread_id, others(thread.participants, deleter)
-        return [self.chat_message_deleted_in_thread(em, tid, message)] + [
-            self.chat_message_deleted(em, tid, message, r) for r in users
-        ]
+        return [self.chat_message_deleted_in_thread(em, tid, message),
+                *(self.chat_message_deleted(em, tid, message, r) for r in users)]
 
     def thread_updated(self, em: Emission, thread: ChatThreadSnapshot, change: Change) -> list[dict]:
         users = others(thread.participants, change.by)
-        return [self.chat_thread_properties_updated(em, thread, change)] + [
-            self.chat_thread_properties_updated_per_user(em, thread, change, r) for r in users
-        ]
+        return [self.chat_thread_properties_updated(em, thread, change),
+                *(self.chat_thread_properties_updated_per_user(em, thread, change, r) for r in users)]
 
     def thread_deleted(self, em: Emission, thread: ChatThreadSnapshot, change: Change) -> list[dict]:
         users = others(thread.participants, change.by)
-        return [self.chat_thread_deleted(em, thread, change)] + [
-            self.chat_thread_with_user_deleted(em, thread, change, r) for r in users
-        ]
+        return [self.chat_thread_deleted(em, thread, change),
+                *(self.chat_thread_with_user_deleted(em, thread, change, r) for r in users)]
 
     def participants_added(
         self, em: Emission, thread: ChatThreadSnapshot, change: Change, added: Sequence[ChatUser]

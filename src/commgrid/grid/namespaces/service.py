@@ -20,7 +20,7 @@ from typing import Any
 
 from commgrid.config import Settings
 from commgrid.deployment import Deployment, new_key
-from commgrid.errors import BadRequest, Conflict, Detail, InvalidInput, NotFound
+from commgrid.errors import BadRequest, Conflict, Detail, InvalidInput, NotFound, from_store
 from commgrid.events.envelope import CLOUDEVENTS
 from commgrid.grid.namespaces.auth import authenticate_namespace
 from commgrid.grid.namespaces.models import (
@@ -188,7 +188,7 @@ class Namespaces:
         """Delete a namespace with its topics, their subscriptions and their events."""
         for topic in await self.list_topics(name):
             await self.delete_topic(name, topic.name)
-        await self.store.delete_namespace_resources(name.lower())
+        await self._delete_resources(name)
         self._forget(name)
         log.info("namespace deleted", extra={"action": "namespace_deleted", "namespace": name})
 
@@ -239,7 +239,7 @@ class Namespaces:
         topic = await self.get_topic(namespace, name)
         with contextlib.suppress(Missing):
             await self.store.delete_topic(shadow_topic(topic.namespace, topic.name))
-        await self.store.delete_namespace_resources(namespace.lower(), name.lower())
+        await self._delete_resources(namespace, name)
         self._forget(namespace, name)
         self.grid.catalog.invalidate()
 
@@ -280,7 +280,7 @@ class Namespaces:
         sub = await self.get_subscription(namespace, topic, name)
         t = await self.get_topic(namespace, topic)
         await self._drop_backing(t, sub.name)
-        await self.store.delete_namespace_resources(namespace.lower(), topic.lower(), name.lower())
+        await self._delete_resources(namespace, topic, name)
         self._forget(namespace, topic, name)
 
     async def _back(self, topic: NamespaceTopic, sub: NamespaceSubscription) -> None:
@@ -335,13 +335,20 @@ class Namespaces:
             await self.store.delete_subscription(shadow_topic(topic.namespace, topic.name), name.lower())
         self.grid.catalog.invalidate()
 
+    async def _delete_resources(self, *keys: str) -> None:
+        try:
+            await self.store.delete_namespace_resources(*(k.lower() for k in keys))
+        except Missing as exc:  # deleted concurrently
+            raise from_store(exc) from None
+
     async def _put(self, properties: dict[str, Any], *, create: bool, keys: tuple[str, str, str]) -> None:
         now = self.clock()
-        lowered = tuple(k.lower() for k in keys)
+        namespace, topic, name = (k.lower() for k in keys)
         try:
-            created_at = now if create else (await self.store.get_namespace_resource(*lowered)).created_at
-            await self.store.put_namespace_resource(NamespaceResource(*lowered, properties, created_at, now),
-                                                    create=create)
+            created_at = now if create else (
+                await self.store.get_namespace_resource(namespace, topic, name)).created_at
+            resource = NamespaceResource(namespace, topic, name, properties, created_at, now)
+            await self.store.put_namespace_resource(resource, create=create)
         except AlreadyExists:
             raise Conflict(f"'{'/'.join(filter(None, keys))}' already exists.", code="ResourceAlreadyExists") from None
         self._forget(*keys)
