@@ -34,9 +34,12 @@ def event(n: int, subject: str = "/orders", event_id: str | None = None, kind: s
 
 
 def post(server: ServerProcess, topic: dict[str, Any], events: list[dict], client: httpx.Client | None = None) -> None:
-    http = client or httpx.Client(timeout=10)
-    response = http.post(f"{server.http}/topics/{topic['name']}/api/events", json=events,
-                         headers={"aeg-sas-key": topic["key1"]})
+    if client is None:
+        with httpx.Client(timeout=10) as own:
+            post(server, topic, events, own)
+        return
+    response = client.post(f"{server.http}/topics/{topic['name']}/api/events", json=events,
+                           headers={"aeg-sas-key": topic["key1"]})
     assert response.status_code == 200, response.text
 
 
