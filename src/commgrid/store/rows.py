@@ -56,6 +56,11 @@ def created_tables(migrations: Sequence[Sequence[str]]) -> list[str]:
     return [*(c.group(1) for c in created if c), "schema_version"]
 
 
+def drop_tables(migrations: Sequence[Sequence[str]], suffix: str = "") -> list[str]:
+    """The statements that drop every table the migrations made (`reset`)."""
+    return [f"DROP TABLE IF EXISTS {table}{suffix}" for table in created_tables(migrations)]
+
+
 def topic_values(t: Topic) -> tuple:
     return (t.name, t.arm_id, t.input_schema, t.kind, t.key1, t.key2, t.created_at, t.location,
             orjson.dumps(t.tags).decode(), options_json(t))
