@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from commgrid.store import console_sql, queue_sql, rows
+from commgrid.store import console_sql, queue_sql, retention_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
@@ -32,8 +32,11 @@ from commgrid.store.base import (
     StoredEvent,
     StoreError,
     StoreNotOpen,
+    StoreStats,
     Subscription,
+    Swept,
     Topic,
+    TopicCounts,
     VersionConflict,
 )
 
@@ -96,6 +99,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX deliveries_event ON deliveries (event_seq)",
         "CREATE INDEX dead_letters_event ON dead_letters (event_seq)",
     ],
+    [
+        "ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE deliveries ADD COLUMN replay_id TEXT",
+        """CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (topic, id))""",
+        "CREATE INDEX published_ids_expiry ON published_ids (expires_at)",
+        "CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at)",
+    ],
 ]
 
 
@@ -155,15 +166,16 @@ NEXT_EVENT_SEQS = "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)"
 SELECT_SETTING = "SELECT value FROM settings WHERE key = $1"
 PUT_SETTING = "INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
 ADD_SETTING = "INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
-INSERT_TOPIC = f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+INSERT_TOPIC = f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 UPDATE_TOPIC = """
-    UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5, location = $6, tags = $7
-    WHERE lower(name) = lower($8)"""
+    UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5, location = $6, tags = $7,
+    options = $8 WHERE lower(name) = lower($9)"""
 SELECT_TOPIC = f"SELECT {rows.TOPIC_COLS} FROM topics WHERE lower(name) = lower($1)"
 LIST_TOPICS = f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name"
 # A topic goes with everything that names it.
+_TOPIC_TABLES = ("deliveries", "dead_letters", "subscriptions", "events", "published_ids")
 DELETE_TOPIC = [
-    *(f"DELETE FROM {table} WHERE topic = $1" for table in ("deliveries", "dead_letters", "subscriptions", "events")),
+    *(f"DELETE FROM {table} WHERE topic = $1" for table in _TOPIC_TABLES),
     "DELETE FROM topics WHERE name = $1",
 ]
 LIST_EVENTS = f"""
@@ -221,6 +233,26 @@ BUMP_VERSION = f"""
     INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
     ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text;
     NOTIFY {CHANGES_CHANNEL}"""
+
+
+RECLAIM = "VACUUM (SKIP_LOCKED) events, deliveries, dead_letters, published_ids"
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as `DELETE 3` or `INSERT 0 5`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _dedupe(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                  now: float) -> tuple[list[NewEvent], list[Route]]:
+    """Drop events whose id the topic accepted within its window, on any node: the upsert returns the keys it
+    took, and a node racing on the same key waits for the other's row lock, then sees its fresh expiry."""
+    keys = list(retention_sql.dedupe_keys(events)[0].items())
+    accepted = await conn.fetch(retention_sql.REMEMBER_PG, [t for (t, _), _ in keys], [i for (_, i), _ in keys],
+                                [now + events[n].dedupe_seconds for _, n in keys], now)
+    fresh = {(r[0], r[1]) for r in accepted}
+    kept, kept_routes, _ = retention_sql.apply_dedupe(events, routes, now, {k for k, _ in keys if k not in fresh})
+    return kept, kept_routes
 
 
 @contextlib.contextmanager
@@ -351,6 +383,10 @@ class PostgresStore(Store):
     @staticmethod
     async def _append(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
                       now: float) -> None:
+        if any(e.dedupe_seconds for e in events):
+            events, routes = await _dedupe(conn, events, routes, now)
+            if not events:
+                return
         seqs = [r[0] for r in await conn.fetch(NEXT_EVENT_SEQS, len(events))]
         await conn.execute(
             INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
@@ -375,6 +411,57 @@ class PostgresStore(Store):
         if topic is None:
             return await self._fetchval(COUNT_EVENTS)
         return await self._fetchval(COUNT_TOPIC_EVENTS, topic)
+
+    async def events_in_order(
+        self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
+        published_from: float | None = None, published_to: float | None = None,
+    ) -> list[StoredEvent]:
+        sql, args = retention_sql.events_in_order_sql("$", topic, after_seq, limit, until_seq=until_seq,
+                                                      published_from=published_from, published_to=published_to)
+        return [rows.event_from_row(r) for r in await self._fetch(sql, *args)]
+
+    # retention, replay and dedupe ------------------------------------------------------------------------
+    async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
+                              limit: int) -> Swept:
+        dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="$1", before="$2", limit="$3")
+        async with self._conn(transaction=True) as conn:
+            letters = await conn.execute(dead_letters, topic, dead_letters_before, limit)
+            seqs = [r[0] for r in await conn.fetch(retention_sql.LOCK_OLD_EVENTS_PG, topic, events_before, limit)]
+            events = await conn.execute(retention_sql.DELETE_UNHELD_PG, seqs) if seqs else "DELETE 0"
+        return Swept(events=_count(events), dead_letters=_count(letters))
+
+    async def forget_published_ids(self, now: float, limit: int) -> int:
+        async with self._conn() as conn:
+            return _count(await conn.execute(retention_sql.FORGET_IDS.format(now="$1", limit="$2"), now, limit))
+
+    async def reclaim_space(self) -> None:
+        """A plain VACUUM after a sweep, so the next inserts reuse the space at once rather than when autovacuum
+        comes around (it takes no lock that blocks reads or writes)."""
+        async with self._conn() as conn:
+            await conn.execute(RECLAIM)
+
+    async def queue_replay(self, topic: str, subscription: str, seqs: Sequence[int], replay_id: str,
+                           now: float) -> int:
+        async with self._conn(transaction=True) as conn:
+            # Share-locked, so a retention sweep cannot delete them under the new deliveries.
+            kept = {r[0] for r in await conn.fetch(retention_sql.SHARE_EVENTS_PG, list(seqs))}
+            order = [s for s in seqs if s in kept]
+            due = [now + i * retention_sql.REPLAY_STEP for i in range(len(order))]
+            return _count(await conn.execute(retention_sql.QUEUE_REPLAY_PG, topic, subscription, replay_id, order,
+                                             due)) if order else 0
+
+    async def stats(self) -> StoreStats:
+        counts: dict[str, TopicCounts] = {}
+        for topic, events, oldest in await self._fetch(retention_sql.COUNT_EVENTS):
+            counts[topic] = TopicCounts(topic, events=events, oldest_event_at=oldest)
+        for sql, attr in ((retention_sql.COUNT_DELIVERIES, "pending_deliveries"),
+                          (retention_sql.COUNT_DEAD_LETTERS, "dead_letters")):
+            for topic, n in await self._fetch(sql):
+                setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
+        tables = rows.created_tables(MIGRATIONS)
+        size = await self._fetchrow("SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::bigint"
+                                    " FROM unnest($1::text[]) AS t", tables)
+        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=size[0])
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:

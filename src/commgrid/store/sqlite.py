@@ -21,7 +21,7 @@ import aiosqlite
 import orjson
 
 from commgrid.private_files import private_file
-from commgrid.store import console_sql, queue_sql, rows
+from commgrid.store import console_sql, queue_sql, retention_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
@@ -40,8 +40,11 @@ from commgrid.store.base import (
     StoredEvent,
     StoreError,
     StoreNotOpen,
+    StoreStats,
     Subscription,
+    Swept,
     Topic,
+    TopicCounts,
     VersionConflict,
 )
 
@@ -98,6 +101,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX deliveries_event ON deliveries (event_seq)",
         "CREATE INDEX dead_letters_event ON dead_letters (event_seq)",
     ],
+    [
+        "ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE deliveries ADD COLUMN replay_id TEXT",
+        """CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at REAL NOT NULL,
+            PRIMARY KEY (topic, id))""",
+        "CREATE INDEX published_ids_expiry ON published_ids (expires_at)",
+        "CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at)",
+    ],
 ]
 
 
@@ -142,15 +153,16 @@ ADD_SETTING = "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)"
 BUMP_VERSION = """
     INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
     ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"""
-INSERT_TOPIC = f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_TOPIC = f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 UPDATE_TOPIC = """
-    UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ?, location = ?, tags = ?
-    WHERE name = ?"""
+    UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ?, location = ?, tags = ?,
+    options = ? WHERE name = ?"""
 SELECT_TOPIC = f"SELECT {rows.TOPIC_COLS} FROM topics WHERE name = ?"
 LIST_TOPICS = f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name"
 # A topic goes with everything that names it.
+_TOPIC_TABLES = ("deliveries", "dead_letters", "subscriptions", "events", "published_ids")
 DELETE_TOPIC = [
-    *(f"DELETE FROM {table} WHERE topic = ?" for table in ("deliveries", "dead_letters", "subscriptions", "events")),
+    *(f"DELETE FROM {table} WHERE topic = ?" for table in _TOPIC_TABLES),
     "DELETE FROM topics WHERE name = ?",
 ]
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events"
@@ -206,6 +218,9 @@ REPLACE_DOCUMENT = "INSERT OR REPLACE INTO documents (collection, key, value, ve
 DELETE_DOCUMENT = "DELETE FROM documents WHERE collection = ? AND key = ?"
 
 
+RECLAIM_MIN_PAGES = 2048  # 8 MB of 4 KB pages: smaller surpluses stay for reuse
+
+
 @contextlib.contextmanager
 def _wrap_errors() -> Iterator[None]:
     """Translate sqlite3 errors into store errors: driver errors never leave the backend."""
@@ -218,8 +233,9 @@ def _wrap_errors() -> Iterator[None]:
 
 
 T = TypeVar("T")
-PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000",
-           "PRAGMA foreign_keys=OFF")
+# auto_vacuum takes effect when the file is new (before any table): it lets `reclaim_space` shrink it.
+PRAGMAS = ("PRAGMA auto_vacuum=INCREMENTAL", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+           "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=OFF")
 
 
 def _connect_plain(path: Path) -> sqlite3.Connection:
@@ -231,7 +247,14 @@ def _connect_plain(path: Path) -> sqlite3.Connection:
 
 
 def _append(conn: sqlite3.Connection, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
-    """Insert events and their deliveries (on the writer thread, inside its transaction)."""
+    """Insert events and their deliveries (on the writer thread, inside its transaction), less the duplicates a
+    topic's publish dedupe drops (the writer lock keeps the check and the insert together)."""
+    if any(e.dedupe_seconds for e in events):
+        seen = conn.execute(retention_sql.SEEN_SQLITE, retention_sql.seen_args(events, now)).fetchall()
+        events, routes, remember = retention_sql.apply_dedupe(events, routes, now, {(r[0], r[1]) for r in seen})
+        conn.executemany(retention_sql.REMEMBER_SQLITE, remember)
+        if not events:
+            return
     first = conn.execute(LAST_SEQ).fetchone()[0] + 1
     conn.executemany(
         INSERT_EVENT,
@@ -453,6 +476,67 @@ class SQLiteStore(Store):
         row = await (self._one(COUNT_EVENTS) if topic is None else self._one(COUNT_TOPIC_EVENTS, (topic,)))
         assert row is not None  # an aggregate has a row
         return row[0]
+
+    async def events_in_order(
+        self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
+        published_from: float | None = None, published_to: float | None = None,
+    ) -> list[StoredEvent]:
+        sql, args = retention_sql.events_in_order_sql("?", topic, after_seq, limit, until_seq=until_seq,
+                                                      published_from=published_from, published_to=published_to)
+        return [rows.event_from_row(r) for r in await self._all(sql, args)]
+
+    # retention, replay and dedupe ------------------------------------------------------------------------
+    async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
+                              limit: int) -> Swept:
+        dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="?", before="?", limit="?")
+        async with self._transaction() as conn:
+            letters = await conn.execute(dead_letters, (topic, dead_letters_before, limit))
+            events = await conn.execute(retention_sql.SWEEP_EVENTS_SQLITE, (topic, events_before, limit))
+            return Swept(events=events.rowcount, dead_letters=letters.rowcount)
+
+    async def forget_published_ids(self, now: float, limit: int) -> int:
+        async with self._transaction() as conn:
+            cur = await conn.execute(retention_sql.FORGET_IDS.format(now="?", limit="?"), (now, limit))
+            return cur.rowcount
+
+    async def reclaim_space(self) -> None:
+        """Free pages are reused by later writes, so only a large surplus (after a burst) goes back to the OS."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreNotOpen()
+            with _wrap_errors():
+                pages, free = [(await (await conn.execute(f"PRAGMA {p}")).fetchone())[0]
+                               for p in ("page_count", "freelist_count")]
+                if free > max(RECLAIM_MIN_PAGES, pages // 4):
+                    # A script runs the pragma to completion (a plain execute frees one page per step taken).
+                    await conn.executescript(f"PRAGMA incremental_vacuum({free - pages // 8});")
+
+    async def queue_replay(self, topic: str, subscription: str, seqs: Sequence[int], replay_id: str,
+                           now: float) -> int:
+        step = retention_sql.REPLAY_STEP
+        async with self._transaction() as conn:
+            queued = 0
+            for i, seq in enumerate(seqs):
+                cur = await conn.execute(retention_sql.QUEUE_REPLAY_SQLITE,
+                                         (topic, subscription, now + i * step, replay_id, seq))
+                queued += cur.rowcount
+            return queued
+
+    async def stats(self) -> StoreStats:
+        counts: dict[str, TopicCounts] = {}
+        for topic, events, oldest in await self._all(retention_sql.COUNT_EVENTS):
+            counts[topic] = TopicCounts(topic, events=events, oldest_event_at=oldest)
+        for sql, attr in ((retention_sql.COUNT_DELIVERIES, "pending_deliveries"),
+                          (retention_sql.COUNT_DEAD_LETTERS, "dead_letters")):
+            for topic, n in await self._all(sql):
+                setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
+        pages, free, page_size = [(await self._one(f"PRAGMA {p}"))[0]
+                                  for p in ("page_count", "freelist_count", "page_size")]
+        wal = self.path.with_name(self.path.name + "-wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=pages * page_size + wal_size,
+                          free_bytes=free * page_size)
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
