@@ -459,9 +459,9 @@ class PostgresStore(Store):
             for topic, n in await self._fetch(sql):
                 setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
         tables = rows.created_tables(MIGRATIONS)
-        size = await self._fetchrow("SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::bigint"
+        size = await self._fetchval("SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::bigint"
                                     " FROM unnest($1::text[]) AS t", tables)
-        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=size[0])
+        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=size)
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:

@@ -283,6 +283,12 @@ def _write_document(conn: sqlite3.Connection, write: DocumentWrite) -> int:
     return current + 1
 
 
+async def _pragma(conn: aiosqlite.Connection, name: str) -> int:
+    row = await (await conn.execute(f"PRAGMA {name}")).fetchone()
+    assert row is not None  # these pragmas always answer one row
+    return row[0]
+
+
 def _run_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
     """`work` in one `BEGIN IMMEDIATE … COMMIT` (on the writer thread); rolled back if it raises."""
     conn.execute("BEGIN IMMEDIATE")
@@ -398,6 +404,11 @@ class SQLiteStore(Store):
             async with self._r.execute(sql, args) as cursor:
                 return await cursor.fetchone()
 
+    async def _pragma(self, name: str) -> int:
+        row = await self._one(f"PRAGMA {name}")
+        assert row is not None  # these pragmas always answer one row
+        return row[0]
+
     async def _all(self, sql: str, args: Sequence = ()) -> list:
         with _wrap_errors():
             async with self._r.execute(sql, args) as cursor:
@@ -506,8 +517,7 @@ class SQLiteStore(Store):
             if conn is None:
                 raise StoreNotOpen()
             with _wrap_errors():
-                pages, free = [(await (await conn.execute(f"PRAGMA {p}")).fetchone())[0]
-                               for p in ("page_count", "freelist_count")]
+                pages, free = [await _pragma(conn, p) for p in ("page_count", "freelist_count")]
                 if free > max(RECLAIM_MIN_PAGES, pages // 4):
                     # A script runs the pragma to completion (a plain execute frees one page per step taken).
                     await conn.executescript(f"PRAGMA incremental_vacuum({free - pages // 8});")
@@ -531,8 +541,7 @@ class SQLiteStore(Store):
                           (retention_sql.COUNT_DEAD_LETTERS, "dead_letters")):
             for topic, n in await self._all(sql):
                 setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
-        pages, free, page_size = [(await self._one(f"PRAGMA {p}"))[0]
-                                  for p in ("page_count", "freelist_count", "page_size")]
+        pages, free, page_size = [await self._pragma(p) for p in ("page_count", "freelist_count", "page_size")]
         wal = self.path.with_name(self.path.name + "-wal")
         wal_size = wal.stat().st_size if wal.exists() else 0
         return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=pages * page_size + wal_size,
