@@ -11,6 +11,7 @@ Each figure stands beside its reference measured in the same run (see bench/READ
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -31,12 +32,13 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def results_block(rows: list[Row], command: str, minutes: float) -> str:
+def results_block(rows: list[Row], command: str, minutes: float, load: float) -> str:
     m = machine()
     return "\n".join([
         BEGIN,
         f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python {m['python']};"
-        f" `{command}` took {minutes:.1f} min.",
+        f" load average {load:.1f} at the start (other work on the machine makes absolute figures and ratios"
+        f" noisy); `{command}` took {minutes:.1f} min.",
         "",
         table(rows),
         END,
@@ -86,17 +88,21 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     pin_self(LOAD_CPU)
+    load = os.getloadavg()[0]
     started = time.monotonic()
     rows: list[Row] = []
     runs = plan(args)
     for part in chosen:
         print(f"== {part}", flush=True)
-        part_rows = runs[part]()
+        try:
+            part_rows = runs[part]()
+        except (Exception, SystemExit) as exc:  # one broken part must not lose the others' figures
+            part_rows = [Row(f"{part}: failed", f"{type(exc).__name__}: {exc}"[:200])]
         for row in part_rows:
             print("   " + " | ".join(row.cells()), flush=True)
         rows += part_rows
     command = "python -m bench " + " ".join(sys.argv[1:])
-    block = results_block(rows, command.strip(), (time.monotonic() - started) / 60)
+    block = results_block(rows, command.strip(), (time.monotonic() - started) / 60, load)
     print(block)
     if not args.no_write:
         write_readme(block)

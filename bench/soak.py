@@ -9,12 +9,16 @@
 - Afterwards publishing stops and the run waits (at most `--drain` s) until every acknowledged event reached
   every subscription (or its dead-letter record).
 
+- With `--retention-minutes M` the topic keeps events M minutes (scaled: M seconds at the soak's time scale
+  60), and the store's size and retained events are sampled every 5 s: the size must level off once the store
+  holds its window, and the report gives the steady-state bytes per retained event (and per million).
+
 Reported: acknowledged, delivered, still pending (in the store, waiting for a retry), lost (acknowledged but
 neither delivered, dead-lettered nor pending: must be 0),
 duplicates (at-least-once re-sends after kills), publish-to-delivery latency of the healthy subscriptions,
 and each node's RSS over time. Runs at `--time-scale 60` (retries after 0.17 s, 1 s response timeout).
 
-    python -m bench.soak [--seconds 120] [--rate 300] [--kill-every 20] [--store URL --nodes 2]
+    python -m bench.soak [--seconds 120] [--rate 300] [--kill-every 20] [--store URL --nodes 2] [--retention-minutes 10]
 """
 
 from __future__ import annotations
@@ -199,6 +203,27 @@ async def sample_rss(nodes: list[Node], samples: list[tuple[float, list[float | 
         await asyncio.sleep(5)
 
 
+def open_store(node: Node) -> Any:
+    from commgrid.store import store_from_url
+
+    store_flag = node.args[node.args.index("--store") + 1] if "--store" in node.args else None
+    return store_from_url(store_flag or f"sqlite:///{node.data_dir / 'commgrid.db'}")
+
+
+async def sample_store(node: Node, samples: list[tuple[float, int, int]]) -> None:
+    """(seconds, events retained, bytes on disk) every 5 s, until cancelled."""
+    store = open_store(node)
+    await store.open()
+    started = time.monotonic()
+    try:
+        while True:
+            await asyncio.sleep(5)
+            stats = await store.stats()
+            samples.append((time.monotonic() - started, sum(t.events for t in stats.topics), stats.size_bytes))
+    finally:
+        await store.close()
+
+
 def receiver_stats(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=30) as response:
         return orjson.loads(response.read())
@@ -214,10 +239,7 @@ def dead_lettered(node: Node) -> dict[str, set[str]]:
 
 async def pending(node: Node) -> dict[str, int]:
     """Deliveries still in the store per subscription (retrying after failures): late, not lost."""
-    from commgrid.store import store_from_url
-
-    store_flag = node.args[node.args.index("--store") + 1] if "--store" in node.args else None
-    store = store_from_url(store_flag or f"sqlite:///{node.data_dir / 'commgrid.db'}")
+    store = open_store(node)
     await store.open()
     try:
         return {name: await store.count_pending_deliveries("soak", name) for name in ENDPOINTS}
@@ -242,7 +264,8 @@ async def soak(args: argparse.Namespace) -> None:
         wait_http(f"http://127.0.0.1:{rx_port}/stats")
         for node in nodes:
             node.start()
-        key = json.loads(nodes[0].cli("topic", "create", "soak", "--json"))["key1"]
+        retention = ["--retention-minutes", str(args.retention_minutes)] if args.retention_minutes else []
+        key = json.loads(nodes[0].cli("topic", "create", "soak", *retention, "--json"))["key1"]
         for name in ENDPOINTS:
             nodes[0].cli("subscription", "create", "--topic", "soak", "--name", name,
                          "--endpoint", f"http://127.0.0.1:{rx_port}/hook/{name}")
@@ -252,6 +275,8 @@ async def soak(args: argparse.Namespace) -> None:
         print(f"soak: {args.seconds:g} s at {args.rate:g} events/s, {args.nodes} node(s)"
               f" ({'PostgreSQL' if args.store else 'SQLite'}), kill -9 every {args.kill_every:g} s", flush=True)
         sampler = asyncio.create_task(sample_rss(nodes, rss))
+        sizes: list[tuple[float, int, int]] = []
+        size_sampler = asyncio.create_task(sample_store(nodes[0], sizes)) if args.retention_minutes else None
         failed, _ = await asyncio.gather(publish(nodes, key, args.rate, args.seconds, acked),
                                          killer(nodes, args.kill_every, args.seconds))
         drained_at = time.monotonic()
@@ -262,9 +287,14 @@ async def soak(args: argparse.Namespace) -> None:
                 break
             await asyncio.sleep(2)
         sampler.cancel()
+        if size_sampler is not None:
+            size_sampler.cancel()
+            await asyncio.gather(size_sampler, return_exceptions=True)
         letters = dead_lettered(nodes[0])
         waiting = await pending(nodes[0])
         report(args, nodes, acked, failed, stats, letters, waiting, rss, time.monotonic() - drained_at)
+        if sizes:
+            report_sizes(sizes, args.seconds)
     finally:
         for node in nodes:
             node.stop()
@@ -297,6 +327,19 @@ def report(args: argparse.Namespace, nodes: list[Node], acked: set[str], failed:
     print(f"LOST: {total_lost}")
 
 
+def report_sizes(sizes: list[tuple[float, int, int]], seconds: float) -> None:
+    """The store's size over time, and what a retained event costs once the size has levelled off."""
+    print("store over time (retained events / MB): " + ", ".join(
+        f"{t:.0f}s {n}/{size / 2**20:.1f}" for t, n, size in sizes))
+    loaded = [(n, size) for t, n, size in sizes if seconds / 2 <= t <= seconds]  # steady state, still publishing
+    if loaded:
+        per_event = max(size for _, size in loaded) / max(1, min(n for n, _ in loaded))
+        first_half = max((size for t, _, size in sizes if t < seconds / 2), default=0)
+        print(f"steady state: at most {max(s for _, s in loaded) / 2**20:.1f} MB in the second half"
+              f" (first half peak {first_half / 2**20:.1f} MB); about {per_event:.0f} bytes per retained event,"
+              f" {per_event * 1e6 / 2**30:.2f} GB per million")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=120.0)
@@ -306,6 +349,7 @@ def main() -> None:
     parser.add_argument("--store", help="postgresql://… (default: SQLite in a temporary data dir)")
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--retention-minutes", type=int, help="the topic's retention (scaled: seconds here)")
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:

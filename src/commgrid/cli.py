@@ -38,7 +38,9 @@ from commgrid.commands.common import (
 )
 from commgrid.commands.namespaces import namespace_app, pull
 from commgrid.commands.phone_numbers import phone_number_app
+from commgrid.commands.replay import replay
 from commgrid.commands.sms import sms_app
+from commgrid.commands.store import store_app
 from commgrid.commands.subscriptions import deadletter_app, subscription_app
 from commgrid.commands.topics import events_app, publish, topic_app, topic_json
 from commgrid.config import Settings
@@ -63,6 +65,8 @@ app.add_typer(phone_number_app, name="phone-number")
 app.add_typer(sms_app, name="sms")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(call_app, name="call")
+app.add_typer(store_app, name="store")
+subscription_app.command("replay")(replay)
 ca_app = typer.Typer(help="A CA to pin, so clients trust every commgrid started with it.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 app.command()(pull)

@@ -23,8 +23,11 @@ from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.autodisable import disabled_event
 from commgrid.grid.delivery import DeliveryWorker
 from commgrid.grid.namespaces import Namespaces
+from commgrid.grid.replay import Replayer
+from commgrid.grid.retention import RetentionSweeper
 from commgrid.grid.service import Grid
 from commgrid.grid.subscriptions import Subscriptions
+from commgrid.grid.timing import Timing
 from commgrid.metrics import Metrics
 from commgrid.store import Store, store_from_url
 
@@ -41,6 +44,7 @@ class Runtime:
         self.deployment: Deployment
         self.grid: Grid
         self.subscriptions: Subscriptions
+        self.replays: Replayer
         self.namespaces: Namespaces
         self.delivery: DeliveryWorker | None = None
         self.acs: CommunicationResource
@@ -56,7 +60,8 @@ class Runtime:
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         self.deployment = await load_deployment(self.store, self.settings)
-        self.grid = Grid(self.store, self.deployment)
+        self.grid = Grid(self.store, self.deployment, time_scale=self.settings.time_scale)
+        self.replays = Replayer(self.store, self.grid)
         await self.grid.start()
         self.subscriptions = Subscriptions(self.store, self.grid, self.settings)
         self.namespaces = Namespaces(self.store, self.grid, self.subscriptions, self.settings)
@@ -90,6 +95,9 @@ class Runtime:
         await self.delivery.start()
         self._stack.push_async_callback(self.delivery.stop)  # stops before the store closes
         self.grid.committer.listeners.append(self.delivery.wake)
+        sweeper = RetentionSweeper(self.store, Timing(self.settings.time_scale))
+        sweeper.start()
+        self._stack.push_async_callback(sweeper.stop)
         await own_configured_numbers(self.store, self.settings.phone_numbers, self.acs.now().isoformat())
         sms_worker = SmsWorker(self.sms)  # emits delivery reports when due
         await sms_worker.start()

@@ -248,8 +248,12 @@ class _GarbageEndpoint:
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
             self.loop.run_forever()
+            server.close()  # closes the listening socket, then the loop: nothing left for the garbage collector
+            self.loop.run_until_complete(server.wait_closed())
+            self.loop.close()
 
-        threading.Thread(target=main, daemon=True).start()
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
         ready.wait(5)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -269,6 +273,7 @@ class _GarbageEndpoint:
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 def test_webhook_query_secrets_never_reach_the_logs(server, topic) -> None:

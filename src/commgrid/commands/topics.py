@@ -25,6 +25,7 @@ from commgrid.config import Settings
 from commgrid.console.journey import journey, journey_lines
 from commgrid.errors import CommgridError, NotFound
 from commgrid.events.envelope import parse_json_array, schema_from_cli
+from commgrid.grid.topic_options import EXTENSION, TopicOptions, parse_options
 from commgrid.store.base import EventQuery, StoredEvent, Topic
 
 if TYPE_CHECKING:
@@ -36,9 +37,28 @@ events_app = typer.Typer(help="Events stored in a topic (newest first).", no_arg
 
 def topic_json(topic: Topic, settings: Settings) -> dict[str, Any]:
     path = f"/topics/{topic.name}/api/events"
-    return {"name": topic.name, "armId": topic.arm_id, "inputSchema": topic.input_schema, "kind": topic.kind,
-            "endpoint": settings.https_base + path, "httpEndpoint": settings.http_base + path,
-            "key1": topic.key1, "key2": topic.key2}
+    shown = {"name": topic.name, "armId": topic.arm_id, "inputSchema": topic.input_schema, "kind": topic.kind,
+             "endpoint": settings.https_base + path, "httpEndpoint": settings.http_base + path,
+             "key1": topic.key1, "key2": topic.key2}
+    options = topic.options.to_json()
+    return shown | ({EXTENSION: options} if options else {})
+
+
+Retention = Annotated[int | None, typer.Option(
+    "--retention-minutes", help="Keep events and dead letters this long (default 1500: the longest event TTL"
+                                " plus an hour); 0 restores the default.")]
+Dedupe = Annotated[int | None, typer.Option(
+    "--dedupe-window-minutes", help="Drop an event whose id the topic accepted this recently (default: off);"
+                                    " 0 turns it off.")]
+
+
+def _options(retention: int | None, dedupe: int | None) -> dict[str, int | None]:
+    """The options the flags set (0 unsets one), checked as the management API checks them."""
+    given = {"retentionMinutes": retention, "dedupeWindowMinutes": dedupe}
+    try:
+        return parse_options({k: v or None for k, v in given.items() if v is not None})
+    except CommgridError as exc:
+        raise fail(exc, exit_code=2) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,6 +73,7 @@ def _topic_table(topics: list[dict[str, Any]]) -> Table:
 def topic_create(
     name: str,
     input_schema: Annotated[str, typer.Option(help="eventgridschema or cloudeventschemav1_0")] = "eventgridschema",
+    retention: Retention = None, dedupe: Dedupe = None,
     data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None, as_json: JsonFlag = False,
 ) -> None:
     """Create a custom topic with two new keys."""
@@ -61,9 +82,22 @@ def topic_create(
         schema = schema_from_cli(input_schema)
     except CommgridError as exc:
         raise fail(exc, exit_code=2) from None
-    topic = run_with(settings, lambda r: r.grid.create_topic(name, schema))
+    options = TopicOptions().merged(_options(retention, dedupe))
+    topic = run_with(settings, lambda r: r.grid.create_topic(name, schema, options=options))
     shown = topic_json(topic, settings)
     print_json(shown) if as_json else console.print(_topic_table([shown]))
+
+
+@topic_app.command("update")
+def topic_update(
+    name: Annotated[str, typer.Argument(help="A custom topic, or the system topic (the ACS resource name).")],
+    retention: Retention = None, dedupe: Dedupe = None,
+    data_dir: DataDir = DEFAULT_DIR, store: StoreUrl = None,
+) -> None:
+    """Change a topic's commgrid options; print the topic as JSON."""
+    settings = settings_for(data_dir, store)
+    options = _options(retention, dedupe)
+    print_json(topic_json(run_with(settings, lambda r: r.grid.update_topic(name, options=options)), settings))
 
 
 @topic_app.command("list")

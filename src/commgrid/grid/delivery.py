@@ -38,7 +38,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,6 +81,7 @@ POLL = 0.25  # longest idle sleep: deliveries may come from other processes
 ORDERED_RECHECK = 1.0  # how often ordered deliveries are looked for when no subscription is ordered
 LEASE_MARGIN = 1.0
 DELIVERY_RESPONSE_EXCERPT = 4096
+REPLAY_HEADER = "commgrid-replay"  # names the replay that queued a delivery (grid/replay.py)
 T = TypeVar("T")
 Announce = Callable[[str, str, float, str], Awaitable[None]]
 
@@ -218,6 +219,8 @@ def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[
         body, headers["Content-Type"] = b"[" + b",".join(bodies) + b"]", EVENTGRID_JSON
         headers["aeg-metadata-version"] = "1"
         headers["aeg-data-version"] = str(first.get("dataVersion") or "")
+    if deliveries[0].replay_id is not None:  # a batch holds one replay's deliveries, or none
+        headers[REPLAY_HEADER] = deliveries[0].replay_id
     headers.update(target.static_headers)
     for name, path in target.dynamic_headers:
         value = _header_value(_lookup(first, path))
@@ -290,6 +293,7 @@ class DeliveryWorker:
         self._endpoints: dict[str, _Endpoint] = {}
         self._saturated: set[str] = set()
         self._targets: dict[tuple[str, str], Target] = {}
+        self._replaying: dict[tuple[str, str], int] = {}  # replay chunks being sent, per subscription
         self._generation = -1
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -429,9 +433,10 @@ class DeliveryWorker:
         share = self._share()
         self._saturated = {key for key, e in self._endpoints.items() if e.held >= share}
         blocked = self._saturated | set(self.health.on_probation(now))
+        replaying = [key for key, count in self._replaying.items() if count]  # one replay chunk at a time: in order
         if not blocked:
-            return []
-        return [key for key, target in self._targets.items() if target.endpoint in blocked]
+            return replaying
+        return [key for key, target in self._targets.items() if target.endpoint in blocked] + replaying
 
     async def _refresh(self, *, force: bool = False) -> None:
         """Rebuild the targets when the catalog (shared with routing) has reloaded."""
@@ -458,12 +463,12 @@ class DeliveryWorker:
         self._statuses = statuses
 
     async def _dispatch(self, deliveries: list[Delivery], lease_until: float) -> None:
-        groups: dict[tuple[str, str, int], list[Delivery]] = {}
+        groups: dict[tuple[str, str, int, str | None], list[Delivery]] = {}
         for d in deliveries:
-            groups.setdefault((d.topic, d.subscription, d.attempts), []).append(d)
-        if any((topic, name) not in self._targets for topic, name, _ in groups):
+            groups.setdefault((d.topic, d.subscription, d.attempts, d.replay_id), []).append(d)
+        if any((topic, name) not in self._targets for topic, name, *_ in groups):
             await self._refresh(force=True)
-        for (topic, name, _), group in groups.items():
+        for (topic, name, _, replay_id), group in groups.items():
             target = self._targets.get((topic, name))
             if target is None:  # deleted meanwhile (its deliveries went with it), or unusable: let the lease lapse
                 continue
@@ -472,11 +477,31 @@ class DeliveryWorker:
             self._busy += endpoint.held == 0
             endpoint.held += len(group)
             self._held += len(group)
-            for batch in plan_batches(group, [len(d.event.body) for d in group], target.max_events,
-                                      target.preferred_bytes):
-                task = asyncio.create_task(self._deliver(target, batch, lease_until))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            batches = plan_batches(group, [len(d.event.body) for d in group], target.max_events,
+                                   target.preferred_bytes)
+            if replay_id is not None:
+                self._start(self._deliver_in_order(target, batches, lease_until))
+                continue
+            for batch in batches:
+                self._start(self._deliver(target, batch, lease_until))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_in_order(self, target: Target, batches: list[list[Delivery]], lease_until: float) -> None:
+        """A replay's batches one after another (publish order); its subscription is not claimed for meanwhile."""
+        key = (target.topic, target.name)
+        self._replaying[key] = self._replaying.get(key, 0) + 1
+        try:
+            for batch in batches:
+                await self._deliver(target, batch, lease_until)
+        finally:
+            self._replaying[key] -= 1
+            if not self._replaying[key]:
+                del self._replaying[key]
+                self._wakeup.set()
 
     def _endpoint(self, key: str) -> _Endpoint:
         endpoint = self._endpoints.get(key)

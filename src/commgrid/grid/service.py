@@ -20,6 +20,7 @@ from commgrid.events.envelope import EVENTGRID, SCHEMAS, encode_event, identity,
 from commgrid.grid.auth import authenticate
 from commgrid.grid.committer import GroupCommitter
 from commgrid.grid.routing import Catalog
+from commgrid.grid.topic_options import TopicOptions
 from commgrid.metrics import Metrics
 from commgrid.store import Store
 from commgrid.store.base import (
@@ -41,10 +42,12 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
 class Grid:
     """Topics, publishing and event history of one deployment."""
 
-    def __init__(self, store: Store, deployment: Deployment, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, deployment: Deployment, *, clock: Callable[[], float] = time.time,
+                 time_scale: float = 1.0) -> None:
         self.store = store
         self.deployment = deployment
         self.clock = clock
+        self.time_scale = time_scale  # divides the dedupe window, like every duration (grid/timing.py)
         self.catalog = Catalog(store, clock=clock)
         self.committer = GroupCommitter(store, clock=clock)
         self.metrics: Metrics | None = None  # set by a serving node
@@ -62,7 +65,7 @@ class Grid:
 
     # topics ----------------------------------------------------------------------------------------------
     async def create_topic(self, name: str, input_schema: str = EVENTGRID, *, location: str = "",
-                           tags: dict[str, str] | None = None) -> Topic:
+                           tags: dict[str, str] | None = None, options: TopicOptions | None = None) -> Topic:
         if not _TOPIC_NAME.match(name):
             raise BadRequest(f"Topic name '{name}' is invalid: use 3-50 letters, digits and '-'.",
                              code="InvalidTopicName")
@@ -70,7 +73,8 @@ class Grid:
             raise BadRequest(f"Input schema '{input_schema}' is not supported; use one of {', '.join(SCHEMAS)}.",
                              code="InvalidInputSchema")
         topic = Topic(name=name, arm_id=self.deployment.topic_arm_id(name), input_schema=input_schema,
-                      key1=new_key(), key2=new_key(), created_at=self.clock(), location=location, tags=tags or {})
+                      key1=new_key(), key2=new_key(), created_at=self.clock(), location=location, tags=tags or {},
+                      options=options or TopicOptions())
         try:
             await self.store.create_topic(topic)
         except AlreadyExists:
@@ -89,14 +93,16 @@ class Grid:
         return [t for t in await self.store.list_topics() if t.kind != "namespace"]
 
     async def update_topic(self, name: str, *, location: str | None = None, tags: dict[str, str] | None = None,
-                           input_schema: str | None = None) -> Topic:
-        """Change a topic's ARM `location` or `tags`; its input schema cannot change (Azure's rule)."""
+                           input_schema: str | None = None, options: dict[str, int | None] | None = None) -> Topic:
+        """Change a topic's ARM `location` or `tags`, or set or unset (None) some of its commgrid `options`;
+        its input schema cannot change (Azure's rule)."""
         topic = await self.get_topic(name)
         if input_schema is not None and input_schema.lower() != topic.input_schema.lower():
             raise BadRequest(f"The input schema of topic '{topic.name}' is {topic.input_schema}; it cannot be"
                              f" changed to {input_schema}. Create a new topic instead.", code="InvalidRequest")
         topic.location = topic.location if location is None else location
         topic.tags = topic.tags if tags is None else tags
+        topic.options = topic.options if options is None else topic.options.merged(options)
         await self._save_topic(topic)
         return topic
 
@@ -178,7 +184,10 @@ class Grid:
                             documents: list[DocumentWrite] | None) -> list[Route]:
         sent, events = events, validate_events(events, topic.input_schema, topic.arm_id)
         schema = topic.input_schema
-        new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i, sent[i])) for i, e in enumerate(events)]
+        window = topic.options.dedupe_window_minutes
+        dedupe = window * 60.0 / self.time_scale if window else 0.0
+        new = [NewEvent(topic.name, *identity(e, schema), encode_event(e, i, sent[i]), dedupe)
+               for i, e in enumerate(events)]
         await self.catalog.fresh()  # a Topic passed in (the CLI's publish) has not loaded the catalog
         routes = self.catalog.routes(topic, events)
         try:

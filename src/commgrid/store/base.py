@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commgrid.grid.properties import ACTIVE, SubscriptionProperties
+from commgrid.grid.topic_options import TopicOptions
 
 # The store's errors, re-exported: callers of the protocol catch them from here.
 from commgrid.store.errors import AlreadyExists as AlreadyExists
@@ -36,6 +37,8 @@ class Topic:
     #: The ARM resource's `location` and `tags`, kept as the management API was given them.
     location: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    #: commgrid's own options (the `commgrid` object beside ARM's `properties`).
+    options: TopicOptions = field(default_factory=TopicOptions)
 
 
 @dataclass(slots=True)
@@ -48,6 +51,8 @@ class NewEvent:
     subject: str
     time: str
     body: bytes
+    #: Publish dedupe: for this long after it is stored, another event of the topic with this id is dropped.
+    dedupe_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -99,6 +104,8 @@ class Delivery:
     last_outcome: str | None = None
     last_status: int | None = None
     last_attempt_at: float | None = None
+    #: The replay that queued this delivery (`commgrid-replay` header), None for a publish's own delivery.
+    replay_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -197,6 +204,32 @@ class LockedEvent:
     event: StoredEvent
 
 
+@dataclass(slots=True)
+class TopicCounts:
+    """What the store holds for one topic (`commgrid store stats`)."""
+
+    topic: str
+    events: int = 0
+    pending_deliveries: int = 0
+    dead_letters: int = 0
+    oldest_event_at: float | None = None
+
+
+@dataclass(slots=True)
+class StoreStats:
+    topics: list[TopicCounts]
+    size_bytes: int  # on disk: the database file and its WAL (SQLite), commgrid's tables and indexes (PostgreSQL)
+    free_bytes: int = 0  # of size_bytes, pages free for reuse (SQLite)
+
+
+@dataclass(slots=True)
+class Swept:
+    """How many records one retention sweep batch deleted."""
+
+    events: int = 0
+    dead_letters: int = 0
+
+
 LOCK_OK, LOCK_EXPIRED, LOCK_UNKNOWN = "ok", "expired", "unknown"
 SETTLE_ACTIONS = ("acknowledge", "release", "renew", "reject")
 
@@ -257,7 +290,9 @@ class Store(abc.ABC):
     async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
         """Durably store events and their deliveries in one transaction: all or nothing.
 
-        When this returns, the events survive a crash. Deliveries are due at `now`.
+        When this returns, the events survive a crash. Deliveries are due at `now`. An event with
+        `dedupe_seconds` whose (topic, id) was accepted within its window (or earlier in `events`) is dropped
+        with its routes; otherwise its id is remembered for `dedupe_seconds`, in the same transaction.
         """
 
     @abc.abstractmethod
@@ -271,6 +306,41 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def count_events(self, topic: str | None = None) -> int:
         """How many events are stored (for one topic, or all)."""
+
+    @abc.abstractmethod
+    async def events_in_order(
+        self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
+        published_from: float | None = None, published_to: float | None = None,
+    ) -> list[StoredEvent]:
+        """A topic's events after `after_seq` (up to `until_seq`, published within the bounds given), oldest first."""
+
+    # retention, replay and dedupe ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
+                              limit: int) -> Swept:
+        """Delete, in one short transaction, up to `limit` of the topic's dead letters recorded before
+        `dead_letters_before` and up to `limit` of its events published before `events_before`.
+
+        An event with a pending delivery (a queue lock included) or a dead-letter record is kept. Safe while
+        other nodes sweep, publish and replay.
+        """
+
+    @abc.abstractmethod
+    async def forget_published_ids(self, now: float, limit: int) -> int:
+        """Forget up to `limit` publish-dedupe records whose window ended before `now`; returns how many."""
+
+    async def reclaim_space(self) -> None:  # noqa: B027 - a no-op where the database reclaims space itself
+        """Give free space back to the file system when a lot of it is left after sweeping (SQLite)."""
+
+    @abc.abstractmethod
+    async def queue_replay(self, topic: str, subscription: str, seqs: Sequence[int], replay_id: str,
+                           now: float) -> int:
+        """Add a delivery marked `replay_id` of each event in `seqs` still stored, due from `now` in the order
+        given; returns how many were queued."""
+
+    @abc.abstractmethod
+    async def stats(self) -> StoreStats:
+        """Counts per topic and the size on disk."""
 
     # subscriptions ---------------------------------------------------------------------------------------
     @abc.abstractmethod

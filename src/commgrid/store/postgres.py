@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from commgrid.store import console_sql, queue_sql, rows
+from commgrid.store import console_sql, queue_sql, retention_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
@@ -32,8 +32,11 @@ from commgrid.store.base import (
     StoredEvent,
     StoreError,
     StoreNotOpen,
+    StoreStats,
     Subscription,
+    Swept,
     Topic,
+    TopicCounts,
     VersionConflict,
 )
 
@@ -95,6 +98,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX events_id ON events (id)",
         "CREATE INDEX deliveries_event ON deliveries (event_seq)",
         "CREATE INDEX dead_letters_event ON dead_letters (event_seq)",
+    ],
+    [
+        "ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE deliveries ADD COLUMN replay_id TEXT",
+        """CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (topic, id))""",
+        "CREATE INDEX published_ids_expiry ON published_ids (expires_at)",
+        "CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at)",
     ],
     [  # 6: ordered delivery per key (grid/ordering.py)
         "ALTER TABLE deliveries ADD COLUMN order_key TEXT",
@@ -173,12 +184,97 @@ DELETE_DOCUMENT = """
     DELETE FROM documents WHERE collection = $1 AND key = $2 AND ($3::integer IS NULL OR version = $3)
     RETURNING version"""
 NEXT_EVENT_SEQS = "SELECT nextval('events_seq_seq') FROM generate_series(1, $1)"
+# settings, topics, events
+SELECT_SETTING = "SELECT value FROM settings WHERE key = $1"
+PUT_SETTING = "INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+ADD_SETTING = "INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+INSERT_TOPIC = f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+UPDATE_TOPIC = """
+    UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5, location = $6, tags = $7,
+    options = $8 WHERE lower(name) = lower($9)"""
+SELECT_TOPIC = f"SELECT {rows.TOPIC_COLS} FROM topics WHERE lower(name) = lower($1)"
+LIST_TOPICS = f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name"
+# A topic goes with everything that names it.
+_TOPIC_TABLES = ("deliveries", "dead_letters", "subscriptions", "events", "published_ids")
+DELETE_TOPIC = [
+    *(f"DELETE FROM {table} WHERE topic = $1" for table in _TOPIC_TABLES),
+    "DELETE FROM topics WHERE name = $1",
+]
+LIST_EVENTS = f"""
+    SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.seq < $2 ORDER BY e.seq DESC LIMIT $3"""
+GET_EVENT = f"""
+    SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.id = $2 ORDER BY e.seq DESC LIMIT 1"""
+COUNT_EVENTS = "SELECT count(*) FROM events"
+COUNT_TOPIC_EVENTS = "SELECT count(*) FROM events WHERE topic = $1"
+# subscriptions
+INSERT_SUBSCRIPTION = f"INSERT INTO subscriptions ({rows.SUBSCRIPTION_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+UPDATE_SUBSCRIPTION = """
+    UPDATE subscriptions SET properties = coalesce($1, properties), status = $2, updated_at = $3
+    WHERE topic = $4 AND lower(name) = lower($5)"""
+SELECT_SUBSCRIPTION = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = $1 AND lower(name) = lower($2)"
+LIST_SUBSCRIPTIONS = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions ORDER BY topic, name"
+LIST_TOPIC_SUBSCRIPTIONS = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = $1 ORDER BY topic, name"
+DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE topic = $1 AND lower(name) = lower($2) RETURNING name"
+DELETE_SUBSCRIPTION_DELIVERIES = "DELETE FROM deliveries WHERE topic = $1 AND subscription = $2"
+# deliveries and dead letters
+DELETE_DELIVERIES = "DELETE FROM deliveries WHERE id = ANY($1::bigint[])"
+COUNT_DELIVERIES = "SELECT count(*) FROM deliveries"
+SELECT_DEAD_LETTERS = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
+GET_DEAD_LETTER = f"{SELECT_DEAD_LETTERS} WHERE x.id = $1"
+REDELIVER = """
+    WITH gone AS (DELETE FROM dead_letters WHERE id = ANY($1::bigint[]) RETURNING *)
+    INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)
+    SELECT topic, subscription, event_seq, $2 FROM gone RETURNING id"""
+# documents: keys compare bytewise (COLLATE "C"), as SQLite's do
+GET_DOCUMENT = "SELECT collection, key, value, version FROM documents WHERE collection = $1 AND key = $2"
+LIST_DOCUMENTS = """
+    SELECT collection, key, value, version FROM documents WHERE collection = $1 AND key COLLATE "C" > $2
+    ORDER BY key COLLATE "C" LIMIT $3"""
+# namespace resources and queue locks
+UPDATE_RESOURCE = """
+    UPDATE namespace_resources SET properties = $4, updated_at = $5 WHERE namespace = $1 AND topic = $2 AND name = $3"""
+GET_RESOURCE = f"{queue_sql.SELECT_RESOURCE} WHERE namespace = $1 AND topic = $2 AND name = $3"
+RENEW_LOCKS = "UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2::bigint[])"
+# delivery attempts and the console's reads
+TRIM_ATTEMPTS = "DELETE FROM delivery_attempts WHERE id <= (SELECT max(id) FROM delivery_attempts) - $1"
+LIST_ATTEMPTS = f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE event_seq = $1 ORDER BY id"
+RECENT_ATTEMPTS = f"""
+    SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE topic = $1 AND subscription = $2
+    ORDER BY id DESC LIMIT $3"""
+EVENT_BY_SEQ = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq = $1"
+EVENTS_AFTER = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
+EVENT_DELIVERIES = f"""
+    SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    WHERE d.event_seq = $1 ORDER BY d.id"""
+EVENT_DEAD_LETTERS = f"{SELECT_DEAD_LETTERS} WHERE x.event_seq = $1 ORDER BY x.id"
+BACKLOG = "SELECT count(*), min(event_seq) FROM deliveries"
+PUBLISHED_AT = "SELECT published_at FROM events WHERE seq = $1"
 CHANGES_CHANNEL = "commgrid_changes"
 # NOTIFY is sent on commit, so a listener never sees a change before it is readable.
 BUMP_VERSION = f"""
     INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
     ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text;
     NOTIFY {CHANGES_CHANNEL}"""
+
+
+RECLAIM = "VACUUM (SKIP_LOCKED) events, deliveries, dead_letters, published_ids"
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as `DELETE 3` or `INSERT 0 5`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _dedupe(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
+                  now: float) -> tuple[list[NewEvent], list[Route]]:
+    """Drop events whose id the topic accepted within its window, on any node: the upsert returns the keys it
+    took, and a node racing on the same key waits for the other's row lock, then sees its fresh expiry."""
+    keys = list(retention_sql.dedupe_keys(events)[0].items())
+    accepted = await conn.fetch(retention_sql.REMEMBER_PG, [t for (t, _), _ in keys], [i for (_, i), _ in keys],
+                                [now + events[n].dedupe_seconds for _, n in keys], now)
+    fresh = {(r[0], r[1]) for r in accepted}
+    kept, kept_routes, _ = retention_sql.apply_dedupe(events, routes, now, {k for k, _ in keys if k not in fresh})
+    return kept, kept_routes
 
 
 @contextlib.contextmanager
@@ -215,8 +311,8 @@ class PostgresStore(Store):
 
     async def reset(self) -> None:
         async with self._conn(transaction=True) as conn:
-            for table in rows.created_tables(MIGRATIONS):
-                await conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+            for statement in rows.drop_tables(MIGRATIONS, " CASCADE"):
+                await conn.execute(statement)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -243,6 +339,13 @@ class PostgresStore(Store):
         async with self._conn() as conn:
             return await conn.fetchrow(sql, *args)
 
+    async def _required(self, missing: str, sql: str, *args: object) -> asyncpg.Record:
+        """The one row `sql` selects; `Missing(missing)` if there is none."""
+        row = await self._fetchrow(sql, *args)
+        if row is None:
+            raise Missing(missing)
+        return row
+
     async def _fetchval(self, sql: str, *args: object) -> Any:
         """The first column of the first row (an aggregate's value)."""
         async with self._conn() as conn:
@@ -250,51 +353,46 @@ class PostgresStore(Store):
 
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
-        row = await self._fetchrow("SELECT value FROM settings WHERE key = $1", key)
+        row = await self._fetchrow(SELECT_SETTING, key)
         return row[0] if row else None
 
     async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False, announce: bool = False) -> str:
-        action = "NOTHING" if only_if_absent else "UPDATE SET value = EXCLUDED.value"
         async with self._conn(transaction=True) as conn:
-            await conn.execute(f"INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO {action}", key, value)
+            await conn.execute(ADD_SETTING if only_if_absent else PUT_SETTING, key, value)
             if announce:
                 await conn.execute(BUMP_VERSION)
-            return await conn.fetchval("SELECT value FROM settings WHERE key = $1", key)
+            return await conn.fetchval(SELECT_SETTING, key)
 
     # topics ----------------------------------------------------------------------------------------------
     async def create_topic(self, topic: Topic) -> None:
+        await self._insert_announced(INSERT_TOPIC, rows.topic_values(topic))
+
+    async def _insert_announced(self, sql: str, values: Sequence[object]) -> None:
+        """Insert a topic or subscription and move the change counter, in one transaction."""
         async with self._conn(transaction=True) as conn:
-            await conn.execute(f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-                               *rows.topic_values(topic))
+            await conn.execute(sql, *values)
             await conn.execute(BUMP_VERSION)
 
     async def update_topic(self, topic: Topic) -> None:
         async with self._conn(transaction=True) as conn:
-            status = await conn.execute(
-                "UPDATE topics SET arm_id = $1, input_schema = $2, kind = $3, key1 = $4, key2 = $5, location = $6,"
-                " tags = $7 WHERE lower(name) = lower($8)",
-                *rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(), topic.name,
-            )
+            values = rows.topic_values(topic)
+            status = await conn.execute(UPDATE_TOPIC, *values[1:6], *values[7:], topic.name)
             if status.endswith(" 0"):
                 raise Missing(f"Topic '{topic.name}' was not found.")
             await conn.execute(BUMP_VERSION)
 
     async def get_topic(self, name: str) -> Topic:
-        row = await self._fetchrow(f"SELECT {rows.TOPIC_COLS} FROM topics WHERE lower(name) = lower($1)", name)
-        if row is None:
-            raise Missing(f"Topic '{name}' was not found.")
-        return rows.topic_from_row(row)
+        return rows.topic_from_row(await self._required(f"Topic '{name}' was not found.", SELECT_TOPIC, name))
 
     async def list_topics(self) -> list[Topic]:
-        found = await self._fetch(f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name")
+        found = await self._fetch(LIST_TOPICS)
         return [rows.topic_from_row(r) for r in found]
 
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)
         async with self._conn(transaction=True) as conn:
-            for table in ("deliveries", "dead_letters", "subscriptions", "events", "topics"):
-                column = "name" if table == "topics" else "topic"
-                await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", topic.name)
+            for statement in DELETE_TOPIC:
+                await conn.execute(statement, topic.name)
             await conn.execute(BUMP_VERSION)
 
     # events ----------------------------------------------------------------------------------------------
@@ -307,6 +405,10 @@ class PostgresStore(Store):
     @staticmethod
     async def _append(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
                       now: float) -> None:
+        if any(e.dedupe_seconds for e in events):
+            events, routes = await _dedupe(conn, events, routes, now)
+            if not events:
+                return
         seqs = [r[0] for r in await conn.fetch(NEXT_EVENT_SEQS, len(events))]
         await conn.execute(
             INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
@@ -321,71 +423,98 @@ class PostgresStore(Store):
             )
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
-        found = await self._fetch(
-            f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.seq < $2 ORDER BY e.seq DESC LIMIT $3",
-            topic, before_seq if before_seq is not None else 2**62, limit,
-        )
+        found = await self._fetch(LIST_EVENTS, topic, before_seq if before_seq is not None else 2**62, limit)
         return [rows.event_from_row(r) for r in found]
 
     async def get_event(self, topic: str, event_id: str) -> StoredEvent:
-        row = await self._fetchrow(
-            f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = $1 AND e.id = $2 ORDER BY e.seq DESC LIMIT 1",
-            topic, event_id,
-        )
-        if row is None:
-            raise Missing(f"Event '{event_id}' was not found in topic '{topic}'.")
-        return rows.event_from_row(row)
+        missing = f"Event '{event_id}' was not found in topic '{topic}'."
+        return rows.event_from_row(await self._required(missing, GET_EVENT, topic, event_id))
 
     async def count_events(self, topic: str | None = None) -> int:
         if topic is None:
-            return await self._fetchval("SELECT count(*) FROM events")
-        return await self._fetchval("SELECT count(*) FROM events WHERE topic = $1", topic)
+            return await self._fetchval(COUNT_EVENTS)
+        return await self._fetchval(COUNT_TOPIC_EVENTS, topic)
+
+    async def events_in_order(
+        self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
+        published_from: float | None = None, published_to: float | None = None,
+    ) -> list[StoredEvent]:
+        sql, args = retention_sql.events_in_order_sql("$", topic, after_seq, limit, until_seq=until_seq,
+                                                      published_from=published_from, published_to=published_to)
+        return [rows.event_from_row(r) for r in await self._fetch(sql, *args)]
+
+    # retention, replay and dedupe ------------------------------------------------------------------------
+    async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
+                              limit: int) -> Swept:
+        dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="$1", before="$2", limit="$3")
+        async with self._conn(transaction=True) as conn:
+            letters = await conn.execute(dead_letters, topic, dead_letters_before, limit)
+            seqs = [r[0] for r in await conn.fetch(retention_sql.LOCK_OLD_EVENTS_PG, topic, events_before, limit)]
+            events = await conn.execute(retention_sql.DELETE_UNHELD_PG, seqs) if seqs else "DELETE 0"
+        return Swept(events=_count(events), dead_letters=_count(letters))
+
+    async def forget_published_ids(self, now: float, limit: int) -> int:
+        async with self._conn() as conn:
+            return _count(await conn.execute(retention_sql.FORGET_IDS.format(now="$1", limit="$2"), now, limit))
+
+    async def reclaim_space(self) -> None:
+        """A plain VACUUM after a sweep, so the next inserts reuse the space at once rather than when autovacuum
+        comes around (it takes no lock that blocks reads or writes)."""
+        async with self._conn() as conn:
+            await conn.execute(RECLAIM)
+
+    async def queue_replay(self, topic: str, subscription: str, seqs: Sequence[int], replay_id: str,
+                           now: float) -> int:
+        async with self._conn(transaction=True) as conn:
+            # Share-locked, so a retention sweep cannot delete them under the new deliveries.
+            kept = {r[0] for r in await conn.fetch(retention_sql.SHARE_EVENTS_PG, list(seqs))}
+            order = [s for s in seqs if s in kept]
+            due = [now + i * retention_sql.REPLAY_STEP for i in range(len(order))]
+            return _count(await conn.execute(retention_sql.QUEUE_REPLAY_PG, topic, subscription, replay_id, order,
+                                             due)) if order else 0
+
+    async def stats(self) -> StoreStats:
+        counts: dict[str, TopicCounts] = {}
+        for topic, events, oldest in await self._fetch(retention_sql.COUNT_EVENTS):
+            counts[topic] = TopicCounts(topic, events=events, oldest_event_at=oldest)
+        for sql, attr in ((retention_sql.COUNT_DELIVERIES, "pending_deliveries"),
+                          (retention_sql.COUNT_DEAD_LETTERS, "dead_letters")):
+            for topic, n in await self._fetch(sql):
+                setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
+        tables = rows.created_tables(MIGRATIONS)
+        size = await self._fetchval("SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::bigint"
+                                    " FROM unnest($1::text[]) AS t", tables)
+        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=size)
 
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
-        async with self._conn(transaction=True) as conn:
-            await conn.execute(
-                f"INSERT INTO subscriptions ({rows.SUBSCRIPTION_COLS}) VALUES ($1,$2,$3,$4,$5,$6)",
-                *rows.subscription_values(sub),
-            )
-            await conn.execute(BUMP_VERSION)
+        await self._insert_announced(INSERT_SUBSCRIPTION, rows.subscription_values(sub))
 
     async def update_subscription(self, sub: Subscription) -> None:
         async with self._conn(transaction=True) as conn:
             status = await conn.execute(
-                "UPDATE subscriptions SET properties = coalesce($1, properties), status = $2, updated_at = $3"
-                " WHERE topic = $4 AND lower(name) = lower($5)",
-                rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name,
-            )
+                UPDATE_SUBSCRIPTION, rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name)
             if status.endswith(" 0"):
                 raise Missing(f"Event subscription '{sub.name}' was not found.")
             await conn.execute(BUMP_VERSION)
 
     async def get_subscription(self, topic: str, name: str) -> Subscription:
-        row = await self._fetchrow(
-            f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = $1 AND lower(name) = lower($2)",
-            topic, name,
-        )
-        if row is None:
-            raise Missing(f"Event subscription '{name}' was not found.")
-        return rows.subscription_from_row(row)
+        missing = f"Event subscription '{name}' was not found."
+        return rows.subscription_from_row(await self._required(missing, SELECT_SUBSCRIPTION, topic, name))
 
     async def list_subscriptions(self, topic: str | None = None) -> list[Subscription]:
-        sql = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions"
         if topic is None:
-            found = await self._fetch(sql + " ORDER BY topic, name")
+            found = await self._fetch(LIST_SUBSCRIPTIONS)
         else:
-            found = await self._fetch(sql + " WHERE topic = $1 ORDER BY topic, name", topic)
+            found = await self._fetch(LIST_TOPIC_SUBSCRIPTIONS, topic)
         return [rows.subscription_from_row(r) for r in found]
 
     async def delete_subscription(self, topic: str, name: str) -> None:
         async with self._conn(transaction=True) as conn:
-            deleted = await conn.fetchval(
-                "DELETE FROM subscriptions WHERE topic = $1 AND lower(name) = lower($2) RETURNING name", topic, name
-            )
+            deleted = await conn.fetchval(DELETE_SUBSCRIPTION, topic, name)
             if deleted is None:
                 raise Missing(f"Event subscription '{name}' was not found.")
-            await conn.execute("DELETE FROM deliveries WHERE topic = $1 AND subscription = $2", topic, deleted)
+            await conn.execute(DELETE_SUBSCRIPTION_DELIVERIES, topic, deleted)
             await conn.execute(BUMP_VERSION)
 
     async def subscriptions_version(self) -> int:
@@ -427,7 +556,7 @@ class PostgresStore(Store):
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
         async with self._conn() as conn:
-            await conn.execute("DELETE FROM deliveries WHERE id = ANY($1::bigint[])", list(ids))
+            await conn.execute(DELETE_DELIVERIES, list(ids))
 
     async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
         async with self._conn() as conn:
@@ -446,7 +575,7 @@ class PostgresStore(Store):
         return int(status.rsplit(" ", 1)[-1])
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
-        sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "$")
+        sql, args = rows.filter_sql(COUNT_DELIVERIES, topic, subscription, "$")
         return await self._fetchval(sql, *args)
 
     async def next_due_at(self, now: float) -> float | None:
@@ -456,28 +585,17 @@ class PostgresStore(Store):
     async def list_dead_letters(
         self, topic: str | None = None, subscription: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
-        base = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
-        sql, args = rows.filter_sql(base, topic, subscription, "$", prefix="x.")
+        sql, args = rows.filter_sql(SELECT_DEAD_LETTERS, topic, subscription, "$", prefix="x.")
         found = await self._fetch(sql + f" ORDER BY x.id DESC LIMIT ${len(args) + 1}", *args, limit)
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
-        row = await self._fetchrow(
-            f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = $1",
-            dead_letter_id,
-        )
-        if row is None:
-            raise Missing(f"Dead-letter record {dead_letter_id} was not found.")
-        return rows.dead_letter_from_row(row)
+        missing = f"Dead-letter record {dead_letter_id} was not found."
+        return rows.dead_letter_from_row(await self._required(missing, GET_DEAD_LETTER, dead_letter_id))
 
     async def redeliver_dead_letters(self, ids: Sequence[int], now: float) -> int:
         async with self._conn(transaction=True) as conn:
-            moved = await conn.fetch(
-                "WITH gone AS (DELETE FROM dead_letters WHERE id = ANY($1::bigint[]) RETURNING *)"
-                " INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)"
-                " SELECT topic, subscription, event_seq, $2 FROM gone RETURNING id",
-                list(ids), now,
-            )
+            moved = await conn.fetch(REDELIVER, list(ids), now)
         return len(moved)
 
     # documents -------------------------------------------------------------------------------------------
@@ -519,23 +637,13 @@ class PostgresStore(Store):
         return version
 
     async def get_document(self, collection: str, key: str) -> Document:
-        row = await self._fetchrow(
-            "SELECT collection, key, value, version FROM documents WHERE collection = $1 AND key = $2",
-            collection, key,
-        )
-        if row is None:
-            raise Missing(f"Document '{collection}/{key}' was not found.")
-        return rows.document_from_row(row)
+        missing = f"Document '{collection}/{key}' was not found."
+        return rows.document_from_row(await self._required(missing, GET_DOCUMENT, collection, key))
 
     async def list_documents(
         self, collection: str, after_key: str | None = None, limit: int = 100
     ) -> list[Document]:
-        found = await self._fetch(
-            "SELECT collection, key, value, version FROM documents"
-            ' WHERE collection = $1 AND key COLLATE "C" > $2'
-            " ORDER BY key COLLATE \"C\" LIMIT $3",
-            collection, after_key or "", limit,
-        )
+        found = await self._fetch(LIST_DOCUMENTS, collection, after_key or "", limit)
         return [rows.document_from_row(r) for r in found]
 
     async def delete_document(self, collection: str, key: str) -> None:
@@ -551,28 +659,23 @@ class PostgresStore(Store):
             if create:
                 await conn.execute(queue_sql.INSERT_RESOURCE.format(p="$1, $2, $3, $4, $5, $6"), *values)
                 return
-            status = await conn.execute(
-                "UPDATE namespace_resources SET properties = $4, updated_at = $5"
-                " WHERE namespace = $1 AND topic = $2 AND name = $3", *values[:4], values[5])
+            status = await conn.execute(UPDATE_RESOURCE, *values[:4], values[5])
             if status.endswith(" 0"):
                 raise Missing(f"Namespace resource '{rows.resource_path(resource)}' was not found.")
 
     async def get_namespace_resource(self, namespace: str, topic: str = "", name: str = "") -> NamespaceResource:
-        row = await self._fetchrow(
-            f"{queue_sql.SELECT_RESOURCE} WHERE namespace = $1 AND topic = $2 AND name = $3", namespace, topic, name)
-        if row is None:
-            raise Missing(f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found.")
-        return rows.namespace_resource_from_row(row)
+        missing = f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found."
+        return rows.namespace_resource_from_row(await self._required(missing, GET_RESOURCE, namespace, topic, name))
 
     async def list_namespace_resources(self, namespace: str = "", topic: str = "") -> list[NamespaceResource]:
-        where, args = queue_sql.children(namespace, topic, "$")
-        found = await self._fetch(f"{queue_sql.SELECT_RESOURCE} WHERE {where} ORDER BY namespace, topic, name", *args)
+        sql, args = queue_sql.children_sql(namespace, topic, "$")
+        found = await self._fetch(sql, *args)
         return [rows.namespace_resource_from_row(r) for r in found]
 
     async def delete_namespace_resources(self, namespace: str, topic: str = "", name: str = "") -> None:
-        where, args = queue_sql.subtree(namespace, topic, name, "$")
+        sql, args = queue_sql.delete_subtree_sql(namespace, topic, name, "$")
         async with self._conn(transaction=True) as conn:
-            status = await conn.execute(f"DELETE FROM namespace_resources WHERE {where}", *args)
+            status = await conn.execute(sql, *args)
             if status.endswith(" 0"):
                 raise Missing(f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found.")
 
@@ -611,11 +714,11 @@ class PostgresStore(Store):
         if action == "reject":
             await conn.execute(DEAD_LETTER_MOVE, reason, 0, None, None, None, now, ids)
         elif action == "acknowledge":
-            await conn.execute("DELETE FROM deliveries WHERE id = ANY($1::bigint[])", ids)
+            await conn.execute(DELETE_DELIVERIES, ids)
         elif action == "release":
             await conn.execute(queue_sql.RELEASE_PG, until, ids)
         elif action == "renew":
-            await conn.execute("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2::bigint[])", until, ids)
+            await conn.execute(RENEW_LOCKS, until, ids)
         else:
             raise ValueError(f"unknown settle action {action!r}")
 
@@ -626,49 +729,39 @@ class PostgresStore(Store):
         columns = list(zip(*(console_sql.attempt_values(r) for r in records), strict=True))
         async with self._conn(transaction=True) as conn:
             await conn.execute(INSERT_ATTEMPTS, *[list(c) for c in columns])
-            await conn.execute(
-                "DELETE FROM delivery_attempts WHERE id <= (SELECT max(id) FROM delivery_attempts) - $1", keep)
+            await conn.execute(TRIM_ATTEMPTS, keep)
 
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
-        found = await self._fetch(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE event_seq = $1"
-                                  " ORDER BY id", event_seq)
+        found = await self._fetch(LIST_ATTEMPTS, event_seq)
         return [console_sql.attempt_from_row(r) for r in found]
 
     async def recent_attempts(self, topic: str, subscription: str, limit: int = 20) -> list[AttemptRecord]:
-        found = await self._fetch(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts"
-                                  " WHERE topic = $1 AND subscription = $2 ORDER BY id DESC LIMIT $3",
-                                  topic, subscription, limit)
+        found = await self._fetch(RECENT_ATTEMPTS, topic, subscription, limit)
         return [console_sql.attempt_from_row(r) for r in found]
 
     async def event_by_seq(self, seq: int) -> StoredEvent:
-        row = await self._fetchrow(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq = $1", seq)
-        if row is None:
-            raise Missing(f"Event {seq} was not found.")
-        return rows.event_from_row(row)
+        return rows.event_from_row(await self._required(f"Event {seq} was not found.", EVENT_BY_SEQ, seq))
 
     async def search_events(self, query: EventQuery, limit: int = 50) -> list[StoredEvent]:
         sql, args = console_sql.search_sql(query, limit, "$")
         return [rows.event_from_row(r) for r in await self._fetch(sql, *args)]
 
     async def events_after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
-        found = await self._fetch(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
-                                  seq, limit)
+        found = await self._fetch(EVENTS_AFTER, seq, limit)
         return [rows.event_from_row(r) for r in found]
 
     async def event_deliveries(self, event_seq: int) -> list[Delivery]:
-        found = await self._fetch(f"SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e"
-                                  " ON e.seq = d.event_seq WHERE d.event_seq = $1 ORDER BY d.id", event_seq)
+        found = await self._fetch(EVENT_DELIVERIES, event_seq)
         return [rows.delivery_from_row(r) for r in found]
 
     async def event_dead_letters(self, event_seq: int) -> list[DeadLetter]:
-        found = await self._fetch(f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e"
-                                  " ON e.seq = x.event_seq WHERE x.event_seq = $1 ORDER BY x.id", event_seq)
+        found = await self._fetch(EVENT_DEAD_LETTERS, event_seq)
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        (row,) = await self._fetch("SELECT count(*), min(event_seq) FROM deliveries")
+        (row,) = await self._fetch(BACKLOG)
         count, oldest = row[0], row[1]
         if oldest is None:
             return count, None
-        published = await self._fetchrow("SELECT published_at FROM events WHERE seq = $1", oldest)
+        published = await self._fetchrow(PUBLISHED_AT, oldest)
         return count, published[0] if published else None

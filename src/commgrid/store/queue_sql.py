@@ -73,6 +73,18 @@ def children(namespace: str, topic: str, mark: str) -> tuple[str, tuple]:
     return f"namespace = {p[0]} AND topic = {p[1]} AND name <> ''", (namespace, topic)
 
 
+def children_sql(namespace: str, topic: str, mark: str) -> tuple[str, tuple]:
+    """The select of the resources directly beneath (namespace, topic), by name."""
+    where, args = children(namespace, topic, mark)
+    return f"{SELECT_RESOURCE} WHERE {where} ORDER BY namespace, topic, name", args
+
+
+def delete_subtree_sql(namespace: str, topic: str, name: str, mark: str) -> tuple[str, tuple]:
+    """The delete of a resource and everything beneath it."""
+    where, args = subtree(namespace, topic, name, mark)
+    return f"DELETE FROM namespace_resources WHERE {where}", args
+
+
 def subtree(namespace: str, topic: str, name: str, mark: str) -> tuple[str, tuple]:
     """WHERE clause for a resource and everything beneath it."""
     p = [mark] * 3 if mark == "?" else ["$1", "$2", "$3"]

@@ -15,6 +15,7 @@ from commgrid.grid.properties import (
     UnreadableProperties,
     WebHookDestination,
 )
+from commgrid.grid.topic_options import TopicOptions
 from commgrid.store.base import (
     Attempt,
     DeadLetter,
@@ -27,7 +28,7 @@ from commgrid.store.base import (
     Topic,
 )
 
-TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at, location, tags"
+TOPIC_COLS = "name, arm_id, input_schema, kind, key1, key2, created_at, location, tags, options"
 SUBSCRIPTION_COLS = "topic, name, properties, status, created_at, updated_at"
 # Joined selects use the aliases e (events), d (deliveries) and x (dead_letters); an event's columns are named
 # event_* so that they never clash with those of the delivery or dead letter they are joined to.
@@ -37,7 +38,7 @@ EVENT_COLS = (
 )
 DELIVERY_COLS = (
     "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
-    " d.last_attempt_at, " + EVENT_COLS
+    " d.last_attempt_at, d.replay_id, " + EVENT_COLS
 )
 DEAD_LETTER_COLS = (
     "x.id, x.topic, x.subscription, x.reason, x.attempts, x.last_outcome, x.last_status, x.last_attempt_at,"
@@ -55,9 +56,18 @@ def created_tables(migrations: Sequence[Sequence[str]]) -> list[str]:
     return [*(c.group(1) for c in created if c), "schema_version"]
 
 
+def drop_tables(migrations: Sequence[Sequence[str]], suffix: str = "") -> list[str]:
+    """The statements that drop every table the migrations made (`reset`)."""
+    return [f"DROP TABLE IF EXISTS {table}{suffix}" for table in created_tables(migrations)]
+
+
 def topic_values(t: Topic) -> tuple:
     return (t.name, t.arm_id, t.input_schema, t.kind, t.key1, t.key2, t.created_at, t.location,
-            orjson.dumps(t.tags).decode())
+            orjson.dumps(t.tags).decode(), options_json(t))
+
+
+def options_json(t: Topic) -> str:
+    return orjson.dumps(t.options.to_json()).decode()
 
 
 class Row(Protocol):
@@ -68,7 +78,8 @@ class Row(Protocol):
 
 def topic_from_row(r: Row) -> Topic:
     return Topic(name=r["name"], arm_id=r["arm_id"], input_schema=r["input_schema"], kind=r["kind"], key1=r["key1"],
-                 key2=r["key2"], created_at=r["created_at"], location=r["location"], tags=orjson.loads(r["tags"]))
+                 key2=r["key2"], created_at=r["created_at"], location=r["location"], tags=orjson.loads(r["tags"]),
+                 options=TopicOptions.from_json(orjson.loads(r["options"])))
 
 
 def subscription_values(s: Subscription) -> tuple:
@@ -106,7 +117,7 @@ def delivery_from_row(r: Row) -> Delivery:
     return Delivery(
         id=r["id"], topic=r["topic"], subscription=r["subscription"], attempts=r["attempts"],
         next_attempt_at=r["next_attempt_at"], last_outcome=r["last_outcome"], last_status=r["last_status"],
-        last_attempt_at=r["last_attempt_at"], event=event_from_row(r),
+        last_attempt_at=r["last_attempt_at"], event=event_from_row(r), replay_id=r["replay_id"],
     )
 
 

@@ -21,7 +21,7 @@ import aiosqlite
 import orjson
 
 from commgrid.private_files import private_file
-from commgrid.store import console_sql, queue_sql, rows
+from commgrid.store import console_sql, queue_sql, retention_sql, rows
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
@@ -40,8 +40,11 @@ from commgrid.store.base import (
     StoredEvent,
     StoreError,
     StoreNotOpen,
+    StoreStats,
     Subscription,
+    Swept,
     Topic,
+    TopicCounts,
     VersionConflict,
 )
 
@@ -98,6 +101,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX deliveries_event ON deliveries (event_seq)",
         "CREATE INDEX dead_letters_event ON dead_letters (event_seq)",
     ],
+    [
+        "ALTER TABLE topics ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE deliveries ADD COLUMN replay_id TEXT",
+        """CREATE TABLE published_ids (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at REAL NOT NULL,
+            PRIMARY KEY (topic, id))""",
+        "CREATE INDEX published_ids_expiry ON published_ids (expires_at)",
+        "CREATE INDEX dead_letters_age ON dead_letters (topic, dead_lettered_at)",
+    ],
     [  # 6: ordered delivery per key (grid/ordering.py)
         "ALTER TABLE deliveries ADD COLUMN order_key TEXT",
         "CREATE INDEX deliveries_ordered_due ON deliveries (next_attempt_at) WHERE order_key IS NOT NULL",
@@ -153,9 +164,79 @@ DEAD_LETTER_INSERT = """
            coalesce(?, last_attempt_at), ? FROM deliveries WHERE id = ?"""
 
 
+# settings, topics, events
+SELECT_SETTING = "SELECT value FROM settings WHERE key = ?"
+PUT_SETTING = "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)"
+ADD_SETTING = "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)"
+BUMP_VERSION = """
+    INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1')
+    ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"""
+INSERT_TOPIC = f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+UPDATE_TOPIC = """
+    UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ?, location = ?, tags = ?,
+    options = ? WHERE name = ?"""
+SELECT_TOPIC = f"SELECT {rows.TOPIC_COLS} FROM topics WHERE name = ?"
+LIST_TOPICS = f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name"
+# A topic goes with everything that names it.
+_TOPIC_TABLES = ("deliveries", "dead_letters", "subscriptions", "events", "published_ids")
+DELETE_TOPIC = [
+    *(f"DELETE FROM {table} WHERE topic = ?" for table in _TOPIC_TABLES),
+    "DELETE FROM topics WHERE name = ?",
+]
+LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events"
+LIST_EVENTS = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
+GET_EVENT = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.id = ? ORDER BY e.seq DESC LIMIT 1"
+COUNT_EVENTS = "SELECT count(*) FROM events"
+COUNT_TOPIC_EVENTS = "SELECT count(*) FROM events WHERE topic = ?"
+# subscriptions
+INSERT_SUBSCRIPTION = f"INSERT INTO subscriptions ({rows.SUBSCRIPTION_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
+UPDATE_SUBSCRIPTION = """
+    UPDATE subscriptions SET properties = coalesce(?, properties), status = ?, updated_at = ?
+    WHERE topic = ? AND name = ?"""
+SELECT_SUBSCRIPTION = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = ? AND name = ?"
+LIST_SUBSCRIPTIONS = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions ORDER BY topic, name"
+LIST_TOPIC_SUBSCRIPTIONS = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = ? ORDER BY topic, name"
+DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE topic = ? AND name = ?"
+DELETE_SUBSCRIPTION_DELIVERIES = "DELETE FROM deliveries WHERE topic = ? AND subscription = ?"
+# deliveries and dead letters
+DELETE_DELIVERY = "DELETE FROM deliveries WHERE id = ?"
+COUNT_DELIVERIES = "SELECT count(*) FROM deliveries"
+SELECT_DEAD_LETTERS = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
+GET_DEAD_LETTER = f"{SELECT_DEAD_LETTERS} WHERE x.id = ?"
+REDELIVER = """
+    INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)
+    SELECT topic, subscription, event_seq, ? FROM dead_letters WHERE id = ?"""
+DELETE_DEAD_LETTER = "DELETE FROM dead_letters WHERE id = ?"
+# documents
+GET_DOCUMENT = "SELECT collection, key, value, version FROM documents WHERE collection = ? AND key = ?"
+LIST_DOCUMENTS = """
+    SELECT collection, key, value, version FROM documents WHERE collection = ? AND key > ? ORDER BY key LIMIT ?"""
+# namespace resources and queue locks
+UPDATE_RESOURCE = """
+    UPDATE namespace_resources SET properties = ?, updated_at = ? WHERE namespace = ? AND topic = ? AND name = ?"""
+GET_RESOURCE = f"{queue_sql.SELECT_RESOURCE} WHERE namespace = ? AND topic = ? AND name = ?"
+RENEW_LOCK = "UPDATE deliveries SET lease_until = ? WHERE id = ?"
+# delivery attempts and the console's reads
+INSERT_ATTEMPT = f"INSERT INTO delivery_attempts ({console_sql.ATTEMPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+TRIM_ATTEMPTS = "DELETE FROM delivery_attempts WHERE id <= (SELECT max(id) FROM delivery_attempts) - ?"
+LIST_ATTEMPTS = f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE event_seq = ? ORDER BY id"
+RECENT_ATTEMPTS = f"""
+    SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE topic = ? AND subscription = ?
+    ORDER BY id DESC LIMIT ?"""
+EVENT_BY_SEQ = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq = ?"
+EVENTS_AFTER = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?"
+EVENT_DELIVERIES = f"""
+    SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    WHERE d.event_seq = ? ORDER BY d.id"""
+EVENT_DEAD_LETTERS = f"{SELECT_DEAD_LETTERS} WHERE x.event_seq = ? ORDER BY x.id"
+BACKLOG = "SELECT count(*), min(event_seq) FROM deliveries"
+PUBLISHED_AT = "SELECT published_at FROM events WHERE seq = ?"
 SELECT_DOCUMENT_VERSION = "SELECT version FROM documents WHERE collection = ? AND key = ?"
 REPLACE_DOCUMENT = "INSERT OR REPLACE INTO documents (collection, key, value, version) VALUES (?, ?, ?, ?)"
 DELETE_DOCUMENT = "DELETE FROM documents WHERE collection = ? AND key = ?"
+
+
+RECLAIM_MIN_PAGES = 2048  # 8 MB of 4 KB pages: smaller surpluses stay for reuse
 
 
 @contextlib.contextmanager
@@ -170,8 +251,9 @@ def _wrap_errors() -> Iterator[None]:
 
 
 T = TypeVar("T")
-PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000",
-           "PRAGMA foreign_keys=OFF")
+# auto_vacuum takes effect when the file is new (before any table): it lets `reclaim_space` shrink it.
+PRAGMAS = ("PRAGMA auto_vacuum=INCREMENTAL", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+           "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=OFF")
 
 
 def _connect_plain(path: Path) -> sqlite3.Connection:
@@ -180,6 +262,49 @@ def _connect_plain(path: Path) -> sqlite3.Connection:
     for pragma in PRAGMAS:
         conn.execute(pragma)
     return conn
+
+
+def _append(conn: sqlite3.Connection, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
+    """Insert events and their deliveries (on the writer thread, inside its transaction), less the duplicates a
+    topic's publish dedupe drops (the writer lock keeps the check and the insert together)."""
+    if any(e.dedupe_seconds for e in events):
+        seen = conn.execute(retention_sql.SEEN_SQLITE, retention_sql.seen_args(events, now)).fetchall()
+        events, routes, remember = retention_sql.apply_dedupe(events, routes, now, {(r[0], r[1]) for r in seen})
+        conn.executemany(retention_sql.REMEMBER_SQLITE, remember)
+        if not events:
+            return
+    first = conn.execute(LAST_SEQ).fetchone()[0] + 1
+    conn.executemany(
+        INSERT_EVENT,
+        [(first + i, e.topic, e.id, e.type, e.subject, e.time, now, e.body) for i, e in enumerate(events)],
+    )
+    if routes:
+        conn.executemany(
+            INSERT_DELIVERY,
+            [(events[r.event_index].topic, r.subscription, first + r.event_index, now, r.order_key) for r in routes],
+        )
+
+
+def _write_document(conn: sqlite3.Connection, write: DocumentWrite) -> int:
+    """Apply one document write (on the writer thread, inside its transaction); returns the new version."""
+    where = (write.collection, write.key)
+    row = conn.execute(SELECT_DOCUMENT_VERSION, where).fetchone()
+    current = row[0] if row else 0
+    if write.expect_version is not None and current != write.expect_version:
+        raise VersionConflict(f"Document '{write.collection}/{write.key}' changed (version {current}).")
+    if write.value is None:
+        if row is None:
+            raise Missing(f"Document '{write.collection}/{write.key}' was not found.")
+        conn.execute(DELETE_DOCUMENT, where)
+        return 0
+    conn.execute(REPLACE_DOCUMENT, (*where, orjson.dumps(write.value), current + 1))
+    return current + 1
+
+
+async def _pragma(conn: aiosqlite.Connection, name: str) -> int:
+    row = await (await conn.execute(f"PRAGMA {name}")).fetchone()
+    assert row is not None  # these pragmas always answer one row
+    return row[0]
 
 
 def _run_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -245,8 +370,8 @@ class SQLiteStore(Store):
 
     async def reset(self) -> None:
         async with self._transaction() as conn:
-            for table in rows.created_tables(MIGRATIONS):
-                await conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in rows.drop_tables(MIGRATIONS):
+                await conn.execute(statement)
 
     async def close(self) -> None:
         async with self._write_lock:
@@ -297,169 +422,176 @@ class SQLiteStore(Store):
             async with self._r.execute(sql, args) as cursor:
                 return await cursor.fetchone()
 
+    async def _pragma(self, name: str) -> int:
+        row = await self._one(f"PRAGMA {name}")
+        assert row is not None  # these pragmas always answer one row
+        return row[0]
+
     async def _all(self, sql: str, args: Sequence = ()) -> list:
         with _wrap_errors():
             async with self._r.execute(sql, args) as cursor:
                 return list(await cursor.fetchall())
 
+    async def _required(self, missing: str, sql: str, args: Sequence = ()) -> rows.Row:
+        """The one row `sql` selects; `Missing(missing)` if there is none."""
+        row = await self._one(sql, args)
+        if row is None:
+            raise Missing(missing)
+        return row
+
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
-        row = await self._one("SELECT value FROM settings WHERE key = ?", (key,))
+        row = await self._one(SELECT_SETTING, (key,))
         return row[0] if row else None
 
     async def set_setting(self, key: str, value: str, *, only_if_absent: bool = False, announce: bool = False) -> str:
-        verb = "INSERT OR IGNORE" if only_if_absent else "INSERT OR REPLACE"
         async with self._transaction() as conn:
-            await conn.execute(f"{verb} INTO settings (key, value) VALUES (?, ?)", (key, value))
+            await conn.execute(ADD_SETTING if only_if_absent else PUT_SETTING, (key, value))
             if announce:
                 await self._bump_version(conn)
-            row = await (await conn.execute("SELECT value FROM settings WHERE key = ?", (key,))).fetchone()
+            row = await (await conn.execute(SELECT_SETTING, (key,))).fetchone()
         assert row is not None  # written above if it was missing
         return row[0]
 
     async def _bump_version(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute(
-            "INSERT INTO settings (key, value) VALUES ('subscriptions_version', '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-        )
+        await conn.execute(BUMP_VERSION)
+
+    async def _insert_announced(self, sql: str, values: Sequence) -> None:
+        """Insert a topic or subscription and move the change counter, in one transaction."""
+        async with self._transaction() as conn:
+            await conn.execute(sql, values)
+            await self._bump_version(conn)
 
     # topics ----------------------------------------------------------------------------------------------
     async def create_topic(self, topic: Topic) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                f"INSERT INTO topics ({rows.TOPIC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows.topic_values(topic),
-            )
-            await self._bump_version(conn)
+        await self._insert_announced(INSERT_TOPIC, rows.topic_values(topic))
 
     async def update_topic(self, topic: Topic) -> None:
         async with self._transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE topics SET arm_id = ?, input_schema = ?, kind = ?, key1 = ?, key2 = ?, location = ?, tags = ?"
-                " WHERE name = ?",
-                (*rows.topic_values(topic)[1:6], topic.location, orjson.dumps(topic.tags).decode(), topic.name),
-            )
+            values = rows.topic_values(topic)
+            cur = await conn.execute(UPDATE_TOPIC, (*values[1:6], *values[7:], topic.name))
             if cur.rowcount == 0:
                 raise Missing(f"Topic '{topic.name}' was not found.")
             await self._bump_version(conn)
 
     async def get_topic(self, name: str) -> Topic:
-        row = await self._one(f"SELECT {rows.TOPIC_COLS} FROM topics WHERE name = ?", (name,))
-        if row is None:
-            raise Missing(f"Topic '{name}' was not found.")
-        return rows.topic_from_row(row)
+        return rows.topic_from_row(await self._required(f"Topic '{name}' was not found.", SELECT_TOPIC, (name,)))
 
     async def list_topics(self) -> list[Topic]:
-        return [rows.topic_from_row(r) for r in await self._all(f"SELECT {rows.TOPIC_COLS} FROM topics ORDER BY name")]
+        return [rows.topic_from_row(r) for r in await self._all(LIST_TOPICS)]
 
     async def delete_topic(self, name: str) -> None:
         topic = await self.get_topic(name)
         async with self._transaction() as conn:
-            for table in ("deliveries", "dead_letters", "subscriptions", "events", "topics"):
-                column = "name" if table == "topics" else "topic"
-                await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (topic.name,))
+            for statement in DELETE_TOPIC:
+                await conn.execute(statement, (topic.name,))
             await self._bump_version(conn)
 
     # events ----------------------------------------------------------------------------------------------
     async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
         if not events:
             return
-
-        def append(conn: sqlite3.Connection) -> None:
-            first = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0] + 1
-            conn.executemany(
-                INSERT_EVENT,
-                [(first + i, e.topic, e.id, e.type, e.subject, e.time, now, e.body) for i, e in enumerate(events)],
-            )
-            if routes:
-                conn.executemany(
-                    INSERT_DELIVERY,
-                    [(events[r.event_index].topic, r.subscription, first + r.event_index, now, r.order_key)
-                     for r in routes],
-                )
-
-        await self._write(append)
-
-    @staticmethod
-    async def _append(conn: aiosqlite.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
-                      now: float) -> None:
-        row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM events")).fetchone()
-        assert row is not None  # an aggregate has a row
-        first = row[0] + 1
-        await conn.executemany(
-            INSERT_EVENT,
-            [(first + i, e.topic, e.id, e.type, e.subject, e.time, now, e.body) for i, e in enumerate(events)],
-        )
-        if routes:
-            await conn.executemany(
-                INSERT_DELIVERY,
-                [(events[r.event_index].topic, r.subscription, first + r.event_index, now, r.order_key)
-                     for r in routes],
-            )
+        await self._write(lambda conn: _append(conn, events, routes, now))
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
-        sql = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
-        found = await self._all(sql, (topic, before_seq if before_seq is not None else 2**62, limit))
+        found = await self._all(LIST_EVENTS, (topic, before_seq if before_seq is not None else 2**62, limit))
         return [rows.event_from_row(r) for r in found]
 
     async def get_event(self, topic: str, event_id: str) -> StoredEvent:
-        sql = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.id = ? ORDER BY e.seq DESC LIMIT 1"
-        row = await self._one(sql, (topic, event_id))
-        if row is None:
-            raise Missing(f"Event '{event_id}' was not found in topic '{topic}'.")
-        return rows.event_from_row(row)
+        missing = f"Event '{event_id}' was not found in topic '{topic}'."
+        return rows.event_from_row(await self._required(missing, GET_EVENT, (topic, event_id)))
 
     async def count_events(self, topic: str | None = None) -> int:
-        if topic is None:
-            row = await self._one("SELECT count(*) FROM events")
-        else:
-            row = await self._one("SELECT count(*) FROM events WHERE topic = ?", (topic,))
+        row = await (self._one(COUNT_EVENTS) if topic is None else self._one(COUNT_TOPIC_EVENTS, (topic,)))
         assert row is not None  # an aggregate has a row
         return row[0]
 
+    async def events_in_order(
+        self, topic: str, after_seq: int, limit: int, *, until_seq: int | None = None,
+        published_from: float | None = None, published_to: float | None = None,
+    ) -> list[StoredEvent]:
+        sql, args = retention_sql.events_in_order_sql("?", topic, after_seq, limit, until_seq=until_seq,
+                                                      published_from=published_from, published_to=published_to)
+        return [rows.event_from_row(r) for r in await self._all(sql, args)]
+
+    # retention, replay and dedupe ------------------------------------------------------------------------
+    async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
+                              limit: int) -> Swept:
+        dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="?", before="?", limit="?")
+        async with self._transaction() as conn:
+            letters = await conn.execute(dead_letters, (topic, dead_letters_before, limit))
+            events = await conn.execute(retention_sql.SWEEP_EVENTS_SQLITE, (topic, events_before, limit))
+            return Swept(events=events.rowcount, dead_letters=letters.rowcount)
+
+    async def forget_published_ids(self, now: float, limit: int) -> int:
+        async with self._transaction() as conn:
+            cur = await conn.execute(retention_sql.FORGET_IDS.format(now="?", limit="?"), (now, limit))
+            return cur.rowcount
+
+    async def reclaim_space(self) -> None:
+        """Free pages are reused by later writes, so only a large surplus (after a burst) goes back to the OS."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreNotOpen()
+            with _wrap_errors():
+                pages, free = [await _pragma(conn, p) for p in ("page_count", "freelist_count")]
+                if free > max(RECLAIM_MIN_PAGES, pages // 4):
+                    # A script runs the pragma to completion (a plain execute frees one page per step taken).
+                    await conn.executescript(f"PRAGMA incremental_vacuum({free - pages // 8});")
+
+    async def queue_replay(self, topic: str, subscription: str, seqs: Sequence[int], replay_id: str,
+                           now: float) -> int:
+        step = retention_sql.REPLAY_STEP
+        async with self._transaction() as conn:
+            queued = 0
+            for i, seq in enumerate(seqs):
+                cur = await conn.execute(retention_sql.QUEUE_REPLAY_SQLITE,
+                                         (topic, subscription, now + i * step, replay_id, seq))
+                queued += cur.rowcount
+            return queued
+
+    async def stats(self) -> StoreStats:
+        counts: dict[str, TopicCounts] = {}
+        for topic, events, oldest in await self._all(retention_sql.COUNT_EVENTS):
+            counts[topic] = TopicCounts(topic, events=events, oldest_event_at=oldest)
+        for sql, attr in ((retention_sql.COUNT_DELIVERIES, "pending_deliveries"),
+                          (retention_sql.COUNT_DEAD_LETTERS, "dead_letters")):
+            for topic, n in await self._all(sql):
+                setattr(counts.setdefault(topic, TopicCounts(topic)), attr, n)
+        pages, free, page_size = [await self._pragma(p) for p in ("page_count", "freelist_count", "page_size")]
+        wal = self.path.with_name(self.path.name + "-wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        return StoreStats(topics=[counts[t] for t in sorted(counts)], size_bytes=pages * page_size + wal_size,
+                          free_bytes=free * page_size)
+
     # subscriptions ---------------------------------------------------------------------------------------
     async def create_subscription(self, sub: Subscription) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "INSERT INTO subscriptions (topic, name, properties, status, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows.subscription_values(sub),
-            )
-            await self._bump_version(conn)
+        await self._insert_announced(INSERT_SUBSCRIPTION, rows.subscription_values(sub))
 
     async def update_subscription(self, sub: Subscription) -> None:
         async with self._transaction() as conn:
             cur = await conn.execute(
-                "UPDATE subscriptions SET properties = coalesce(?, properties), status = ?, updated_at = ?"
-                " WHERE topic = ? AND name = ?",
-                (rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name),
-            )
+                UPDATE_SUBSCRIPTION, (rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name))
             if cur.rowcount == 0:
                 raise Missing(f"Event subscription '{sub.name}' was not found.")
             await self._bump_version(conn)
 
     async def get_subscription(self, topic: str, name: str) -> Subscription:
-        row = await self._one(
-            f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions WHERE topic = ? AND name = ?", (topic, name)
-        )
-        if row is None:
-            raise Missing(f"Event subscription '{name}' was not found.")
-        return rows.subscription_from_row(row)
+        missing = f"Event subscription '{name}' was not found."
+        return rows.subscription_from_row(await self._required(missing, SELECT_SUBSCRIPTION, (topic, name)))
 
     async def list_subscriptions(self, topic: str | None = None) -> list[Subscription]:
-        sql = f"SELECT {rows.SUBSCRIPTION_COLS} FROM subscriptions"
-        args: tuple = ()
-        if topic is not None:
-            sql += " WHERE topic = ?"
-            args = (topic,)
-        return [rows.subscription_from_row(r) for r in await self._all(sql + " ORDER BY topic, name", args)]
+        found = await (self._all(LIST_SUBSCRIPTIONS) if topic is None
+                       else self._all(LIST_TOPIC_SUBSCRIPTIONS, (topic,)))
+        return [rows.subscription_from_row(r) for r in found]
 
     async def delete_subscription(self, topic: str, name: str) -> None:
         async with self._transaction() as conn:
-            cur = await conn.execute("DELETE FROM subscriptions WHERE topic = ? AND name = ?", (topic, name))
+            cur = await conn.execute(DELETE_SUBSCRIPTION, (topic, name))
             if cur.rowcount == 0:
                 raise Missing(f"Event subscription '{name}' was not found.")
-            await conn.execute("DELETE FROM deliveries WHERE topic = ? AND subscription = ?", (topic, name))
+            await conn.execute(DELETE_SUBSCRIPTION_DELIVERIES, (topic, name))
             await self._bump_version(conn)
 
     async def subscriptions_version(self) -> int:
@@ -499,7 +631,7 @@ class SQLiteStore(Store):
             return cursor.rowcount
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
-        await self._write(lambda conn: conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids]))
+        await self._write(lambda conn: conn.executemany(DELETE_DELIVERY, [(i,) for i in ids]))
 
     async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
         async with self._transaction() as conn:
@@ -515,7 +647,7 @@ class SQLiteStore(Store):
             await conn.executemany(
                 DEAD_LETTER_INSERT, [(reason, counted, outcome, outcome, status, at, now, i) for i in ids]
             )
-            await conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids])
+            await conn.executemany(DELETE_DELIVERY, [(i,) for i in ids])
 
     async def release_deliveries(self, topic: str, subscription: str, now: float) -> int:
         async with self._transaction() as conn:
@@ -523,7 +655,7 @@ class SQLiteStore(Store):
             return cur.rowcount
 
     async def count_pending_deliveries(self, topic: str | None = None, subscription: str | None = None) -> int:
-        sql, args = rows.filter_sql("SELECT count(*) FROM deliveries", topic, subscription, "?")
+        sql, args = rows.filter_sql(COUNT_DELIVERIES, topic, subscription, "?")
         row = await self._one(sql, args)
         assert row is not None  # an aggregate has a row
         return row[0]
@@ -536,80 +668,48 @@ class SQLiteStore(Store):
     async def list_dead_letters(
         self, topic: str | None = None, subscription: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
-        base = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq"
-        sql, args = rows.filter_sql(base, topic, subscription, "?", prefix="x.")
+        sql, args = rows.filter_sql(SELECT_DEAD_LETTERS, topic, subscription, "?", prefix="x.")
         found = await self._all(sql + " ORDER BY x.id DESC LIMIT ?", (*args, limit))
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
-        sql = f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e ON e.seq = x.event_seq WHERE x.id = ?"
-        row = await self._one(sql, (dead_letter_id,))
-        if row is None:
-            raise Missing(f"Dead-letter record {dead_letter_id} was not found.")
-        return rows.dead_letter_from_row(row)
+        missing = f"Dead-letter record {dead_letter_id} was not found."
+        return rows.dead_letter_from_row(await self._required(missing, GET_DEAD_LETTER, (dead_letter_id,)))
 
     async def redeliver_dead_letters(self, ids: Sequence[int], now: float) -> int:
         moved = 0
         async with self._transaction() as conn:
             for i in ids:
-                cur = await conn.execute(
-                    "INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at)"
-                    " SELECT topic, subscription, event_seq, ? FROM dead_letters WHERE id = ?",
-                    (now, i),
-                )
+                cur = await conn.execute(REDELIVER, (now, i))
                 moved += cur.rowcount
-                await conn.execute("DELETE FROM dead_letters WHERE id = ?", (i,))
+                await conn.execute(DELETE_DEAD_LETTER, (i,))
         return moved
 
     # documents -------------------------------------------------------------------------------------------
     async def put_document(self, doc: Document, *, expect_version: int | None = None) -> Document:
-        async with self._transaction() as conn:
-            version = await self._write_document(conn, DocumentWrite(doc.collection, doc.key, doc.value,
-                                                                     expect_version))
+        write = DocumentWrite(doc.collection, doc.key, doc.value, expect_version)
+        version = await self._write(lambda conn: _write_document(conn, write))
         return Document(doc.collection, doc.key, doc.value, version)
 
     async def write_change(
         self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
     ) -> None:
-        async with self._transaction() as conn:
+        def change(conn: sqlite3.Connection) -> None:
             for write in documents:
-                await self._write_document(conn, write)
+                _write_document(conn, write)
             if events:
-                await self._append(conn, events, routes, now)
+                _append(conn, events, routes, now)
 
-    @staticmethod
-    async def _write_document(conn: aiosqlite.Connection, write: DocumentWrite) -> int:
-        """Apply one document write inside the caller's transaction; returns the document's new version."""
-        where = (write.collection, write.key)
-        row = await (await conn.execute(SELECT_DOCUMENT_VERSION, where)).fetchone()
-        current = row[0] if row else 0
-        if write.expect_version is not None and current != write.expect_version:
-            raise VersionConflict(f"Document '{write.collection}/{write.key}' changed (version {current}).")
-        if write.value is None:
-            if row is None:
-                raise Missing(f"Document '{write.collection}/{write.key}' was not found.")
-            await conn.execute(DELETE_DOCUMENT, where)
-            return 0
-        await conn.execute(REPLACE_DOCUMENT, (*where, orjson.dumps(write.value), current + 1))
-        return current + 1
+        await self._write(change)
 
     async def get_document(self, collection: str, key: str) -> Document:
-        row = await self._one(
-            "SELECT collection, key, value, version FROM documents WHERE collection = ? AND key = ?",
-            (collection, key),
-        )
-        if row is None:
-            raise Missing(f"Document '{collection}/{key}' was not found.")
-        return rows.document_from_row(row)
+        missing = f"Document '{collection}/{key}' was not found."
+        return rows.document_from_row(await self._required(missing, GET_DOCUMENT, (collection, key)))
 
     async def list_documents(
         self, collection: str, after_key: str | None = None, limit: int = 100
     ) -> list[Document]:
-        found = await self._all(
-            "SELECT collection, key, value, version FROM documents WHERE collection = ? AND key > ?"
-            " ORDER BY key LIMIT ?",
-            (collection, after_key or "", limit),
-        )
+        found = await self._all(LIST_DOCUMENTS, (collection, after_key or "", limit))
         return [rows.document_from_row(r) for r in found]
 
     async def delete_document(self, collection: str, key: str) -> None:
@@ -625,29 +725,23 @@ class SQLiteStore(Store):
             if create:
                 await conn.execute(queue_sql.INSERT_RESOURCE.format(p=", ".join("?" * 6)), values)
                 return
-            cur = await conn.execute(
-                "UPDATE namespace_resources SET properties = ?, updated_at = ?"
-                " WHERE namespace = ? AND topic = ? AND name = ?", (values[3], values[5], *values[:3]))
+            cur = await conn.execute(UPDATE_RESOURCE, (values[3], values[5], *values[:3]))
             if cur.rowcount == 0:
                 raise Missing(f"Namespace resource '{rows.resource_path(resource)}' was not found.")
 
     async def get_namespace_resource(self, namespace: str, topic: str = "", name: str = "") -> NamespaceResource:
-        row = await self._one(f"{queue_sql.SELECT_RESOURCE} WHERE namespace = ? AND topic = ? AND name = ?",
-                              (namespace, topic, name))
-        if row is None:
-            raise Missing(f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found.")
-        return rows.namespace_resource_from_row(row)
+        missing = f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found."
+        return rows.namespace_resource_from_row(await self._required(missing, GET_RESOURCE, (namespace, topic, name)))
 
     async def list_namespace_resources(self, namespace: str = "", topic: str = "") -> list[NamespaceResource]:
-        where, args = queue_sql.children(namespace, topic, "?")
-        found = await self._all(f"{queue_sql.SELECT_RESOURCE} WHERE {where} ORDER BY namespace, topic, name", args)
+        found = await self._all(*queue_sql.children_sql(namespace, topic, "?"))
         return [rows.namespace_resource_from_row(r) for r in found]
 
     async def delete_namespace_resources(self, namespace: str, topic: str = "", name: str = "") -> None:
         await self.get_namespace_resource(namespace, topic, name)
-        where, args = queue_sql.subtree(namespace, topic, name, "?")
+        sql, args = queue_sql.delete_subtree_sql(namespace, topic, name, "?")
         async with self._transaction() as conn:
-            await conn.execute(f"DELETE FROM namespace_resources WHERE {where}", args)
+            await conn.execute(sql, args)
 
     # queue subscriptions ---------------------------------------------------------------------------------
     async def lock_events(
@@ -662,7 +756,7 @@ class SQLiteStore(Store):
                 for reason, ids in dead.items():
                     await conn.executemany(DEAD_LETTER_INSERT,
                                            [(reason, 0, None, None, None, None, now, i) for i in ids])
-                    await conn.executemany("DELETE FROM deliveries WHERE id = ?", [(i,) for i in ids])
+                    await conn.executemany(DELETE_DELIVERY, [(i,) for i in ids])
                 if take or not dead:
                     break
             if not take:
@@ -691,11 +785,11 @@ class SQLiteStore(Store):
         if action == "reject":
             await conn.executemany(DEAD_LETTER_INSERT, [(reason, 0, None, None, None, None, now, i) for (i,) in ids])
         if action in ("acknowledge", "reject"):
-            await conn.executemany("DELETE FROM deliveries WHERE id = ?", ids)
+            await conn.executemany(DELETE_DELIVERY, ids)
         elif action == "release":
             await conn.executemany(queue_sql.RELEASE_SQLITE, [(until, i) for (i,) in ids])
         elif action == "renew":
-            await conn.executemany("UPDATE deliveries SET lease_until = ? WHERE id = ?", [(until, i) for (i,) in ids])
+            await conn.executemany(RENEW_LOCK, [(until, i) for (i,) in ids])
         else:
             raise ValueError(f"unknown settle action {action!r}")
 
@@ -703,54 +797,40 @@ class SQLiteStore(Store):
     async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
         if not records:
             return
-        marks = ", ".join(["?"] * 10)
         async with self._transaction() as conn:
-            await conn.executemany(
-                f"INSERT INTO delivery_attempts ({console_sql.ATTEMPT_COLS}) VALUES ({marks})",
-                [console_sql.attempt_values(r) for r in records],
-            )
-            await conn.execute(
-                "DELETE FROM delivery_attempts WHERE id <= (SELECT max(id) FROM delivery_attempts) - ?", (keep,))
+            await conn.executemany(INSERT_ATTEMPT, [console_sql.attempt_values(r) for r in records])
+            await conn.execute(TRIM_ATTEMPTS, (keep,))
 
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
-        found = await self._all(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts WHERE event_seq = ?"
-                                " ORDER BY id", (event_seq,))
+        found = await self._all(LIST_ATTEMPTS, (event_seq,))
         return [console_sql.attempt_from_row(r) for r in found]
 
     async def recent_attempts(self, topic: str, subscription: str, limit: int = 20) -> list[AttemptRecord]:
-        found = await self._all(f"SELECT {console_sql.ATTEMPT_COLS} FROM delivery_attempts"
-                                " WHERE topic = ? AND subscription = ? ORDER BY id DESC LIMIT ?",
-                                (topic, subscription, limit))
+        found = await self._all(RECENT_ATTEMPTS, (topic, subscription, limit))
         return [console_sql.attempt_from_row(r) for r in found]
 
     async def event_by_seq(self, seq: int) -> StoredEvent:
-        row = await self._one(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq = ?", (seq,))
-        if row is None:
-            raise Missing(f"Event {seq} was not found.")
-        return rows.event_from_row(row)
+        return rows.event_from_row(await self._required(f"Event {seq} was not found.", EVENT_BY_SEQ, (seq,)))
 
     async def search_events(self, query: EventQuery, limit: int = 50) -> list[StoredEvent]:
         sql, args = console_sql.search_sql(query, limit, "?")
         return [rows.event_from_row(r) for r in await self._all(sql, args)]
 
     async def events_after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
-        found = await self._all(f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
-                                (seq, limit))
+        found = await self._all(EVENTS_AFTER, (seq, limit))
         return [rows.event_from_row(r) for r in found]
 
     async def event_deliveries(self, event_seq: int) -> list[Delivery]:
-        found = await self._all(f"SELECT {rows.DELIVERY_COLS} FROM deliveries d JOIN events e ON e.seq = d.event_seq"
-                                " WHERE d.event_seq = ? ORDER BY d.id", (event_seq,))
+        found = await self._all(EVENT_DELIVERIES, (event_seq,))
         return [rows.delivery_from_row(r) for r in found]
 
     async def event_dead_letters(self, event_seq: int) -> list[DeadLetter]:
-        found = await self._all(f"SELECT {rows.DEAD_LETTER_COLS} FROM dead_letters x JOIN events e"
-                                " ON e.seq = x.event_seq WHERE x.event_seq = ? ORDER BY x.id", (event_seq,))
+        found = await self._all(EVENT_DEAD_LETTERS, (event_seq,))
         return [rows.dead_letter_from_row(r) for r in found]
 
     async def delivery_backlog(self) -> tuple[int, float | None]:
-        (count, oldest), = await self._all("SELECT count(*), min(event_seq) FROM deliveries")
+        (count, oldest), = await self._all(BACKLOG)
         if oldest is None:
             return count, None
-        row = await self._one("SELECT published_at FROM events WHERE seq = ?", (oldest,))
+        row = await self._one(PUBLISHED_AT, (oldest,))
         return count, row[0] if row else None

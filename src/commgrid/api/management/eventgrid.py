@@ -29,6 +29,7 @@ from commgrid.events.envelope import CLOUDEVENTS, EVENTGRID
 from commgrid.grid.options import parse_duration
 from commgrid.grid.properties import AWAITING, CREATING, FAILED
 from commgrid.grid.subscriptions import Saved
+from commgrid.grid.topic_options import EXTENSION, TopicOptions, parse_options
 from commgrid.store.base import Subscription, Topic
 
 ACS_TOPIC_TYPE = "Microsoft.Communication.CommunicationServices"
@@ -49,7 +50,18 @@ def render_topic(call: ArmCall, topic: Topic) -> dict[str, Any]:
                        "metricResourceId": metric_resource_id(topic.arm_id), "publicNetworkAccess": "Enabled",
                        "disableLocalAuth": False, "minimumTlsVersionAllowed": "1.2",
                        "dataResidencyBoundary": "WithinGeopair"},
-    }
+    } | _options(topic)
+
+
+def _options(topic: Topic) -> dict[str, Any]:
+    """commgrid's options beside `properties`, only when some are set (so an Azure-only topic reads as Azure's)."""
+    shown = topic.options.to_json()
+    return {EXTENSION: shown} if shown else {}
+
+
+def _options_given(b: dict[str, Any]) -> dict[str, int | None] | None:
+    value = field(b, EXTENSION)
+    return None if value is None else parse_options(value)
 
 
 def render_system_topic(call: ArmCall, topic: Topic) -> dict[str, Any]:
@@ -59,7 +71,7 @@ def render_system_topic(call: ArmCall, topic: Topic) -> dict[str, Any]:
         "location": topic.location or "global", "tags": topic.tags, "identity": {"type": "None"},
         "properties": {"provisioningState": "Succeeded", "source": d.acs_arm_id, "topicType": ACS_TOPIC_TYPE,
                        "metricResourceId": metric_resource_id(d.system_topic_arm_id)},
-    }
+    } | _options(topic)
 
 
 def _render_subscription(call: ArmCall, sub: Subscription, topic: Topic, *, reveal_secrets: bool = False
@@ -119,16 +131,20 @@ async def _maybe_topic(call: ArmCall, name: str) -> Topic | None:
 
 
 async def put_topic(call: ArmCall) -> Response:
-    name, grid = call.params["topic"], call.runtime.grid
-    location, schema, tags = _topic_settings(await body(call))
+    name, grid, b = call.params["topic"], call.runtime.grid, await body(call)
+    location, schema, tags = _topic_settings(b)
+    options = _options_given(b) or {}
     existing = await _maybe_topic(call, name)
     if existing is not None and existing.kind != "custom":
         raise Conflict(f"The name '{name}' is taken by the Communication Services system topic.",
                        code="ResourceNameConflict")
     if existing is None:
-        topic = await grid.create_topic(name, schema, location=location, tags=tags)
-    else:
-        topic = await grid.update_topic(existing.name, location=location, tags=tags, input_schema=schema)
+        topic = await grid.create_topic(name, schema, location=location, tags=tags,
+                                        options=TopicOptions().merged(options))
+    else:  # a PUT replaces the resource: options it leaves out are unset
+        unset: dict[str, int | None] = dict.fromkeys(existing.options.to_json())
+        topic = await grid.update_topic(existing.name, location=location, tags=tags, input_schema=schema,
+                                        options=unset | options)
     return resource(render_topic(call, topic), 201)
 
 
@@ -137,8 +153,8 @@ async def get_topic(call: ArmCall) -> Response:
 
 
 async def patch_topic(call: ArmCall) -> Response:
-    topic = await _custom_topic(call)
-    topic = await call.runtime.grid.update_topic(topic.name, tags=tags_of(await body(call)))
+    topic, b = await _custom_topic(call), await body(call)
+    topic = await call.runtime.grid.update_topic(topic.name, tags=tags_of(b), options=_options_given(b))
     return resource(render_topic(call, topic))
 
 
@@ -210,14 +226,17 @@ async def put_system_topic(call: ArmCall) -> Response:
                        f" for '{d.acs_arm_id}'. Use that name (it is the --resource-name given on first start).",
                        code="SystemTopicAlreadyExists")
     location = field(b, "location")
+    topic = await call.runtime.grid.get_topic(d.system_topic_name)
+    unset: dict[str, int | None] = dict.fromkeys(topic.options.to_json())
     topic = await call.runtime.grid.update_topic(
-        d.system_topic_name, location=location if isinstance(location, str) else None, tags=tags_of(b) or {})
+        d.system_topic_name, location=location if isinstance(location, str) else None, tags=tags_of(b) or {},
+        options=unset | (_options_given(b) or {}))
     return resource(render_system_topic(call, topic), 200)
 
 
 async def patch_system_topic(call: ArmCall) -> Response:
-    topic = await _system_topic(call)
-    topic = await call.runtime.grid.update_topic(topic.name, tags=tags_of(await body(call)))
+    topic, b = await _system_topic(call), await body(call)
+    topic = await call.runtime.grid.update_topic(topic.name, tags=tags_of(b), options=_options_given(b))
     return resource(render_system_topic(call, topic))
 
 
@@ -339,6 +358,17 @@ async def subscription_delivery_attributes(call: ArmCall) -> Response:
     return resource({"value": [a.to_arm() for a in sub.properties.destination.delivery_attributes]})
 
 
+async def replay_subscription(call: ArmCall) -> Response:
+    """commgrid's replay action: `{"from", "to", "dryRun"}` in, the replay's counts out (grid/replay.py)."""
+    topic, b = await _subscription_topic(call), await body(call)
+    dry_run = field(b, "dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidInput(f"dryRun must be true or false; got {dry_run!r}.", code="InvalidRequestContent")
+    result = await call.runtime.replays.replay(topic.name, call.params["subscription"], field(b, "from"),
+                                               field(b, "to"), dry_run=dry_run)
+    return resource(result.to_json())
+
+
 async def list_topic_subscriptions(call: ArmCall) -> Response:
     topic = await _subscription_topic(call)
     subs = await call.runtime.subscriptions.list(topic.name)
@@ -390,3 +420,4 @@ def add_routes(router: ArmRouter) -> None:
         router.add("POST", base + "/getDeliveryAttributes", subscription_delivery_attributes)
         router.add("POST", base + "/rotateSigningSecret", rotate_signing_secret)
         router.add("POST", base + "/enable", enable_subscription)
+        router.add("POST", base + "/replay", replay_subscription)

@@ -14,16 +14,14 @@ from datetime import datetime
 
 from commgrid.acs.identifiers import communication_identifier, identifier_model
 from commgrid.acs.sms_text import digits
+from commgrid.events import acs
 from commgrid.events.acs import (
     AcsEventType,
     Change,
     ChatMessageSnapshot,
     ChatThreadSnapshot,
     ChatUser,
-    DeliveryAttempt,
     Emission,
-    InboundSms,
-    SmsDeliveryReport,
     subject_of,
 )
 from commgrid.events.calling_shapes import NO_ID, CallEnding, CallParty, CallSnapshot, IncomingCallFacts, RecordingFile
@@ -145,12 +143,12 @@ class AcsEventProfile(abc.ABC):
 
     # SMS ------------------------------------------------------------------------------------------
 
-    def sms_received(self, em: Emission, sms: InboundSms) -> dict:
+    def sms_received(self, em: Emission, sms: acs.InboundSms) -> dict:
         data = {"messageId": sms.message_id, "from": sms.from_, "to": sms.to, "message": sms.message,
                 "receivedTimestamp": millis(sms.received_at)}
         return self._sms_event(em, AcsEventType.SMS_RECEIVED, sms.to, self._received_data(sms, data), sms.message_id)
 
-    def sms_delivery_report(self, em: Emission, report: SmsDeliveryReport) -> dict:
+    def sms_delivery_report(self, em: Emission, report: acs.SmsDeliveryReport) -> dict:
         data = {"messageId": report.message_id, "from": report.from_, "to": report.to, "deliveryStatus": report.status,
                 "deliveryStatusDetails": report.status_details, "receivedTimestamp": ticks(report.received_at),
                 "deliveryAttempts": [self._attempt(a) for a in report.attempts]}
@@ -159,15 +157,15 @@ class AcsEventProfile(abc.ABC):
         return self._sms_event(em, event_type, report.from_, self._report_data(report, data), report.message_id)
 
     @abc.abstractmethod
-    def _received_data(self, sms: InboundSms, data: dict) -> dict:
+    def _received_data(self, sms: acs.InboundSms, data: dict) -> dict:
         """SMSReceived's `data` in this shape, from today's fields (`data`, camelCase)."""
 
     @abc.abstractmethod
-    def _report_data(self, report: SmsDeliveryReport, data: dict) -> dict:
+    def _report_data(self, report: acs.SmsDeliveryReport, data: dict) -> dict:
         """SMSDeliveryReportReceived's `data` in this shape, from today's fields (`data`, camelCase)."""
 
     @staticmethod
-    def _attempt(attempt: DeliveryAttempt) -> dict:
+    def _attempt(attempt: acs.DeliveryAttempt) -> dict:
         return {"timestamp": ticks(attempt.timestamp), "segmentsSucceeded": attempt.segments_succeeded,
                 "segmentsFailed": attempt.segments_failed}
 
