@@ -44,6 +44,14 @@ class CommgridError(Exception):
     status: int = 500
     code: str = "InternalServerError"
 
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs: object) -> None:
+        """`class NotFound(CommgridError, status=404, code="NotFound")`: a subclass names its answer once."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
     def __init__(
         self, message: str | None = None, *, code: str | None = None, details: list[Detail] | None = None
     ) -> None:
@@ -61,11 +69,8 @@ class CommgridError(Exception):
         return {"error": error}
 
 
-class BadRequest(CommgridError):
+class BadRequest(CommgridError, status=400, code="BadRequest"):
     """The request is invalid."""
-
-    status = 400
-    code = "BadRequest"
 
 
 class InvalidInput(BadRequest):
@@ -97,46 +102,28 @@ class SchemaMismatch(BadRequest):
     """The events do not match the topic's input schema."""
 
 
-class Unauthorized(CommgridError):
+class Unauthorized(CommgridError, status=401, code="Unauthorized"):
     """The request did not contain valid credentials."""
 
-    status = 401
-    code = "Unauthorized"
 
-
-class Forbidden(CommgridError):
+class Forbidden(CommgridError, status=403, code="Forbidden"):
     """The caller is not allowed to perform this operation."""
 
-    status = 403
-    code = "Forbidden"
 
-
-class NotFound(CommgridError):
+class NotFound(CommgridError, status=404, code="NotFound"):
     """The requested resource was not found."""
 
-    status = 404
-    code = "NotFound"
 
-
-class Conflict(CommgridError):
+class Conflict(CommgridError, status=409, code="Conflict"):
     """The resource already exists or was changed concurrently."""
 
-    status = 409
-    code = "Conflict"
 
-
-class PayloadTooLarge(CommgridError):
+class PayloadTooLarge(CommgridError, status=413, code="PayloadTooLarge"):
     """The request or an event in it is too large."""
 
-    status = 413
-    code = "PayloadTooLarge"
 
-
-class ServiceUnavailable(CommgridError):
+class ServiceUnavailable(CommgridError, status=503, code="ServiceUnavailable"):
     """The service is shutting down or not ready."""
-
-    status = 503
-    code = "ServiceUnavailable"
 
 
 def from_store(exc: StoreError) -> CommgridError:

@@ -23,11 +23,9 @@ log = logging.getLogger("commgrid.api")
 DEFAULT_READ_TIMEOUT = 30.0
 
 
-class RequestTimeout(CommgridError):
+class RequestTimeout(CommgridError, status=408, code="RequestTimeout"):
     """The client stopped sending its request body."""
 
-    status = 408
-    code = "RequestTimeout"
     # the rest of the body may still come: the connection cannot be reused
     headers: ClassVar[dict[str, str]] = {"Connection": "close"}
 

@@ -16,11 +16,8 @@ from starlette.responses import Response
 from commgrid.errors import CommgridError, NotFound
 
 
-class MethodNotAllowed(CommgridError):
+class MethodNotAllowed(CommgridError, status=405, code="MethodNotAllowed"):
     """The resource does not support this HTTP method."""
-
-    status = 405
-    code = "MethodNotAllowed"
 
 
 @dataclass
