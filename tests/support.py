@@ -59,6 +59,14 @@ class ServerProcess:
         wait_healthy(self.process, self.http, timeout, self.log)
         return self
 
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the server unless the test already did."""
+        if self.process:
+            self.stop()
+
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.http}/healthz", timeout=5) as response:
             return json.loads(response.read())

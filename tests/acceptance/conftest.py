@@ -12,17 +12,12 @@ from tests.support import ServerProcess
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("server")).start()
-    try:
+    with ServerProcess(tmp_path_factory.mktemp("server")) as proc:
         yield proc
-    finally:
-        if proc.process:
-            proc.stop()
 
 
 @pytest.fixture(scope="module")
 def rx() -> Iterator[Receiver]:
     """A webhook receiver on loopback that answers the validation handshake."""
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    with Receiver() as receiver:
+        yield receiver

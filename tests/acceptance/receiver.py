@@ -93,6 +93,12 @@ class Receiver:
         if self._threaded is not None:
             self._threaded.stop()
 
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def endpoint(self, path: str, **behaviour: Any) -> str:
         """Register (or reset) the endpoint at `/path` and return its URL."""
         self.behaviours[path] = Behaviour(**behaviour)

@@ -31,13 +31,9 @@ SEND = "/sms?api-version=2021-03-07"
 @pytest.fixture(scope="module")
 def sms_server(tmp_path_factory) -> Iterator[ServerProcess]:
     # Time scale 20: the simulated carrier answers 0.25 s after the 202.
-    proc = ServerProcess(tmp_path_factory.mktemp("sms"), extra_args=(
-        "--time-scale", "20", "--phone-number", SENDER, "--phone-number", SHORT_CODE)).start()
-    try:
+    with ServerProcess(tmp_path_factory.mktemp("sms"), extra_args=(
+            "--time-scale", "20", "--phone-number", SENDER, "--phone-number", SHORT_CODE)) as proc:
         yield proc
-    finally:
-        if proc.process:
-            proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -41,13 +41,9 @@ WAV = "https://media.example.com/prompt.wav"
 
 @pytest.fixture(scope="module")
 def calling_server(tmp_path_factory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("calling"), extra_args=(
-        "--time-scale", "20", "--phone-number", IVR_NUMBER)).start()
-    try:
+    with ServerProcess(tmp_path_factory.mktemp("calling"), extra_args=(
+            "--time-scale", "20", "--phone-number", IVR_NUMBER)) as proc:
         yield proc
-    finally:
-        if proc.process:
-            proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +68,8 @@ def sim(acs: Acs) -> Iterator[Sim]:
 
 @pytest.fixture
 def rx() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    with Receiver() as receiver:
+        yield receiver
 
 
 def _outbound(client: CallAutomationClient, rx: Receiver, target: str = OUT) -> CallConnectionClient:

@@ -37,19 +37,14 @@ steps:
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "server", extra_args=("--time-scale", "10", "--phone-number", IVR_NUMBER)).start()
-    try:
+    with ServerProcess(tmp_path / "server", extra_args=("--time-scale", "10", "--phone-number", IVR_NUMBER)) as proc:
         yield proc
-    finally:
-        if proc.process:
-            proc.stop()
 
 
 @pytest.fixture
 def rx() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    with Receiver() as receiver:
+        yield receiver
 
 
 def _incoming(rx: Receiver, count: int = 1) -> EventGridEvent:

@@ -28,9 +28,8 @@ RG = "commgrid"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("options"), extra_args=("--time-scale", "600")).start()
-    yield proc
-    proc.stop()
+    with ServerProcess(tmp_path_factory.mktemp("options"), extra_args=("--time-scale", "600")) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

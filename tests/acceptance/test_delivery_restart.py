@@ -15,9 +15,7 @@ from tests.support import ServerProcess
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_pending_deliveries_survive_sigkill(tmp_path, request, backend: str) -> None:
     store = None if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    rx = Receiver().start()
-    server = ServerProcess(tmp_path / "data", store=store, extra_args=("--time-scale", "600")).start()
-    try:
+    with Receiver() as rx, ServerProcess(tmp_path / "data", store=store, extra_args=("--time-scale", "600")) as server:
         topic = server.create_topic("orders")
         subscribe(server, "orders", "retrying", rx.endpoint("retrying", status=500), "--subject-begins-with", "/r/",
                   settle=False)
@@ -42,7 +40,3 @@ def test_pending_deliveries_survive_sigkill(tmp_path, request, backend: str) -> 
         server.wait_settled()  # both succeeded: nothing more arrives, nothing was dead-lettered
         assert len(rx.received("retrying")) == attempts_before + 1 and len(rx.received("in-flight")) == 2
         assert server.cli("deadletter", "list", "--json").stdout.strip() == "[]"
-    finally:
-        if server.process:
-            server.stop()
-        rx.stop()

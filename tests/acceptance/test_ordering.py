@@ -53,9 +53,7 @@ def wait_accepted(rx: Receiver, path: str, count: int, timeout: float = 60) -> l
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_each_key_is_delivered_in_publish_order_under_random_failures(tmp_path, request, backend: str) -> None:
     store = None if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    rx = Receiver().start()
-    server = ServerProcess(tmp_path / "data", store=store, extra_args=("--time-scale", "600")).start()
-    try:
+    with Receiver() as rx, ServerProcess(tmp_path / "data", store=store, extra_args=("--time-scale", "600")) as server:
         topic = server.create_topic("chat")
         subscribe(server, "chat", "ordered", rx.endpoint("ordered", fail_ratio=0.3), "--ordering-key",
                   "data.threadId", "--max-events-per-batch", "10")
@@ -64,17 +62,12 @@ def test_each_key_is_delivered_in_publish_order_under_random_failures(tmp_path, 
         check_order(wait_accepted(rx, "ordered", 160), 160)
         assert any(r.status == 500 for r in rx.received("ordered")), "the handler failed some deliveries"
         assert any(len(r.events()) > 1 for r in rx.received("ordered")), "keys still share batches"
-    finally:
-        server.stop()
-        rx.stop()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_order_holds_across_a_sigkill(tmp_path, request, backend: str) -> None:
     store = None if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    rx = Receiver().start()
-    server = ServerProcess(tmp_path / "data", store=store, extra_args=("--time-scale", "600")).start()
-    try:
+    with Receiver() as rx, ServerProcess(tmp_path / "data", store=store, extra_args=("--time-scale", "600")) as server:
         topic = server.create_topic("chat")
         subscribe(server, "chat", "ordered", rx.endpoint("ordered", delay=0.05, fail_ratio=0.2),
                   "--ordering-key", "data.threadId")
@@ -83,10 +76,6 @@ def test_order_holds_across_a_sigkill(tmp_path, request, backend: str) -> None:
         server.kill()
         server.start()
         check_order(wait_accepted(rx, "ordered", 120), 120)
-    finally:
-        if server.process:
-            server.stop()
-        rx.stop()
 
 
 def test_order_holds_across_two_nodes_on_postgresql(tmp_path, postgres_url: str) -> None:

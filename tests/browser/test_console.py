@@ -34,17 +34,15 @@ TIMEOUT = 15_000  # ms, for every wait on the page
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("console"),
-                         extra_args=("--time-scale", "600", "--phone-number", NUMBER)).start()
-    yield proc
-    proc.stop()
+    with ServerProcess(tmp_path_factory.mktemp("console"),
+                       extra_args=("--time-scale", "600", "--phone-number", NUMBER)) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
 def rx() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    with Receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
