@@ -10,6 +10,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, fields
 
+from commgrid.arm_ids import COMMUNICATION_SERVICES, EVENTGRID_SYSTEM_TOPICS, EVENTGRID_TOPICS, resource_id
 from commgrid.config import Settings
 from commgrid.store import Store
 
@@ -35,8 +36,7 @@ class Deployment:
 
     @property
     def acs_arm_id(self) -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.Communication/communicationServices/{self.resource_name}")
+        return resource_id(self.subscription_id, self.resource_group, COMMUNICATION_SERVICES, self.resource_name)
 
     @property
     def system_topic_name(self) -> str:
@@ -44,12 +44,10 @@ class Deployment:
 
     @property
     def system_topic_arm_id(self) -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.EventGrid/systemTopics/{self.system_topic_name}")
+        return resource_id(self.subscription_id, self.resource_group, EVENTGRID_SYSTEM_TOPICS, self.system_topic_name)
 
     def topic_arm_id(self, name: str) -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.EventGrid/topics/{name}")
+        return resource_id(self.subscription_id, self.resource_group, EVENTGRID_TOPICS, name)
 
     def connection_string(self, https_base: str) -> str:
         return f"endpoint={https_base}/;accesskey={self.access_key}"

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from commgrid.arm_ids import COMMUNICATION_SERVICES, EVENTGRID_TOPICS, resource_id
+
 __all__ = ["EventSink", "Server", "TopicInfo"]
 
 ARM_API_VERSION = "2025-02-15"
@@ -205,8 +207,7 @@ class Server:
     @property
     def resource_id(self) -> str:
         """The ARM id of the Communication Services resource (the scope of its event subscriptions)."""
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.Communication/communicationServices/{self.resource_name}")
+        return resource_id(self.subscription_id, self.resource_group, COMMUNICATION_SERVICES, self.resource_name)
 
     @property
     def connection_string(self) -> str:
@@ -220,8 +221,7 @@ class Server:
 
     # resources -------------------------------------------------------------------------------------------
     def _topic_id(self, name: str) -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.EventGrid/topics/{name}")
+        return resource_id(self.subscription_id, self.resource_group, EVENTGRID_TOPICS, name)
 
     def create_topic(self, name: str, input_schema: str = "EventGridSchema") -> TopicInfo:
         """Create (or confirm) a custom topic; its endpoint is over HTTPS (trust `ca`)."""

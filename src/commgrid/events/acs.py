@@ -247,14 +247,6 @@ class Emission:
     new_id: Callable[[], str] = new_event_id
 
 
-def resource_topic(subscription_id: str, resource_group: str, name: str) -> str:
-    """The `topic` of a Communication Services resource (event-schema)."""
-    return (
-        f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
-        f"/providers/Microsoft.Communication/communicationServices/{name}"
-    )
-
-
 _PLACEHOLDER = re.compile(r"\{\w+\}")
 _SUBJECT_PARTS = {t: _PLACEHOLDER.split(info.subject) for t, info in CATALOG.items()}
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from commgrid.arm_ids import EVENTGRID_NAMESPACES, resource_id
 from commgrid.config import Settings
 from commgrid.deployment import Deployment, new_key
 from commgrid.errors import BadRequest, Conflict, Detail, InvalidInput, NotFound, from_store
@@ -113,8 +114,7 @@ class Namespaces:
     # ids -------------------------------------------------------------------------------------------------
     def arm_id(self, namespace: str, topic: str | None = None, subscription: str | None = None) -> str:
         d = self.deployment
-        path = (f"/subscriptions/{d.subscription_id}/resourceGroups/{d.resource_group}"
-                f"/providers/Microsoft.EventGrid/namespaces/{namespace}")
+        path = resource_id(d.subscription_id, d.resource_group, EVENTGRID_NAMESPACES, namespace)
         if topic is not None:
             path += f"/topics/{topic}"
         if subscription is not None:
