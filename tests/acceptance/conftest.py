@@ -11,8 +11,10 @@ from tests.support import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path_factory.mktemp("server")) as proc:
+def server(request, tmp_path_factory) -> Iterator[ServerProcess]:
+    """The module's server, started with the module's `SERVER_ARGS` if it has any (`("--time-scale", "600")`)."""
+    extra_args = getattr(request.module, "SERVER_ARGS", ())
+    with ServerProcess(tmp_path_factory.mktemp("server"), extra_args=extra_args) as proc:
         yield proc
 
 

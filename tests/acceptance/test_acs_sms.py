@@ -26,19 +26,13 @@ SHORT_CODE = "12345"
 REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
 RECEIVED = "Microsoft.Communication.SMSReceived"
 SEND = "/sms?api-version=2021-03-07"
+# Time scale 20: the simulated carrier answers 0.25 s after the 202.
+SERVER_ARGS = ("--time-scale", "20", "--phone-number", SENDER, "--phone-number", SHORT_CODE)
 
 
 @pytest.fixture(scope="module")
-def sms_server(tmp_path_factory) -> Iterator[ServerProcess]:
-    # Time scale 20: the simulated carrier answers 0.25 s after the 202.
-    with ServerProcess(tmp_path_factory.mktemp("sms"), extra_args=(
-            "--time-scale", "20", "--phone-number", SENDER, "--phone-number", SHORT_CODE)) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def acs(sms_server: ServerProcess) -> Acs:
-    return Acs(sms_server)
+def acs(server: ServerProcess) -> Acs:
+    return Acs(server)
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +44,11 @@ def sms(acs: Acs) -> Iterator[SmsClient]:
 
 
 @pytest.fixture(scope="module")
-def webhook(sms_server: ServerProcess, acs: Acs) -> Iterator[tuple[Receiver, str]]:
+def webhook(server: ServerProcess, acs: Acs) -> Iterator[tuple[Receiver, str]]:
     """A webhook subscription to the system topic's SMS events (it answers the validation handshake)."""
     receiver = Receiver().start()
     url = receiver.endpoint("sms-events")
-    sms_server.cli("subscription", "create", "--topic", acs.system_topic, "--name", "sms-events",
+    server.cli("subscription", "create", "--topic", acs.system_topic, "--name", "sms-events",
                    "--endpoint", url, "--included-event-types", f"{RECEIVED} {REPORT}")
     try:
         yield receiver, "sms-events"
@@ -93,12 +87,12 @@ def test_send_one_with_delivery_report(acs: Acs, sms: SmsClient) -> None:
 
 
 def test_events_match_the_seed_samples_in_store_and_at_the_webhook(
-    acs: Acs, sms: SmsClient, sms_server: ServerProcess, webhook: tuple[Receiver, str],
+    acs: Acs, sms: SmsClient, server: ServerProcess, webhook: tuple[Receiver, str],
 ) -> None:
     receiver, path = webhook
     samples = seed_samples()
     [sent] = sms.send(from_=SENDER, to="+14255550124", message="shape", enable_delivery_report=True)
-    received = json.loads(sms_server.cli("sms", "receive", "--from", "+14255550124", "--to", SENDER,
+    received = json.loads(server.cli("sms", "receive", "--from", "+14255550124", "--to", SENDER,
                                          "Great to connect with ACS events", "--json").stdout)
     stored = {e["id"]: e for e in acs.wait_events(lambda e: e["id"] in (sent.message_id, received["messageId"]), 2)}
 
@@ -126,20 +120,20 @@ def test_multiple_recipients_with_invalid_ones(acs: Acs, sms: SmsClient) -> None
     assert not [e for e in acs.events() if e["data"].get("To") in ("Ad155500000000000", "+0123")]
 
 
-def test_rules_make_chosen_recipients_fail(acs: Acs, sms: SmsClient, sms_server: ServerProcess) -> None:
-    rule = json.loads(sms_server.cli("sms", "rule", "add", "--to-prefix", "+1555000", "--status", "Failed",
+def test_rules_make_chosen_recipients_fail(acs: Acs, sms: SmsClient, server: ServerProcess) -> None:
+    rule = json.loads(server.cli("sms", "rule", "add", "--to-prefix", "+1555000", "--status", "Failed",
                                      "--json").stdout)
-    sms_server.cli("sms", "rule", "add", "--to-pattern", r"\+4420\d+", "--status", "failed",
+    server.cli("sms", "rule", "add", "--to-pattern", r"\+4420\d+", "--status", "failed",
                    "--details", "Sender blocked for given recipient.")
     try:
-        rules = json.loads(sms_server.cli("sms", "rule", "list", "--json").stdout)
+        rules = json.loads(server.cli("sms", "rule", "list", "--json").stdout)
         assert rules[0]["id"] == rule["id"] and len(rules) == 2
         results = sms.send(from_=SENDER, to=["+15550001234", "+442079460000", "+14255550127"],
                            message="x" * 200, enable_delivery_report=True, tag="rules")
         assert all(r.successful for r in results)  # the 202 says accepted; the report tells the outcome
         timeout, blocked, fine = (_report(acs, r.message_id)["data"] for r in results)
     finally:
-        sms_server.cli("sms", "rule", "clear")
+        server.cli("sms", "rule", "clear")
     assert (timeout["DeliveryStatus"], timeout["DeliveryStatusDetails"]) == (
         "Failed", "ErrorCode: 5002. ErrorMessage: Message Delivery Timeout")
     assert timeout["DeliveryAttempts"][0] | {"Timestamp": None} == {
@@ -242,16 +236,16 @@ def test_repeatability_first_sent_rules(acs: Acs) -> None:
 # --- phone numbers and inbound SMS ------------------------------------------------------------------------
 
 
-def test_phone_number_commands(acs: Acs, sms: SmsClient, sms_server: ServerProcess) -> None:
+def test_phone_number_commands(acs: Acs, sms: SmsClient, server: ServerProcess) -> None:
     number = "+18005550111"
-    added = json.loads(sms_server.cli("phone-number", "add", number, "--json").stdout)
+    added = json.loads(server.cli("phone-number", "add", number, "--json").stdout)
     assert added["phoneNumber"] == number and added["kind"] == "phoneNumber"
-    listed = {n["phoneNumber"] for n in json.loads(sms_server.cli("phone-number", "list", "--json").stdout)}
+    listed = {n["phoneNumber"] for n in json.loads(server.cli("phone-number", "list", "--json").stdout)}
     assert {SENDER, SHORT_CODE, number} <= listed  # `--phone-number` numbers are owned too
     assert sms.send(from_=number, to="+14255550139", message="toll free")[0].successful
-    assert sms_server.cli("phone-number", "add", number, check=False).returncode == 0  # owned already: fine
-    assert sms_server.cli("phone-number", "add", "555-0100", check=False).returncode == 1
-    sms_server.cli("phone-number", "remove", number)
+    assert server.cli("phone-number", "add", number, check=False).returncode == 0  # owned already: fine
+    assert server.cli("phone-number", "add", "555-0100", check=False).returncode == 1
+    server.cli("phone-number", "remove", number)
     with pytest.raises(ClientAuthenticationError):
         sms.send(from_=number, to="+14255550139", message="not any more")
 

@@ -37,18 +37,12 @@ OUT = "+14255550199"  # a PSTN party the app calls
 NEVER = "+14255550177"  # rings until told (manual)
 DECLINES = "+14255550166"
 WAV = "https://media.example.com/prompt.wav"
+SERVER_ARGS = ("--time-scale", "20", "--phone-number", IVR_NUMBER)
 
 
 @pytest.fixture(scope="module")
-def calling_server(tmp_path_factory) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path_factory.mktemp("calling"), extra_args=(
-            "--time-scale", "20", "--phone-number", IVR_NUMBER)) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def acs(calling_server: ServerProcess) -> Acs:
-    return Acs(calling_server)
+def acs(server: ServerProcess) -> Acs:
+    return Acs(server)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,8 @@ from tests.acceptance.receiver import Receiver
 from tests.acceptance.subscribing import dead_letters, publish, shown, subscribe, wait_dead_letters
 from tests.support import ServerProcess, free_port
 
+SERVER_ARGS = ("--time-scale", "600")
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path_factory.mktemp("delivery"), extra_args=("--time-scale", "600")) as proc:
-        yield proc
 
 
 @pytest.fixture(scope="module")

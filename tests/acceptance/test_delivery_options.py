@@ -24,12 +24,7 @@ from tests.acceptance.subscribing import publish, shown, subscribe
 from tests.support import ServerProcess
 
 RG = "commgrid"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path_factory.mktemp("options"), extra_args=("--time-scale", "600")) as proc:
-        yield proc
+SERVER_ARGS = ("--time-scale", "600")
 
 
 @pytest.fixture(scope="module")
