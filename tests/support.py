@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commgrid.testing import end, free_port, free_ports, launch, server_env, wait_healthy
+from commgrid.testing import Loopback, end, free_port, free_ports, launch, server_env, wait_healthy
 
 __all__ = ["ServerProcess", "clean_env", "cli", "free_port", "free_ports"]
 
@@ -32,7 +32,7 @@ def cli(data_dir: Path, *args: str, check: bool = True, store: str | None = None
 
 
 @dataclass
-class ServerProcess:
+class ServerProcess(Loopback):
     """`commgrid serve` on free loopback ports, over a data dir that outlives restarts."""
 
     data_dir: Path
@@ -66,10 +66,6 @@ class ServerProcess:
         """Stop the server unless the test already did."""
         if self.process:
             self.stop()
-
-    def health(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.http}/healthz", timeout=5) as response:
-            return json.loads(response.read())
 
     def catalog_version(self) -> int:
         """The store change counter this node's catalog reflects (`/healthz` `catalogVersion`)."""
@@ -113,18 +109,6 @@ class ServerProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def https(self) -> str:
-        return f"https://127.0.0.1:{self.tls_port}"
-
-    @property
-    def ca(self) -> str:
-        return str(self.data_dir / "tls" / "ca.pem")
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return cli(self.data_dir, *args, check=check, store=self.store)

@@ -120,8 +120,34 @@ class ManagementError(RuntimeError):
         self.body = body
 
 
+class Loopback:
+    """Where a `commgrid serve` on loopback answers, from its `port`, `tls_port` and `data_dir`."""
+
+    port: int
+    tls_port: int
+    data_dir: Path | None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca(self) -> str:
+        """The CA certificate to trust (`connection_verify=`, `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`)."""
+        assert self.data_dir is not None, "start the server first"
+        return str(self.data_dir / "tls" / "ca.pem")
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.http}/healthz", timeout=5) as response:
+            return json.loads(response.read())
+
+
 @dataclass
-class Server:
+class Server(Loopback):
     """`commgrid serve` in a subprocess, on free loopback ports, over a data dir of its own.
 
     `data_dir` defaults to a temporary directory removed on `stop()`. `time_scale` divides every delivery delay
@@ -191,20 +217,6 @@ class Server:
 
     # where it is -----------------------------------------------------------------------------------------
     @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def https(self) -> str:
-        return f"https://127.0.0.1:{self.tls_port}"
-
-    @property
-    def ca(self) -> str:
-        """The CA certificate to trust (`connection_verify=`, `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`)."""
-        assert self.data_dir is not None, "start the server first"
-        return str(self.data_dir / "tls" / "ca.pem")
-
-    @property
     def resource_id(self) -> str:
         """The ARM id of the Communication Services resource (the scope of its event subscriptions)."""
         return resource_id(self.subscription_id, self.resource_group, COMMUNICATION_SERVICES, self.resource_name)
@@ -214,10 +226,6 @@ class Server:
         """The Communication Services connection string, for the identity, SMS and chat SDKs."""
         return self._arm("POST", f"{self.resource_id}/listKeys", api_version=ACS_API_VERSION)[
             "primaryConnectionString"]
-
-    def health(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.http}/healthz", timeout=5) as response:
-            return json.loads(response.read())
 
     # resources -------------------------------------------------------------------------------------------
     def _topic_id(self, name: str) -> str:
