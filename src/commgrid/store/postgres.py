@@ -536,17 +536,20 @@ class PostgresStore(Store):
     async def claim_due_deliveries(
         self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
     ) -> list[Delivery]:
-        topics, subscriptions = [t for t, _ in skip], [s for _, s in skip]
-        async with self._conn(transaction=True) as conn:
-            found = await conn.fetch(CLAIM_DELIVERIES, owner, now + lease, now, limit, topics, subscriptions)
-        return [rows.delivery_from_row(r) for r in found]
+        return await self._claim(CLAIM_DELIVERIES, owner, now, limit, lease, skip)
 
     async def claim_ordered_deliveries(
         self, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]] = ()
     ) -> list[Delivery]:
+        return await self._claim(CLAIM_ORDERED, owner, now, limit, lease, skip)
+
+    async def _claim(
+        self, query: str, owner: str, now: float, limit: int, lease: float, skip: Collection[tuple[str, str]]
+    ) -> list[Delivery]:
+        """Lease the due deliveries `query` selects, but none of the (topic, subscription) pairs in `skip`."""
         topics, subscriptions = [t for t, _ in skip], [s for _, s in skip]
         async with self._conn(transaction=True) as conn:
-            found = await conn.fetch(CLAIM_ORDERED, owner, now + lease, now, limit, topics, subscriptions)
+            found = await conn.fetch(query, owner, now + lease, now, limit, topics, subscriptions)
         return [rows.delivery_from_row(r) for r in found]
 
     async def renew_leases(self, owner: str, ids: Sequence[int], until: float) -> int:

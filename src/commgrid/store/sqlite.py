@@ -439,6 +439,13 @@ class SQLiteStore(Store):
             raise Missing(missing)
         return row
 
+    @staticmethod
+    async def _change_one(conn: aiosqlite.Connection, missing: str, sql: str, args: Sequence = ()) -> None:
+        """Run `sql`, an UPDATE or DELETE of one row; `Missing(missing)` if it matched none."""
+        cur = await conn.execute(sql, args)
+        if cur.rowcount == 0:
+            raise Missing(missing)
+
     # settings --------------------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
         row = await self._one(SELECT_SETTING, (key,))
@@ -469,9 +476,8 @@ class SQLiteStore(Store):
     async def update_topic(self, topic: Topic) -> None:
         async with self._transaction() as conn:
             values = rows.topic_values(topic)
-            cur = await conn.execute(UPDATE_TOPIC, (*values[1:6], *values[7:], topic.name))
-            if cur.rowcount == 0:
-                raise Missing(f"Topic '{topic.name}' was not found.")
+            await self._change_one(
+                conn, f"Topic '{topic.name}' was not found.", UPDATE_TOPIC, (*values[1:6], *values[7:], topic.name))
             await self._bump_version(conn)
 
     async def get_topic(self, name: str) -> Topic:
@@ -571,10 +577,9 @@ class SQLiteStore(Store):
 
     async def update_subscription(self, sub: Subscription) -> None:
         async with self._transaction() as conn:
-            cur = await conn.execute(
+            await self._change_one(
+                conn, f"Event subscription '{sub.name}' was not found.",
                 UPDATE_SUBSCRIPTION, (rows.properties_json(sub), sub.status, sub.updated_at, sub.topic, sub.name))
-            if cur.rowcount == 0:
-                raise Missing(f"Event subscription '{sub.name}' was not found.")
             await self._bump_version(conn)
 
     async def get_subscription(self, topic: str, name: str) -> Subscription:
@@ -588,9 +593,8 @@ class SQLiteStore(Store):
 
     async def delete_subscription(self, topic: str, name: str) -> None:
         async with self._transaction() as conn:
-            cur = await conn.execute(DELETE_SUBSCRIPTION, (topic, name))
-            if cur.rowcount == 0:
-                raise Missing(f"Event subscription '{name}' was not found.")
+            await self._change_one(
+                conn, f"Event subscription '{name}' was not found.", DELETE_SUBSCRIPTION, (topic, name))
             await conn.execute(DELETE_SUBSCRIPTION_DELIVERIES, (topic, name))
             await self._bump_version(conn)
 
@@ -714,9 +718,8 @@ class SQLiteStore(Store):
 
     async def delete_document(self, collection: str, key: str) -> None:
         async with self._transaction() as conn:
-            cur = await conn.execute(DELETE_DOCUMENT, (collection, key))
-            if cur.rowcount == 0:
-                raise Missing(f"Document '{collection}/{key}' was not found.")
+            missing = f"Document '{collection}/{key}' was not found."
+            await self._change_one(conn, missing, DELETE_DOCUMENT, (collection, key))
 
     # namespaces ------------------------------------------------------------------------------------------
     async def put_namespace_resource(self, resource: NamespaceResource, *, create: bool) -> None:
@@ -725,9 +728,8 @@ class SQLiteStore(Store):
             if create:
                 await conn.execute(queue_sql.INSERT_RESOURCE.format(p=", ".join("?" * 6)), values)
                 return
-            cur = await conn.execute(UPDATE_RESOURCE, (values[3], values[5], *values[:3]))
-            if cur.rowcount == 0:
-                raise Missing(f"Namespace resource '{rows.resource_path(resource)}' was not found.")
+            await self._change_one(conn, f"Namespace resource '{rows.resource_path(resource)}' was not found.",
+                                   UPDATE_RESOURCE, (values[3], values[5], *values[:3]))
 
     async def get_namespace_resource(self, namespace: str, topic: str = "", name: str = "") -> NamespaceResource:
         missing = f"Namespace resource '{'/'.join(filter(None, (namespace, topic, name)))}' was not found."
