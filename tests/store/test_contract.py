@@ -12,6 +12,7 @@ from commgrid.store import Store, store_from_url
 from commgrid.store.base import (
     AlreadyExists,
     Attempt,
+    Delivery,
     Document,
     DocumentWrite,
     Missing,
@@ -40,6 +41,15 @@ def event(i: int, topic_name: str = "orders") -> NewEvent:
 async def with_subscription(store: Store, name: str = "sub", status: str = "Active") -> None:
     await store.create_subscription(Subscription(topic="orders", name=name, properties=PROPS,
                                                  status=status, created_at=NOW, updated_at=NOW))
+
+
+async def one_claimed_delivery(store: Store) -> Delivery:
+    """Topic `orders` with subscription `sub` and one event (`id-0`), its delivery claimed at NOW."""
+    await store.create_topic(topic())
+    await with_subscription(store)
+    await store.append_events([event(0)], [Route(0, "sub")], NOW)
+    (claimed,) = await store.claim_due_deliveries("n", NOW, 10, 30)
+    return claimed
 
 
 async def test_settings_roundtrip(store: Store) -> None:
@@ -198,10 +208,7 @@ async def test_inactive_subscription_holds_its_deliveries(store: Store) -> None:
 
 
 async def test_reschedule_records_the_attempt(store: Store) -> None:
-    await store.create_topic(topic())
-    await with_subscription(store)
-    await store.append_events([event(0)], [Route(0, "sub")], NOW)
-    (d,) = await store.claim_due_deliveries("n", NOW, 10, 30)
+    d = await one_claimed_delivery(store)
     await store.reschedule_deliveries([d.id], Attempt("Busy", 503, NOW + 1), NOW + 10)
     assert await store.claim_due_deliveries("n", NOW + 5, 10, 30) == []
     assert await store.next_due_at(NOW + 5) == NOW + 10
@@ -234,10 +241,7 @@ async def test_dead_letter_and_redeliver(store: Store) -> None:
 
 
 async def test_a_last_attempt_without_a_status_leaves_none_behind(store: Store) -> None:
-    await store.create_topic(topic())
-    await with_subscription(store)
-    await store.append_events([event(0)], [Route(0, "sub")], NOW)
-    (d,) = await store.claim_due_deliveries("n", NOW, 10, 30)
+    d = await one_claimed_delivery(store)
     await store.reschedule_deliveries([d.id], Attempt("HttpError", 500, NOW + 1), NOW + 2)
     (d,) = await store.claim_due_deliveries("n", NOW + 2, 10, 30)
     await store.dead_letter_deliveries([d.id], "MaxDeliveryAttemptsExceeded", NOW + 4, Attempt("SocketError", None,
