@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -41,6 +43,19 @@ def event(i: int, topic_name: str = "orders") -> NewEvent:
 async def with_subscription(store: Store, name: str = "sub", status: str = "Active") -> None:
     await store.create_subscription(Subscription(topic="orders", name=name, properties=PROPS,
                                                  status=status, created_at=NOW, updated_at=NOW))
+
+
+@contextlib.asynccontextmanager
+async def open_nodes(store_url: str, count: int) -> AsyncIterator[list[Store]]:
+    """`count` stores open on one database, as `count` nodes would have them; closed on the way out."""
+    stores = [store_from_url(store_url) for _ in range(count)]
+    for s in stores:
+        await s.open()
+    try:
+        yield stores
+    finally:
+        for s in stores:
+            await s.close()
 
 
 async def one_claimed_delivery(store: Store) -> Delivery:
@@ -460,10 +475,7 @@ async def test_ordered_claims_take_the_oldest_pending_event_of_each_key(store: S
 
 
 async def test_parallel_ordered_claimers_never_hold_two_events_of_one_key(store_url: str) -> None:
-    stores = [store_from_url(store_url) for _ in range(3)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_nodes(store_url, 3) as stores:
         await stores[0].create_topic(topic())
         await with_subscription(stores[0], "ordered")
         await stores[0].append_events([event(i) for i in range(40)],
@@ -472,6 +484,3 @@ async def test_parallel_ordered_claimers_never_hold_two_events_of_one_key(store_
                                         for i, s in enumerate(stores)))
         held = [d.event.id for claim in claims for d in claim]
         assert sorted(held) == ["id-0", "id-1", "id-2", "id-3"]
-    finally:
-        for s in stores:
-            await s.close()

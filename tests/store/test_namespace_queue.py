@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from commgrid.grid.properties import SubscriptionProperties, WebHookDestination
-from commgrid.store import Store, store_from_url
+from commgrid.store import Store
 from commgrid.store.base import (
     LOCK_EXPIRED,
     LOCK_OK,
@@ -20,6 +20,7 @@ from commgrid.store.base import (
     Subscription,
     Topic,
 )
+from tests.store.test_contract import open_nodes
 
 QUEUE_PROPS = SubscriptionProperties(WebHookDestination(""))  # a queue subscription has no destination
 
@@ -118,10 +119,7 @@ async def test_reject_max_deliveries_and_ttl_dead_letter(store: Store) -> None:
 
 async def test_concurrent_lockers_never_share_an_event(store_url: str) -> None:
     """Two store instances (two nodes) lock one backlog concurrently: every event goes to exactly one."""
-    stores = [store_from_url(store_url) for _ in range(2)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_nodes(store_url, 2) as stores:
         await queue(stores[0], 300)
 
         async def drain(s: Store) -> list[str]:
@@ -136,9 +134,6 @@ async def test_concurrent_lockers_never_share_an_event(store_url: str) -> None:
         a, b = await asyncio.gather(drain(stores[0]), drain(stores[1]))
         assert not set(a) & set(b)
         assert len(a) + len(b) == 300
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_a_token_settles_only_in_its_own_subscription(store: Store) -> None:

@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import replace
 
 from commgrid.grid.topic_options import TopicOptions
-from commgrid.store import Store, store_from_url
+from commgrid.store import Store
 from commgrid.store.base import Attempt, NewEvent, Route
-from tests.store.test_contract import NOW, event, topic, with_subscription
+from tests.store.test_contract import NOW, event, open_nodes, topic, with_subscription
 
 WINDOW = 600.0
 
@@ -64,18 +64,12 @@ async def test_dedupe_records_are_forgotten_after_their_window(store: Store) -> 
 
 async def test_dedupe_holds_between_two_connections_racing(store_url: str) -> None:
     """Two nodes publishing the same ids at once store each id once."""
-    nodes = [store_from_url(store_url) for _ in range(2)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with open_nodes(store_url, 2) as nodes:
         await nodes[0].create_topic(topic())
         for _ in range(5):
             batch = [dedupe(event(i)) for i in range(20)]
             await asyncio.gather(*(node.append_events(batch, [], NOW) for node in nodes))
         assert await nodes[0].count_events("orders") == 20
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 async def test_sweep_deletes_old_events_but_keeps_pending_and_dead_lettered_ones(store: Store) -> None:
