@@ -10,8 +10,8 @@ from tests.store.test_contract import NOW, event, topic, with_subscription
 
 
 def attempt(seq: int, n: int, *, sub: str = "sub", outcome: str = "Succeeded", status: int | None = 200,
-            response: str = "ok") -> AttemptRecord:
-    return AttemptRecord(topic="orders", subscription=sub, event_seq=seq, attempt=n, at=NOW + n, outcome=outcome,
+            response: str = "ok", topic: str = "orders") -> AttemptRecord:
+    return AttemptRecord(topic=topic, subscription=sub, event_seq=seq, attempt=n, at=NOW + n, outcome=outcome,
                          status=status, duration=0.25, error=None if status else "refused", response=response)
 
 

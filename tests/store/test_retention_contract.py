@@ -8,6 +8,7 @@ from dataclasses import replace
 from commgrid.grid.topic_options import TopicOptions
 from commgrid.store import Store
 from commgrid.store.base import Attempt, NewEvent, Route
+from tests.store.test_console_contract import attempt
 from tests.store.test_contract import NOW, event, open_nodes, topic, with_subscription
 
 WINDOW = 600.0
@@ -90,6 +91,21 @@ async def test_sweep_deletes_old_events_but_keeps_pending_and_dead_lettered_ones
     swept = await store.sweep_retention("orders", NOW + 50, NOW + 10, limit=100)
     assert (swept.events, swept.dead_letters) == (1, 1)
     assert [e.id for e in await store.events_in_order("orders", 0, 10)] == ["id-1", "id-9"]
+
+
+async def test_sweep_forgets_delivery_attempts_older_than_the_cutoff(store: Store) -> None:
+    await store.create_topic(topic())
+    await store.create_topic(topic("other"))
+    await store.append_events([event(0), event(1, "other")], [], NOW)
+    mine, theirs = [e.seq for e in await store.events_after(0)]
+    await store.record_attempts([attempt(mine, n) for n in (1, 2, 30)] + [attempt(theirs, 1, topic="other")],
+                                keep=1000)
+    swept = await store.sweep_retention("orders", NOW + 10, NOW, limit=1)
+    assert swept.attempts == 1
+    swept = await store.sweep_retention("orders", NOW + 10, NOW, limit=100)
+    assert swept.attempts == 1
+    assert [a.attempt for a in await store.list_attempts(mine)] == [30]  # newer than the cutoff
+    assert len(await store.list_attempts(theirs)) == 1  # another topic's history is its own
 
 
 async def test_space_is_reclaimed_after_a_sweep(store: Store) -> None:

@@ -8,8 +8,9 @@ handler's last day. Durations are divided by `--time-scale`.
 The sweep deletes in batches of `BATCH` per short transaction and yields between them, so publishing (which
 shares SQLite's one writer) waits for at most one batch. It never deletes an event with a pending delivery (a
 queue lock included) or a dead-letter record: those events stay until delivered, or until their dead letters
-are swept. On PostgreSQL every node sweeps; batches skip rows another node holds. Publish dedupe records past
-their window are forgotten by the same sweep.
+are swept. The record of delivery attempts (the console's history) is kept as long as events are. On
+PostgreSQL every node sweeps; batches skip rows another node holds. Publish dedupe records past their window
+are forgotten by the same sweep.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def retention_minutes(topic: Topic) -> int:
 class SweepTotals:
     events: int = 0
     dead_letters: int = 0
+    attempts: int = 0
     published_ids: int = 0
 
 
@@ -84,17 +86,19 @@ class RetentionSweeper:
                 swept = await self._store.sweep_retention(topic.name, cutoff, cutoff, self._batch)
                 totals.events += swept.events
                 totals.dead_letters += swept.dead_letters
+                totals.attempts += swept.attempts
                 await asyncio.sleep(0)  # publishing goes between batches
-                if max(swept.events, swept.dead_letters) < self._batch:
+                if max(swept.events, swept.dead_letters, swept.attempts) < self._batch:
                     break
         while (forgotten := await self._store.forget_published_ids(self._clock(), self._batch)) > 0:
             totals.published_ids += forgotten
             await asyncio.sleep(0)
             if forgotten < self._batch:
                 break
-        if totals.events or totals.dead_letters:
+        if totals.events or totals.dead_letters or totals.attempts:
             await self._store.reclaim_space()
             log.info("retention sweep", extra={"action": "retention_swept", "events": totals.events,
                                                "dead_letters": totals.dead_letters,
+                                               "attempts": totals.attempts,
                                                "published_ids": totals.published_ids})
         return totals

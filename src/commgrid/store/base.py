@@ -228,6 +228,7 @@ class Swept:
 
     events: int = 0
     dead_letters: int = 0
+    attempts: int = 0
 
 
 LOCK_OK, LOCK_EXPIRED, LOCK_UNKNOWN = "ok", "expired", "unknown"

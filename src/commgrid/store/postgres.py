@@ -447,11 +447,13 @@ class PostgresStore(Store):
     async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
                               limit: int) -> Swept:
         dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="$1", before="$2", limit="$3")
+        attempts = retention_sql.SWEEP_ATTEMPTS.format(topic="$1", before="$2", limit="$3")
         async with self._conn(transaction=True) as conn:
             letters = await conn.execute(dead_letters, topic, dead_letters_before, limit)
             seqs = [r[0] for r in await conn.fetch(retention_sql.LOCK_OLD_EVENTS_PG, topic, events_before, limit)]
             events = await conn.execute(retention_sql.DELETE_UNHELD_PG, seqs) if seqs else "DELETE 0"
-        return Swept(events=_count(events), dead_letters=_count(letters))
+            tried = await conn.execute(attempts, topic, events_before, limit)
+        return Swept(events=_count(events), dead_letters=_count(letters), attempts=_count(tried))
 
     async def forget_published_ids(self, now: float, limit: int) -> int:
         async with self._conn() as conn:

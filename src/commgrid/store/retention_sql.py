@@ -77,6 +77,10 @@ _UNHELD = ("NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)"
 SWEEP_DEAD_LETTERS = """
     DELETE FROM dead_letters WHERE id IN (
         SELECT id FROM dead_letters WHERE topic = {topic} AND dead_lettered_at < {before} ORDER BY id LIMIT {limit})"""
+# Delivery attempts (the console's history) go with the events they tried: same cutoff, oldest first.
+SWEEP_ATTEMPTS = """
+    DELETE FROM delivery_attempts WHERE id IN (
+        SELECT id FROM delivery_attempts WHERE topic = {topic} AND at < {before} ORDER BY id LIMIT {limit})"""
 SWEEP_EVENTS_SQLITE = f"""
     DELETE FROM events WHERE seq IN (
         SELECT e.seq FROM events e WHERE e.topic = ? AND e.published_at < ? AND {_UNHELD} ORDER BY e.seq LIMIT ?)"""

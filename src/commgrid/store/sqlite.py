@@ -524,10 +524,12 @@ class SQLiteStore(Store):
     async def sweep_retention(self, topic: str, events_before: float, dead_letters_before: float,
                               limit: int) -> Swept:
         dead_letters = retention_sql.SWEEP_DEAD_LETTERS.format(topic="?", before="?", limit="?")
+        attempts = retention_sql.SWEEP_ATTEMPTS.format(topic="?", before="?", limit="?")
         async with self._transaction() as conn:
             letters = await conn.execute(dead_letters, (topic, dead_letters_before, limit))
             events = await conn.execute(retention_sql.SWEEP_EVENTS_SQLITE, (topic, events_before, limit))
-            return Swept(events=events.rowcount, dead_letters=letters.rowcount)
+            tried = await conn.execute(attempts, (topic, events_before, limit))
+            return Swept(events=events.rowcount, dead_letters=letters.rowcount, attempts=tried.rowcount)
 
     async def forget_published_ids(self, now: float, limit: int) -> int:
         async with self._transaction() as conn:
