@@ -335,7 +335,8 @@ def report_sizes(sizes: list[tuple[float, int, int]], seconds: float) -> None:
     if loaded:
         per_event = max(size for _, size in loaded) / max(1, min(n for n, _ in loaded))
         first_half = max((size for t, _, size in sizes if t < seconds / 2), default=0)
-        print(f"steady state: at most {max(s for _, s in loaded) / 2**20:.1f} MB in the second half"
+        low, high = min(s for _, s in loaded), max(s for _, s in loaded)
+        print(f"steady state: {low / 2**20:.1f}-{high / 2**20:.1f} MB in the second half"
               f" (first half peak {first_half / 2**20:.1f} MB); about {per_event:.0f} bytes per retained event,"
               f" {per_event * 1e6 / 2**30:.2f} GB per million")
 
