@@ -6,6 +6,7 @@ fail, never skip, when it is not.
 
 from __future__ import annotations
 
+import compileall
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,9 +15,17 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+import commgrid
 from commgrid.store import Store, store_from_url
 
 POSTGRES_URL = os.environ.get("COMMGRID_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile commgrid's modules once: every server and CLI process the tests start then reads bytecode instead
+    of compiling the package again (as it would under PYTHONDONTWRITEBYTECODE, or from a read-only checkout)."""
+    if not hasattr(session.config, "workerinput"):  # once, in the controlling process
+        compileall.compile_dir(os.path.dirname(commgrid.__file__), quiet=1)
 
 
 def _with_database(url: str, database: str) -> str:

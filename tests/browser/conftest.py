@@ -10,7 +10,6 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 CHROMIUM = os.environ.get("COMMGRID_TEST_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +24,11 @@ def browser() -> Iterator[Browser]:
                                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """Where the console tests save their screenshots: `COMMGRID_TEST_SCREENSHOTS=docs` refreshes the README's;
+    by default a scratch folder, so running the tests leaves the checkout as it was."""
+    chosen = os.environ.get("COMMGRID_TEST_SCREENSHOTS")
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")

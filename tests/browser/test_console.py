@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,6 @@ from playwright.sync_api import Browser, Page, expect
 from tests.acceptance.acs_helpers import Acs
 from tests.acceptance.receiver import Receiver
 from tests.acceptance.subscribing import publish, subscribe
-from tests.browser.conftest import SCREENSHOTS
 from tests.support import ServerProcess
 
 NUMBER = "+15555550100"
@@ -67,13 +67,13 @@ def page(browser: Browser, server: ServerProcess) -> Iterator[Page]:
 
 
 def test_a_published_event_appears_live_and_its_journey_explains_every_subscription(
-        page: Page, server: ServerProcess, rx: Receiver, orders: dict[str, Any]) -> None:
+        page: Page, server: ServerProcess, rx: Receiver, orders: dict[str, Any], screenshots: Path) -> None:
     sent = EventGridEvent(subject="/orders/42", event_type="Order.Created", data={"total": 99.5}, data_version="1")
     publish(orders, [EventGridEvent(subject="/orders/41", event_type="Order.Shipped", data={}, data_version="1"),
                      EventGridEvent(subject="/orders/40", event_type="Order.Paid", data={}, data_version="1"), sent])
     row = page.locator(f'#events tr[data-id="{sent.id}"]')
     expect(row).to_be_visible()  # no reload: it came over the live stream
-    page.screenshot(path=SCREENSHOTS / "console-events.png")
+    page.screenshot(path=screenshots / "console-events.png")
 
     row.click()
     journey = page.locator("#journey")
@@ -89,7 +89,7 @@ def test_a_published_event_appears_live_and_its_journey_explains_every_subscript
     expect(shipping.locator(".reason")).to_have_text(
         "includedEventTypes ['Order.Shipped'] does not include event type 'Order.Created'")
     assert "s3cret" not in page.content()  # endpoints are shown without their query string
-    page.screenshot(path=SCREENSHOTS / "console-journey.png", full_page=True)
+    page.screenshot(path=screenshots / "console-journey.png", full_page=True)
 
     page.goto(f"{server.http}/dashboard#topics")
     card = page.locator('#subscriptions .card[data-subscription="fulfilment"]')
@@ -97,7 +97,7 @@ def test_a_published_event_appears_live_and_its_journey_explains_every_subscript
     expect(card).to_contain_text("Succeeded 200")
     expect(page.locator('#subscriptions .card[data-subscription="billing"]')).to_contain_text("Busy 500")
     assert "s3cret" not in page.content()
-    page.screenshot(path=SCREENSHOTS / "console-topics.png", full_page=True)
+    page.screenshot(path=screenshots / "console-topics.png", full_page=True)
 
     shown = server.cli("events", "show", str(sent.id)).stdout  # the CLI tells the same story
     assert "subscription billing [Active]: dead-lettered" in shown
@@ -106,13 +106,13 @@ def test_a_published_event_appears_live_and_its_journey_explains_every_subscript
 
 
 def test_a_dead_letter_is_redelivered_from_the_page(page: Page, server: ServerProcess, rx: Receiver,
-                                                    orders: dict[str, Any]) -> None:
+                                                    orders: dict[str, Any], screenshots: Path) -> None:
     sent = EventGridEvent(subject="/orders/7", event_type="Order.Created", data={"total": 1}, data_version="1")
     publish(orders, sent)
     page.goto(f"{server.http}/dashboard#deadletters")
     letter = page.locator("#deadletters tbody tr", has_text=str(sent.id))
     expect(letter).to_contain_text("MaxDeliveryAttemptsExceeded")
-    page.screenshot(path=SCREENSHOTS / "console-deadletters.png", full_page=True)
+    page.screenshot(path=screenshots / "console-deadletters.png", full_page=True)
 
     rx.behave("billing", status=200, body="")
     letter.get_by_role("button", name="Redeliver").click()
@@ -131,7 +131,8 @@ def test_a_dead_letter_is_redelivered_from_the_page(page: Page, server: ServerPr
     rx.wait(lambda: earlier <= redelivered(), what="every dead letter of billing redelivered")
 
 
-def test_an_inbound_sms_from_the_form_reaches_a_webhook(page: Page, server: ServerProcess, rx: Receiver) -> None:
+def test_an_inbound_sms_from_the_form_reaches_a_webhook(page: Page, server: ServerProcess, rx: Receiver,
+                                                       screenshots: Path) -> None:
     system_topic = server.info()["communicationServices"]["systemTopic"]["name"]
     subscribe(server, system_topic, "sms-in", rx.endpoint("sms-in"),
               "--included-event-types", "Microsoft.Communication.SMSReceived")
@@ -161,7 +162,7 @@ def test_an_inbound_sms_from_the_form_reaches_a_webhook(page: Page, server: Serv
     assert event["eventType"] == "Microsoft.Communication.SMSReceived"
     data = _data(event)  # the default (seed) profile writes the numbers without their '+'
     assert (data["from"].lstrip("+"), data["to"].lstrip("+")) == ("14255550123", NUMBER.lstrip("+"))
-    page.screenshot(path=SCREENSHOTS / "console-communication.png", full_page=True)
+    page.screenshot(path=screenshots / "console-communication.png", full_page=True)
 
 
 def _data(event: dict[str, Any]) -> dict[str, Any]:
