@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -58,6 +59,11 @@ async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None
     try:
         await runtime.open(workers=True)
         app = create_app(settings, runtime)
+        # What start-up built (modules, the app, the store, the catalog) lives as long as the process: frozen,
+        # the cyclic garbage collector stops walking it on every full collection, which under publish load
+        # cost about 5 % of the CPU (half of that remains, for the objects requests make).
+        gc.collect()
+        gc.freeze()
         servers = [_Server(_uvicorn_config(app, settings, port, files)) for port, files in listeners]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

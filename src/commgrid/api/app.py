@@ -7,18 +7,19 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from commgrid.api import acs, eventsubscriptions, health, management, namespaces, publish
 from commgrid.api import console as console_api
 from commgrid.api import metrics as metrics_api
-from commgrid.api.errors import HANDLERS
+from commgrid.api.errors import HANDLERS, render_error
 from commgrid.config import Settings
 from commgrid.runtime import Runtime
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
-    """The commgrid app.
+def create_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
+    """The commgrid app: Starlette, with the publish route in front of it (`PublishFastPath`).
 
     Given a `runtime`, the caller opens and closes it (as `commgrid serve` does, for two listeners);
     otherwise the app's lifespan opens a new one with its background workers.
@@ -42,7 +43,33 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     middleware = [Middleware(ArmPathPrefix)]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.runtime = runtime
-    return app
+    return PublishFastPath(app, [publish.route, namespaces.publish_route])
+
+
+class PublishFastPath:
+    """ASGI, in front of the Starlette app: requests to the publish `routes` go straight to their endpoints.
+
+    Starlette's middleware stack and its router, which tries dozens of routes in turn, cost a publish more than
+    its own validation does, so the publish routes skip them. A request is routed as Starlette's router would
+    (each route's own match; another method on a publish path goes on to the app, which answers 405), and errors
+    get the app's answers from its one error mapping (`render_error`). Everything else goes on to the app.
+    """
+
+    def __init__(self, app: Starlette, routes: list[Route]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        for route in self.routes:
+            match, child_scope = route.matches(scope)  # Match.NONE for lifespan and websocket scopes
+            if match is Match.FULL:
+                scope.update(child_scope, app=self.app)  # what Starlette and its router put in the scope
+                try:
+                    await route.handle(scope, receive, send)
+                except Exception as exc:
+                    await render_error(scope, receive, send, exc)
+                return
+        await self.app(scope, receive, send)
 
 
 class ArmPathPrefix:

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from commgrid.errors import CommgridError, from_store
 from commgrid.jsonresponse import json_response
@@ -50,3 +51,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 HANDLERS = {CommgridError: commgrid_error, StoreError: store_error, HTTPException: http_error,
             ClientDisconnect: client_disconnected, Exception: unexpected_error}
+
+
+async def render_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer `exc` as Starlette's middleware would with `HANDLERS`, for an endpoint served outside it (the
+    publish fast path): the handler of its nearest class; an unexpected error is raised again after its 500, as
+    Starlette does, so the server logs it too."""
+    handler = next(HANDLERS[cls] for cls in type(exc).__mro__ if cls in HANDLERS)
+    response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)
+    if handler is unexpected_error:
+        raise exc
+    exc.__traceback__ = None  # as Starlette: an exception instance raised again must not collect tracebacks

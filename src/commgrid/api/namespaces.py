@@ -136,8 +136,9 @@ async def subscription_action(request: Request) -> Response:
     return Response(orjson.dumps(results.to_body()), headers=_JSON)
 
 
+publish_route = Route("/namespaces/{namespace}/topics/{topic_action}", publish, methods=["POST"])
 routes = [
-    Route("/namespaces/{namespace}/topics/{topic_action}", publish, methods=["POST"]),
+    publish_route,
     Route("/namespaces/{namespace}/topics/{topic}/eventsubscriptions/{sub_action}", subscription_action,
           methods=["POST"]),
 ]
