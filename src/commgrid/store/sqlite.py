@@ -632,28 +632,27 @@ class SQLiteStore(Store):
         return [rows.delivery_from_row(r) for r in await self._write(claim)]
 
     async def renew_leases(self, owner: str, ids: Sequence[int], until: float) -> int:
-        async with self._transaction() as conn:
-            cursor = await conn.execute(RENEW_LEASES, (until, owner, orjson.dumps(list(ids)).decode()))
-            return cursor.rowcount
+        args = (until, owner, orjson.dumps(list(ids)).decode())
+        return await self._write(lambda conn: conn.execute(RENEW_LEASES, args).rowcount)
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
         await self._write(lambda conn: conn.executemany(DELETE_DELIVERY, [(i,) for i in ids]))
 
     async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
-        async with self._transaction() as conn:
-            await conn.executemany(
-                RESCHEDULE, [(next_attempt_at, attempt.outcome, attempt.status, attempt.at, i) for i in ids]
-            )
+        values = [(next_attempt_at, attempt.outcome, attempt.status, attempt.at, i) for i in ids]
+        await self._write(lambda conn: conn.executemany(RESCHEDULE, values))
 
     async def dead_letter_deliveries(
         self, ids: Sequence[int], reason: str, now: float, attempt: Attempt | None = None
     ) -> None:
         counted, outcome, status, at = rows.attempt_values(attempt)
-        async with self._transaction() as conn:
-            await conn.executemany(
-                DEAD_LETTER_INSERT, [(reason, counted, outcome, outcome, status, at, now, i) for i in ids]
-            )
-            await conn.executemany(DELETE_DELIVERY, [(i,) for i in ids])
+        values = [(reason, counted, outcome, outcome, status, at, now, i) for i in ids]
+
+        def dead_letter(conn: sqlite3.Connection) -> None:
+            conn.executemany(DEAD_LETTER_INSERT, values)
+            conn.executemany(DELETE_DELIVERY, [(i,) for i in ids])
+
+        await self._write(dead_letter)
 
     async def release_deliveries(self, topic: str, subscription: str, now: float) -> int:
         async with self._transaction() as conn:
@@ -801,9 +800,13 @@ class SQLiteStore(Store):
     async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
         if not records:
             return
-        async with self._transaction() as conn:
-            await conn.executemany(INSERT_ATTEMPT, [console_sql.attempt_values(r) for r in records])
-            await conn.execute(TRIM_ATTEMPTS, (keep,))
+        values = [console_sql.attempt_values(r) for r in records]
+
+        def record(conn: sqlite3.Connection) -> None:
+            conn.executemany(INSERT_ATTEMPT, values)
+            conn.execute(TRIM_ATTEMPTS, (keep,))
+
+        await self._write(record)  # one hand-off: the write lock is not held across event-loop turns
 
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
         found = await self._all(LIST_ATTEMPTS, (event_seq,))
