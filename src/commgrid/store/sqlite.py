@@ -231,6 +231,7 @@ EVENT_DELIVERIES = f"""
 EVENT_DEAD_LETTERS = f"{SELECT_DEAD_LETTERS} WHERE x.event_seq = ? ORDER BY x.id"
 BACKLOG = "SELECT count(*), min(event_seq) FROM deliveries"
 PUBLISHED_AT = "SELECT published_at FROM events WHERE seq = ?"
+BACKGROUND_YIELDS = 4  # most turns a background write gives to the writes queued meanwhile (see `_write`)
 SELECT_DOCUMENT_VERSION = "SELECT version FROM documents WHERE collection = ? AND key = ?"
 REPLACE_DOCUMENT = "INSERT OR REPLACE INTO documents (collection, key, value, version) VALUES (?, ?, ?, ?)"
 DELETE_DOCUMENT = "DELETE FROM documents WHERE collection = ? AND key = ?"
@@ -328,6 +329,7 @@ class SQLiteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._foreground = 0  # writes waiting for the lock that someone waits for (see `_write`)
         self._plain: sqlite3.Connection | None = None  # the writer thread's connection
         self._thread: ThreadPoolExecutor | None = None
 
@@ -406,14 +408,39 @@ class SQLiteStore(Store):
                     raise
                 await conn.execute("COMMIT")
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` as one write transaction on the writer thread: one hand-off for the whole transaction."""
-        async with self._write_lock:
+    async def _write(self, work: Callable[[sqlite3.Connection], T], *, background: bool = False) -> T:
+        """Run `work` as one write transaction on the writer thread: one hand-off for the whole transaction.
+
+        A `background` write (bookkeeping nobody waits for: completed deliveries, attempt records) lets the
+        writes queued meanwhile go first (a few times at most), so a publish's commit and the delivery worker's
+        claim do not queue behind it; the background writes meanwhile gather more rows into one commit.
+        """
+        if background:
+            await self._background_turn()
+        else:
+            self._foreground += 1
+        try:
+            await self._write_lock.acquire()
+        finally:
+            if not background:
+                self._foreground -= 1
+        try:
             if self._plain is None or self._thread is None:
                 raise StoreNotOpen()
             with _wrap_errors():
                 return await asyncio.get_running_loop().run_in_executor(
                     self._thread, _run_transaction, self._plain, work)
+        finally:
+            self._write_lock.release()
+
+    async def _background_turn(self) -> None:
+        """Wait while other writes are queued (at most `BACKGROUND_YIELDS` times)."""
+        for _ in range(BACKGROUND_YIELDS):
+            if not self._foreground:
+                return
+            await self._write_lock.acquire()  # behind the writes queued now, then let newer ones go first too
+            self._write_lock.release()
+            await asyncio.sleep(0)
 
     # Reads close their cursor at once: a statement left open keeps the reader's snapshot, and later reads on it
     # would miss what the writer has committed since (a regenerated key, a new subscription).
@@ -636,7 +663,7 @@ class SQLiteStore(Store):
         return await self._write(lambda conn: conn.execute(RENEW_LEASES, args).rowcount)
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
-        await self._write(lambda conn: conn.executemany(DELETE_DELIVERY, [(i,) for i in ids]))
+        await self._write(lambda conn: conn.executemany(DELETE_DELIVERY, [(i,) for i in ids]), background=True)
 
     async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
         values = [(next_attempt_at, attempt.outcome, attempt.status, attempt.at, i) for i in ids]
@@ -806,7 +833,7 @@ class SQLiteStore(Store):
             conn.executemany(INSERT_ATTEMPT, values)
             conn.execute(TRIM_ATTEMPTS, (keep,))
 
-        await self._write(record)  # one hand-off: the write lock is not held across event-loop turns
+        await self._write(record, background=True)
 
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
         found = await self._all(LIST_ATTEMPTS, (event_seq,))
