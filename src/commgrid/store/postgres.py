@@ -139,14 +139,17 @@ CLAIM_DELIVERIES = f"""
     claimed AS (
         UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
     SELECT {rows.DELIVERY_COLS} FROM claimed d JOIN events e ON e.seq = d.event_seq ORDER BY d.next_attempt_at, d.id"""
+# The head of each key: its oldest pending event. Asked as a min() over the key's index rather than NOT EXISTS, so
+# the planner takes `deliveries_order_key` even before statistics exist (a backlog stored into a new table):
+# with NOT EXISTS it scanned each subscription's rows per candidate, 0.8 s per claim of 5,000 deliveries.
 CLAIM_ORDERED = f"""
     WITH due AS (
         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
         WHERE d.order_key IS NOT NULL AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3)
           AND s.status = 'Active'
           AND (d.topic, d.subscription) NOT IN (SELECT * FROM unnest($5::text[], $6::text[]))
-          AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.topic = d.topic AND o.subscription = d.subscription
-                          AND o.order_key = d.order_key AND o.event_seq < d.event_seq)
+          AND d.event_seq = (SELECT min(o.event_seq) FROM deliveries o WHERE o.topic = d.topic
+                             AND o.subscription = d.subscription AND o.order_key IS NOT NULL AND o.order_key = d.order_key)
         ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED),
     claimed AS (
         UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
