@@ -148,8 +148,9 @@ CLAIM_ORDERED = f"""
         WHERE d.order_key IS NOT NULL AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3)
           AND s.status = 'Active'
           AND (d.topic, d.subscription) NOT IN (SELECT * FROM unnest($5::text[], $6::text[]))
-          AND d.event_seq = (SELECT min(o.event_seq) FROM deliveries o WHERE o.topic = d.topic
-                             AND o.subscription = d.subscription AND o.order_key IS NOT NULL AND o.order_key = d.order_key)
+          AND d.event_seq = (SELECT min(o.event_seq) FROM deliveries o
+                             WHERE o.topic = d.topic AND o.subscription = d.subscription
+                               AND o.order_key IS NOT NULL AND o.order_key = d.order_key)
         ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED),
     claimed AS (
         UPDATE deliveries d SET lease_owner = $1, lease_until = $2 FROM due WHERE d.id = due.id RETURNING d.*)
