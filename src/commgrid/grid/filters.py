@@ -35,6 +35,7 @@ Choices made where the reference is silent (each also noted at the code that imp
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -110,7 +111,10 @@ def _child(node: Any, name: str, folded: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _make_getter(segments: tuple[str, ...]) -> Getter:
+    """The getter for a key path, one per path: filters of a topic's many subscriptions mostly test the same
+    few keys, and a shared getter stays in the CPU caches where one per filter would not."""
     path = tuple((name, name.lower()) for name in segments)
 
     def get(event: dict) -> Any:
@@ -124,6 +128,7 @@ def _make_getter(segments: tuple[str, ...]) -> Getter:
     return get
 
 
+@functools.lru_cache(maxsize=4096)
 def _ce_attribute_as_string(get: Getter) -> Getter:
     """CloudEvents context attributes have a canonical string form; String operators compare it [D4]."""
 
