@@ -7,6 +7,8 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commgrid.errors import InvalidInput
 from commgrid.grid.filter_index import SubscriptionIndex
@@ -871,6 +873,88 @@ def test_index_agrees_with_full_scan(seed: int) -> None:
         index.add(key, filters[key])
     check()
     assert len(index) == len(filters)
+
+
+# Subjects and prefixes from pieces that stress the segment trie: empty segments ("//"), a leading or
+# trailing "/", case variants, and "ß", which case-folds to "ss" (so a folded prefix can end mid-character).
+INDEX_PIECES = ["/", "a", "A", "b", "ss", "SS", "ß", "t1", "T1"]
+index_texts = st.lists(st.sampled_from(INDEX_PIECES), max_size=6).map("".join)
+index_specs = st.fixed_dictionaries(
+    {},
+    optional={
+        "includedEventTypes": st.lists(st.sampled_from(TYPES), max_size=2),
+        "subjectBeginsWith": index_texts,
+        "subjectEndsWith": st.sampled_from(["a", "/", "ss", "1"]),
+        "isSubjectCaseSensitive": st.booleans(),
+    },
+)
+index_events = st.builds(
+    lambda subject, event_type: eg_event(subject=subject, eventType=event_type),
+    index_texts,
+    st.sampled_from([*TYPES, "a.created", "c.other"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), index_specs)), min_size=1, max_size=30),
+    st.lists(index_events, min_size=1, max_size=10),
+)
+def test_index_agrees_with_every_filter_after_adds_and_removes(
+    operations: list[tuple[int, dict | None]], events: list[dict]
+) -> None:
+    # Each operation registers a filter under a key (replacing any) or, with None, removes the key.
+    index: SubscriptionIndex[int] = SubscriptionIndex()
+    live: dict[int, CompiledFilter] = {}
+    for key, spec in operations:
+        if spec is None:
+            index.remove(key)
+            live.pop(key, None)
+        else:
+            live[key] = compile_filter(spec, EG)
+            index.add(key, live[key])
+        for event in events:
+            assert sorted(index.match(event, EG)) == sorted(k for k, f in live.items() if f.matches(event))
+    assert len(index) == len(live)
+
+
+def test_index_with_many_tenants_under_one_segment() -> None:
+    # Hundreds of siblings make the node's dict large (its lookups then compare stored hashes); removing
+    # most of them shrinks it again, and every step must still agree with evaluating each filter.
+    rng = random.Random(11)
+    tenants = [f"/tenants/t{i}" for i in range(300)]
+    live: dict[int, CompiledFilter] = {}
+    index: SubscriptionIndex[int] = SubscriptionIndex()
+    for key in range(900):
+        ending = rng.choice(["/", "/orders/", "/orders/1", ""])
+        spec: dict[str, Any] = {"subjectBeginsWith": rng.choice(tenants) + ending}
+        if rng.random() < 0.7:
+            spec["includedEventTypes"] = rng.sample(TYPES[:3], rng.randint(1, 2))
+        live[key] = compile_filter(spec, EG)
+        index.add(key, live[key])
+    events = [
+        eg_event(subject=f"{rng.choice(tenants)}{rng.choice(['', '0', '/orders/12', '/Orders/1'])}",
+                 eventType=rng.choice(TYPES))
+        for _ in range(300)
+    ]
+
+    def check() -> int:
+        hits = 0
+        for event in events:
+            expected = sorted(k for k, f in live.items() if f.matches(event))
+            assert sorted(index.match(event, EG)) == expected, event
+            hits += len(expected)
+        return hits
+
+    assert check() > 100
+    for key in rng.sample(sorted(live), 850):
+        index.remove(key)
+        del live[key]
+    check()
+    for key in list(live):
+        index.remove(key)
+    assert len(index) == 0 and all(index.match(event, EG) == [] for event in events)
+    assert not index._by_type  # every node pruned: a topic whose subscriptions go leaves nothing behind
 
 
 def test_index_handles_both_case_modes_and_shared_prefixes() -> None:
