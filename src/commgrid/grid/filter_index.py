@@ -1,11 +1,11 @@
 """`SubscriptionIndex`: the compiled filters of one topic's subscriptions, indexed on event type and subject
 prefix so that matching an event looks at few of them.
 
-With 100,000 subscriptions the index is far larger than the CPU caches, and every object an event's match
-touches for the first time costs a memory access, more than the whole match takes when the index is hot.
-So the layout aims at touching few objects per event: first the event type picks one sub-index (plus the
-one of filters taking every type), so an event never meets other types' filters; then one dict lookup per
-"/" of the subject finds the prefixes ending with that "/", where a character trie would visit one node per
+With 100,000 subscriptions the index is far larger than the CPU caches, and each object a match touches
+that no recent event touched costs a trip to memory: a fraction of a microsecond, against about two for a
+whole match on a small topic. So the layout aims at touching few objects per event: the event type picks
+one trie (plus the one of filters taking every type), so an event never meets other types' filters, and
+each trie is walked one subject segment per dict lookup, where a character trie visits one node per
 character branching between tenants' prefixes.
 """
 
