@@ -384,6 +384,15 @@ async def test_a_change_writes_documents_events_and_deliveries_together(store: S
     assert sorted(d.event.id for d in claimed) == ["id-0", "id-1"]
 
 
+async def test_a_change_stores_leased_routes_claimed(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    taken = await store.write_change([DocumentWrite("threads", "t1", {"n": 1}, 0)], [event(0), event(1)],
+                                     [Route(0, "sub", leased=True), Route(1, "sub")], NOW, Lease("w", NOW + 30))
+    assert [(d.event.id, d.event.seq) for d in taken] == [("id-0", (await store.get_event("orders", "id-0")).seq)]
+    assert [d.event.id for d in await store.claim_due_deliveries("other", NOW, 10, 30)] == ["id-1"]
+
+
 @pytest.mark.parametrize("stale", [
     DocumentWrite("threads", "t1", {"n": 9}, expect_version=1),  # changed since it was read
     DocumentWrite("threads", "t1", {"n": 9}, expect_version=0),  # created since

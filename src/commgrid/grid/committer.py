@@ -60,9 +60,11 @@ class GroupCommitter:
     async def commit_change(self, documents: list[DocumentWrite], events: list[NewEvent], routes: list[Route]) -> None:
         """Store documents with events and their routes in one transaction (`Store.write_change`), then wake the
         listeners as a flush does; a `VersionConflict` writes nothing."""
-        await self._store.write_change(documents, events, routes, self._clock())
-        if routes:
-            self._notify()
+        routes = [Route(r.event_index, r.subscription, r.order_key) for r in routes]  # ours to mark leased
+        claimer = self.claimer
+        lease = claimer.lease_routes(events, routes) if claimer is not None and routes else None
+        claimed = await self._store.write_change(documents, events, routes, self._clock(), lease)
+        self._handed_over(claimed, lease, routes)
 
     async def _flush_all(self) -> None:
         try:
@@ -96,11 +98,15 @@ class GroupCommitter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        if claimed and claimer is not None and lease is not None:
-            claimer.take(claimed, lease)
         for *_, future in batch:
             if not future.done():
                 future.set_result(None)
+        self._handed_over(claimed, lease, routes)
+
+    def _handed_over(self, claimed: list[Delivery], lease: Lease | None, routes: list[Route]) -> None:
+        """After a commit: the claimer takes what was stored leased; listeners hear of rows left for a claim."""
+        if claimed and self.claimer is not None and lease is not None:
+            self.claimer.take(claimed, lease)
         if any(not r.leased for r in routes):
             self._notify()
 

@@ -474,12 +474,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def write_change(
-        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
-    ) -> None:
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+        lease: Lease | None = None,
+    ) -> list[Delivery]:
         """Write documents, events and the events' deliveries in one transaction: all or nothing.
 
         A document not at its `expect_version` fails the whole change with `VersionConflict` (a delete of an
-        absent document without one, with `Missing`): then nothing is written. Deliveries are due at `now`.
+        absent document without one, with `Missing`): then nothing is written. Deliveries are due at `now`;
+        `lease` and the result are `append_events`'.
         """
 
     @abc.abstractmethod

@@ -632,13 +632,13 @@ class PostgresStore(Store):
         return Document(doc.collection, doc.key, doc.value, version)
 
     async def write_change(
-        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
-    ) -> None:
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+        lease: Lease | None = None,
+    ) -> list[Delivery]:
         async with self._conn(transaction=True) as conn:
             for write in documents:
                 await self._write_document(conn, write)
-            if events:
-                await self._append(conn, events, routes, now)
+            return await self._append(conn, events, routes, now, lease) if events else []
 
     @staticmethod
     async def _write_document(conn: asyncpg.Connection, write: DocumentWrite) -> int:

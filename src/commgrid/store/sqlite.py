@@ -742,15 +742,15 @@ class SQLiteStore(Store):
         return Document(doc.collection, doc.key, doc.value, version)
 
     async def write_change(
-        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
-    ) -> None:
-        def change(conn: sqlite3.Connection) -> None:
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+        lease: Lease | None = None,
+    ) -> list[Delivery]:
+        def change(conn: sqlite3.Connection) -> list[Delivery]:
             for write in documents:
                 _write_document(conn, write)
-            if events:
-                _append(conn, events, routes, now)
+            return _append(conn, events, routes, now, lease) if events else []
 
-        await self._write(change)
+        return await self._write(change)
 
     async def get_document(self, collection: str, key: str) -> Document:
         missing = f"Document '{collection}/{key}' was not found."
