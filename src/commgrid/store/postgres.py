@@ -114,6 +114,10 @@ MIGRATIONS: list[list[str]] = [
         """CREATE INDEX deliveries_order_key ON deliveries (topic, subscription, order_key, event_seq)
             WHERE order_key IS NOT NULL""",
     ],
+    [  # 7: one index on event ids, not two: lookups by (topic, id) use events_id, and every index on these
+        # random keys costs each commit a page per event (batch ingest ~2x faster without this one)
+        "DROP INDEX events_topic_id",
+    ],
 ]
 
 
