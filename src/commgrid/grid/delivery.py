@@ -204,12 +204,13 @@ def _header_value(value: Any) -> str | None:
 
 def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one delivery request (wire-facts: deliveries)."""
-    events = [orjson.loads(d.event.body) for d in deliveries]
-    first = events[0]
     if target.schema == target.input_schema:
         bodies = [d.event.body for d in deliveries]  # stored JSON goes out as it is
+        first = orjson.loads(deliveries[0].event.body)  # for the headers taken from the event
     else:
+        events = [orjson.loads(d.event.body) for d in deliveries]
         bodies = [orjson.dumps(target.delivered_form(e)) for e in events]
+        first = events[0]
     headers = {"aeg-event-type": "Notification", "aeg-subscription-name": target.name.upper(),
                "aeg-delivery-count": str(deliveries[0].attempts)}
     if target.schema == CLOUDEVENTS:
