@@ -159,7 +159,7 @@ def rss() -> int:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
 
 
-def run(subscriptions: int = 100_000, events: int = 10_000, seed: int = 7, repeats: int = 9,
+def run(subscriptions: int = 100_000, events: int = 10_000, seed: int = 7, repeats: int = 15,
         small_topics: int = 8) -> list[Row]:
     rng = random.Random(seed)
     gc.collect()
@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=10_000, help="events matched per pass")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeats", type=int, default=9, help="rounds; each figure is the median over them")
+    parser.add_argument("--repeats", type=int, default=15, help="rounds; each figure is the median over them")
     parser.add_argument("--small-topics", type=int, default=8, help="10-subscription topics to average over")
     args = parser.parse_args()
     for row in run(args.subscriptions, args.events, args.seed, args.repeats, args.small_topics):
