@@ -64,9 +64,9 @@ def run(seconds: float, events: int, store: str) -> list[Row]:
             rows.append(Row(f"PostgreSQL two nodes: {label}", f"{double * batch:,.0f}",
                             f"one node {single * batch:,.0f}", double / single, "≥ 1.6", double / single >= 1.6))
         receiver.reset()  # the publishes above were delivered too
-        rate1, _ = drain([one], receiver, "drain", events)
+        rate1 = drain([one], receiver, "drain", events).rate
         two.stop()
-        rate2, _ = drain([one, two], receiver, "drain", events)
+        rate2 = drain([one, two], receiver, "drain", events).rate
         rows.append(Row("PostgreSQL two nodes: deliveries/s, maxEventsPerBatch 1", f"{rate2:,.0f}",
                         f"one node {rate1:,.0f}", rate2 / rate1, "≥ 1.6", rate2 / rate1 >= 1.6))
     finally:

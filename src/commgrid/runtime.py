@@ -95,6 +95,7 @@ class Runtime:
         await self.delivery.start()
         self._stack.push_async_callback(self.delivery.stop)  # stops before the store closes
         self.grid.committer.listeners.append(self.delivery.wake)
+        self.grid.committer.claimer = self.delivery  # a publish's deliveries go out without a claim
         sweeper = RetentionSweeper(self.store, Timing(self.settings.time_scale))
         sweeper.start()
         self._stack.push_async_callback(sweeper.stop)

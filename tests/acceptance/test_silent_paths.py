@@ -22,7 +22,7 @@ from commgrid.config import Settings
 from commgrid.errors import ServiceUnavailable
 from commgrid.runtime import Runtime
 from commgrid.store import Store, store_from_url
-from commgrid.store.base import Document, DocumentWrite, NewEvent, Route, VersionConflict
+from commgrid.store.base import Delivery, Document, DocumentWrite, Lease, NewEvent, Route, VersionConflict
 from tests.acceptance.receiver import Receiver
 from tests.acceptance.subscribing import publish, shown, subscribe
 from tests.support import ServerProcess
@@ -43,10 +43,10 @@ class _Contended:
         return await self._put(doc, expect_version=expect_version)
 
     async def write_change(self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent],
-                           routes: Sequence[Route], now: float) -> None:
+                           routes: Sequence[Route], now: float, lease: Lease | None = None) -> list[Delivery]:
         if any(d.collection in self.collections for d in documents):
             raise VersionConflict("changed concurrently")
-        await self._change(documents, events, routes, now)
+        return await self._change(documents, events, routes, now, lease)
 
 
 @pytest.fixture

@@ -4,13 +4,14 @@ transaction fails every request in it, and listeners hear of commits that create
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from commgrid.grid.committer import GroupCommitter
 from commgrid.store import Store, store_from_url
-from commgrid.store.base import NewEvent, Route
+from commgrid.store.base import Delivery, Lease, NewEvent, Route
 from tests.store.test_contract import event, topic, with_subscription
 
 
@@ -34,11 +35,12 @@ class Transactions:
         self.failure: Exception | None = None
         append = store.append_events
 
-        async def counted(events: list[NewEvent], routes: list[Route], now: float) -> None:
+        async def counted(events: list[NewEvent], routes: list[Route], now: float,
+                          lease: Lease | None = None) -> list[Delivery]:
             self.batches.append([e.id for e in events])
             if self.failure is not None:
                 raise self.failure
-            await append(events, routes, now)
+            return await append(events, routes, now, lease)
 
         monkeypatch.setattr(store, "append_events", counted)
 
@@ -85,3 +87,36 @@ async def test_listeners_hear_of_commits_that_created_deliveries(store: Store) -
     assert heard == [0]  # once per transaction
     await committer.commit([event(4)], [Route(0, "sub")])
     assert heard == [0, 1]
+
+
+class LeasingAll:
+    """A claimer taking every route (a delivery worker with room for everything)."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[list[Delivery], Lease]] = []
+
+    def lease_routes(self, events: Sequence[NewEvent], routes: Sequence[Route]) -> Lease | None:
+        for route in routes:
+            route.leased = route.subscription == "sub"
+        return Lease("this-node", time.time() + 30)
+
+    def take(self, deliveries: list[Delivery], lease: Lease) -> None:
+        self.taken.append((deliveries, lease))
+
+
+async def test_a_claimer_takes_the_deliveries_it_leased_as_they_are_committed(store: Store) -> None:
+    await with_subscription(store, "other")
+    committer = GroupCommitter(store)
+    claimer = committer.claimer = LeasingAll()
+    heard: list[int] = []
+    committer.listeners.append(lambda: heard.append(len(heard)))
+    await asyncio.gather(*(committer.commit([event(i)], [Route(0, "sub")]) for i in range(3)))
+    ((deliveries, lease),) = claimer.taken  # one transaction, one hand-over
+    assert sorted(d.event.id for d in deliveries) == ["id-0", "id-1", "id-2"]
+    assert lease.owner == "this-node"
+    assert heard == []  # nothing left for a claim: the worker is not woken
+    assert await store.claim_due_deliveries("elsewhere", time.time(), 10, 30) == []
+    await committer.commit([event(5)], [Route(0, "sub"), Route(0, "other")])
+    assert [d.subscription for d in claimer.taken[1][0]] == ["sub"]
+    assert heard == [0]  # "other" waits for a claim
+    assert [d.subscription for d in await store.claim_due_deliveries("elsewhere", time.time(), 10, 30)] == ["other"]

@@ -120,3 +120,26 @@ async def test_max_attempts_dead_letter_then_redeliver(runtime: Runtime, client:
     await rx.until(lambda: len(rx.received("down")) == 4, what="the redelivery")
     assert rx.received("down")[-1].headers["aeg-delivery-count"] == "0"
     assert await dead() == []
+
+
+async def test_a_publish_goes_out_without_a_claim(runtime: Runtime, client: httpx.AsyncClient, webhook: Receiver,
+                                                  orders: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    rx = webhook
+    await subscribe(runtime, "direct", rx.endpoint("direct"), "direct")
+    await publish(client, orders, [eg("direct", 0)])  # the worker's first claim also reads the new subscription
+    await rx.until(lambda: len(rx.events("direct")) == 1, what="the first event at /direct")
+    claimed: list[Any] = []
+    claim = runtime.store.claim_due_deliveries
+
+    async def recorded(*args: Any, **kwargs: Any) -> list[Any]:
+        found = await claim(*args, **kwargs)
+        claimed.extend(found)
+        return found
+
+    monkeypatch.setattr(runtime.store, "claim_due_deliveries", recorded)
+    for n in range(1, 4):
+        await publish(client, orders, [eg("direct", n)])
+    await rx.until(lambda: len(rx.events("direct")) == 4, what="4 events at /direct")
+    await settled(runtime)
+    assert sorted(e["data"]["n"] for e in rx.events("direct")) == [0, 1, 2, 3]
+    assert claimed == []  # stored leased to the worker, handed over by the commit

@@ -17,6 +17,7 @@ from commgrid.store.base import (
     Delivery,
     Document,
     DocumentWrite,
+    Lease,
     Missing,
     NewEvent,
     Route,
@@ -190,6 +191,50 @@ async def test_routes_create_deliveries_that_are_claimed_once(store: Store) -> N
     assert await store.count_pending_deliveries() == 0
 
 
+async def test_leased_routes_are_stored_claimed_and_returned(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store, "a")
+    await with_subscription(store, "b")
+    routes = [Route(0, "a", leased=True), Route(0, "b"), Route(1, "a", leased=True)]
+    taken = await store.append_events([event(0), event(1)], routes, NOW, Lease("node1", NOW + 30))
+    assert sorted((d.subscription, d.event.id) for d in taken) == [("a", "id-0"), ("a", "id-1")]
+    first = min(taken, key=lambda d: d.event.seq)
+    stored = await store.get_event("orders", "id-0")
+    assert (first.topic, first.attempts, first.next_attempt_at, first.replay_id) == ("orders", 0, NOW, None)
+    assert first.event == stored  # as a claim would have read it back
+    assert await store.count_pending_deliveries() == 3
+    # the leased ones are another node's until the lease ends; the rest waits for a claim
+    (waiting,) = await store.claim_due_deliveries("node2", NOW, 10, 30)
+    assert (waiting.subscription, waiting.event.id) == ("b", "id-0")
+    await store.complete_deliveries([waiting.id])
+    assert await store.renew_leases("node1", [d.id for d in taken], NOW + 60) == 2
+    assert await store.claim_due_deliveries("node2", NOW + 31, 10, 30) == []
+    again = await store.claim_due_deliveries("node2", NOW + 61, 10, 30)
+    assert sorted(d.id for d in again) == sorted(d.id for d in taken)
+    await store.complete_deliveries([d.id for d in taken])
+    assert await store.count_pending_deliveries("orders", "a") == 0
+
+
+async def test_without_a_lease_leased_routes_wait_for_a_claim(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    assert await store.append_events([event(0)], [Route(0, "sub", leased=True)], NOW) == []
+    assert len(await store.claim_due_deliveries("n", NOW, 10, 30)) == 1
+
+
+async def test_a_deduplicated_event_leases_nothing(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    once = replace(event(0), dedupe_seconds=60.0)
+    lease = Lease("n", NOW + 30)
+    taken = await store.append_events([once, replace(event(1), dedupe_seconds=60.0), once],
+                                      [Route(0, "sub", leased=True), Route(1, "sub", leased=True),
+                                       Route(2, "sub", leased=True)], NOW, lease)
+    assert sorted(d.event.id for d in taken) == ["id-0", "id-1"]
+    assert await store.append_events([once], [Route(0, "sub", leased=True)], NOW + 1, lease) == []
+    assert await store.count_pending_deliveries() == 2
+
+
 async def test_parallel_claimers_never_share_a_delivery(store: Store) -> None:
     await store.create_topic(topic())
     await with_subscription(store)
@@ -337,6 +382,15 @@ async def test_a_change_writes_documents_events_and_deliveries_together(store: S
     assert await store.count_events("orders") == 2
     claimed = await store.claim_due_deliveries("w", NOW, 10, 30)
     assert sorted(d.event.id for d in claimed) == ["id-0", "id-1"]
+
+
+async def test_a_change_stores_leased_routes_claimed(store: Store) -> None:
+    await store.create_topic(topic())
+    await with_subscription(store)
+    taken = await store.write_change([DocumentWrite("threads", "t1", {"n": 1}, 0)], [event(0), event(1)],
+                                     [Route(0, "sub", leased=True), Route(1, "sub")], NOW, Lease("w", NOW + 30))
+    assert [(d.event.id, d.event.seq) for d in taken] == [("id-0", (await store.get_event("orders", "id-0")).seq)]
+    assert [d.event.id for d in await store.claim_due_deliveries("other", NOW, 10, 30)] == ["id-1"]
 
 
 @pytest.mark.parametrize("stale", [

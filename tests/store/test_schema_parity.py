@@ -35,3 +35,24 @@ async def test_sqlite_and_postgresql_define_the_same_schema(sqlite_url: str, pos
     assert sorted(sqlite) == sorted(postgres)
     for table, columns in sqlite.items():
         assert columns == postgres[table], table
+
+
+async def test_both_backends_index_stored_events_alike(sqlite_url: str, postgres_url: str) -> None:
+    """One index on event ids (events_id serves lookups by topic and id too), one on each topic's sequence."""
+    for url in (sqlite_url, postgres_url):
+        store = store_from_url(url)
+        await store.open()
+        await store.close()
+    async with aiosqlite.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        lite = {r[0] for r in await db.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL")}
+        plan = " ".join(str(r[-1]) for r in await db.execute_fetchall(
+            "EXPLAIN QUERY PLAN SELECT seq FROM events WHERE topic = 'a' AND id = 'b' ORDER BY seq DESC LIMIT 1"))
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        pg = {r[0] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
+    finally:
+        await conn.close()
+    assert lite == {"events_id", "events_topic_seq"}
+    assert pg - {"events_pkey"} == lite
+    assert "events_id" in plan

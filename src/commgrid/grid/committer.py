@@ -4,16 +4,32 @@ One flush runs at a time; requests that arrive during a flush go into the next o
 thousands of small commits into a few large ones; when idle a request commits alone, at once.
 A change that also writes documents (`commit_change`) commits alone: its version checks may fail it, and
 that must not fail anyone else's events.
+
+When the serving node's delivery worker is attached (`claimer`), the deliveries it can take are stored already
+leased to it and handed over once committed: the POST follows the publish's commit without a claim
+transaction of its own. They are claimed rows like any other: if the node dies, their lease lapses and
+another claim picks them up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from commgrid.store import Store
-from commgrid.store.base import DocumentWrite, NewEvent, Route
+from commgrid.store.base import Delivery, DocumentWrite, Lease, NewEvent, Route
+
+
+class Claimer(Protocol):
+    """What the committer asks of a delivery worker on the same node (`grid.delivery.DeliveryWorker`)."""
+
+    def lease_routes(self, events: Sequence[NewEvent], routes: Sequence[Route]) -> Lease | None:
+        """Mark (`Route.leased`) the routes whose deliveries it takes as they are stored; the lease, or None."""
+
+    def take(self, deliveries: list[Delivery], lease: Lease) -> None:
+        """Deliver what a commit stored under `lease`."""
 
 
 class GroupCommitter:
@@ -27,7 +43,9 @@ class GroupCommitter:
         self._clock = clock
         self._pending: list[tuple[list[NewEvent], list[Route], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        #: Called after a commit that created deliveries left for a claim.
         self.listeners: list[Callable[[], None]] = []
+        self.claimer: Claimer | None = None
 
     async def commit(self, events: list[NewEvent], routes: list[Route]) -> None:
         """Return once `events` (with their routes) are durably stored; raise if the store failed."""
@@ -42,9 +60,11 @@ class GroupCommitter:
     async def commit_change(self, documents: list[DocumentWrite], events: list[NewEvent], routes: list[Route]) -> None:
         """Store documents with events and their routes in one transaction (`Store.write_change`), then wake the
         listeners as a flush does; a `VersionConflict` writes nothing."""
-        await self._store.write_change(documents, events, routes, self._clock())
-        if routes:
-            self._notify()
+        routes = [Route(r.event_index, r.subscription, r.order_key) for r in routes]  # ours to mark leased
+        claimer = self.claimer
+        lease = claimer.lease_routes(events, routes) if claimer is not None and routes else None
+        claimed = await self._store.write_change(documents, events, routes, self._clock(), lease)
+        self._handed_over(claimed, lease, routes)
 
     async def _flush_all(self) -> None:
         try:
@@ -69,8 +89,10 @@ class GroupCommitter:
             offset = len(events)
             events.extend(evs)
             routes.extend(Route(r.event_index + offset, r.subscription, r.order_key) for r in rts)
+        claimer = self.claimer
+        lease = claimer.lease_routes(events, routes) if claimer is not None and routes else None
         try:
-            await self._store.append_events(events, routes, self._clock())
+            claimed = await self._store.append_events(events, routes, self._clock(), lease)
         except Exception as exc:
             for *_, future in batch:
                 if not future.done():
@@ -79,7 +101,13 @@ class GroupCommitter:
         for *_, future in batch:
             if not future.done():
                 future.set_result(None)
-        if routes:
+        self._handed_over(claimed, lease, routes)
+
+    def _handed_over(self, claimed: list[Delivery], lease: Lease | None, routes: list[Route]) -> None:
+        """After a commit: the claimer takes what was stored leased; listeners hear of rows left for a claim."""
+        if claimed and self.claimer is not None and lease is not None:
+            self.claimer.take(claimed, lease)
+        if any(not r.leased for r in routes):
             self._notify()
 
     def _notify(self) -> None:

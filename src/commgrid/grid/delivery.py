@@ -3,8 +3,11 @@
 How one delivery flows:
 
 1. `Grid.publish` stores each event with one delivery row per matching Active subscription, in the same
-   transaction; the commit wakes this worker (a `GroupCommitter` listener). Otherwise it sleeps until the
-   store's next due delivery, at most `POLL` seconds (other processes and nodes add deliveries too).
+   transaction. The rows this worker can take at once (known, unordered subscriptions whose endpoint is not
+   skipped, within its capacity) are stored already leased to it and handed over after the commit
+   (`lease_routes`/`take`, called by the `GroupCommitter`): no claim lies between a publish and its POST. A
+   commit that left rows for a claim wakes the worker (a `GroupCommitter` listener). Otherwise it sleeps until
+   the store's next due delivery, at most `POLL` seconds (other processes and nodes add deliveries too).
 2. The worker claims due deliveries under a short lease (`Timing.lease`, 6 s), which it renews every third of
    a lease for as long as it holds them: a live node keeps its deliveries through the longest request, a
    killed node's deliveries go to another node within one lease. It claims them skipping subscriptions whose endpoint
@@ -69,7 +72,7 @@ from commgrid.grid.signing import secret_key, signature_headers
 from commgrid.grid.timing import Timing
 from commgrid.grid.unusable import mark_unusable
 from commgrid.store import Store
-from commgrid.store.base import Attempt, Delivery, Subscription, Topic
+from commgrid.store.base import Attempt, Delivery, Lease, NewEvent, Route, Subscription, Topic
 
 log = logging.getLogger("commgrid.delivery")
 
@@ -201,12 +204,13 @@ def _header_value(value: Any) -> str | None:
 
 def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one delivery request (wire-facts: deliveries)."""
-    events = [orjson.loads(d.event.body) for d in deliveries]
-    first = events[0]
     if target.schema == target.input_schema:
         bodies = [d.event.body for d in deliveries]  # stored JSON goes out as it is
+        first = orjson.loads(deliveries[0].event.body)  # for the headers taken from the event
     else:
+        events = [orjson.loads(d.event.body) for d in deliveries]
         bodies = [orjson.dumps(target.delivered_form(e)) for e in events]
+        first = events[0]
     headers = {"aeg-event-type": "Notification", "aeg-subscription-name": target.name.upper(),
                "aeg-delivery-count": str(deliveries[0].attempts)}
     if target.schema == CLOUDEVENTS:
@@ -385,6 +389,30 @@ class DeliveryWorker:
             log.debug("deliveries claimed", extra={"action": "deliveries_claimed", "count": len(deliveries)})
             await self._dispatch(deliveries, now + lease)
         return limit - len(deliveries)
+
+    # deliveries stored already leased (grid/committer.py) -------------------------------------------------
+    def lease_routes(self, events: Sequence[NewEvent], routes: Sequence[Route]) -> Lease | None:
+        """Take, as they are stored, the deliveries a claim would give this worker now: those of known, unordered
+        subscriptions whose endpoint is not skipped, up to the worker's free capacity."""
+        free = self._max_held - self._held
+        if self._stopping or self._session is None or free <= 0 or self.catalog.generation != self._generation:
+            return None  # stale targets: the next claim refreshes them first
+        now = self._clock()
+        skip = self._skipped(now)
+        taken = 0
+        for route in routes:
+            key = (events[route.event_index].topic, route.subscription)
+            if route.order_key is None and key in self._targets and key not in skip:
+                route.leased = True
+                taken += 1
+                if taken == free:
+                    break
+        return Lease(self.owner, now + self.timing.lease) if taken else None
+
+    def take(self, deliveries: list[Delivery], lease: Lease) -> None:
+        """Send deliveries a commit stored leased to this worker."""
+        log.debug("deliveries taken as stored", extra={"action": "deliveries_claimed", "count": len(deliveries)})
+        self._start(self._dispatch(deliveries, lease.until))
 
     async def _renew(self) -> None:
         """Renew the leases of the deliveries in hand every third of a lease (also while their requests run)."""

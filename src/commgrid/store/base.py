@@ -75,6 +75,16 @@ class Route:
     subscription: str
     #: The event's ordering key for an ordered subscription (see grid/ordering.py), else None.
     order_key: str | None = None
+    #: Store the delivery already claimed under `append_events`' lease (the publishing node delivers it).
+    leased: bool = False
+
+
+@dataclass(slots=True)
+class Lease:
+    """A claim taken as deliveries are created: `owner` holds them until `until` (see `Store.append_events`)."""
+
+    owner: str
+    until: float
 
 
 @dataclass(slots=True)
@@ -288,12 +298,18 @@ class Store(abc.ABC):
 
     # events ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
+    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+                            lease: Lease | None = None) -> list[Delivery]:
         """Durably store events and their deliveries in one transaction: all or nothing.
 
         When this returns, the events survive a crash. Deliveries are due at `now`. An event with
         `dedupe_seconds` whose (topic, id) was accepted within its window (or earlier in `events`) is dropped
         with its routes; otherwise its id is remembered for `dedupe_seconds`, in the same transaction.
+
+        Given a `lease`, the deliveries of `leased` routes are stored already claimed by `lease.owner` until
+        `lease.until` and returned as `claim_due_deliveries` would return them (the publishing node's worker
+        sends them without a claim of its own); other routes' deliveries wait for a claim. Without a lease
+        nothing is returned.
         """
 
     @abc.abstractmethod
@@ -458,12 +474,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def write_change(
-        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
-    ) -> None:
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+        lease: Lease | None = None,
+    ) -> list[Delivery]:
         """Write documents, events and the events' deliveries in one transaction: all or nothing.
 
         A document not at its `expect_version` fails the whole change with `VersionConflict` (a delete of an
-        absent document without one, with `Missing`): then nothing is written. Deliveries are due at `now`.
+        absent document without one, with `Missing`): then nothing is written. Deliveries are due at `now`;
+        `lease` and the result are `append_events`'.
         """
 
     @abc.abstractmethod

@@ -23,6 +23,7 @@ from commgrid.store.base import (
     Document,
     DocumentWrite,
     EventQuery,
+    Lease,
     LockedEvent,
     Missing,
     NamespaceResource,
@@ -113,6 +114,10 @@ MIGRATIONS: list[list[str]] = [
         """CREATE INDEX deliveries_order_key ON deliveries (topic, subscription, order_key, event_seq)
             WHERE order_key IS NOT NULL""",
     ],
+    [  # 7: one index on event ids, not two: lookups by (topic, id) use events_id, and every index on these
+        # random keys costs each commit a page per event (batch ingest ~2x faster without this one)
+        "DROP INDEX events_topic_id",
+    ],
 ]
 
 
@@ -125,6 +130,10 @@ INSERT_EVENTS = """
 INSERT_DELIVERIES = """
     INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at, order_key)
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::text[])"""
+INSERT_LEASED_DELIVERIES = """
+    INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at, lease_owner, lease_until)
+    SELECT t, s, q, $4::float8, $5::text, $6::float8 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS r(t, s, q)
+    RETURNING id, subscription, event_seq"""
 INSERT_ATTEMPTS = f"""
     INSERT INTO delivery_attempts ({console_sql.ATTEMPT_COLS})
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::float8[], $6::text[], $7::int[],
@@ -400,31 +409,43 @@ class PostgresStore(Store):
             await conn.execute(BUMP_VERSION)
 
     # events ----------------------------------------------------------------------------------------------
-    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
+    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+                            lease: Lease | None = None) -> list[Delivery]:
         if not events:
-            return
+            return []
         async with self._conn(transaction=True) as conn:
-            await self._append(conn, events, routes, now)
+            return await self._append(conn, events, routes, now, lease)
 
     @staticmethod
     async def _append(conn: asyncpg.Connection, events: Sequence[NewEvent], routes: Sequence[Route],
-                      now: float) -> None:
+                      now: float, lease: Lease | None = None) -> list[Delivery]:
         if any(e.dedupe_seconds for e in events):
             events, routes = await _dedupe(conn, events, routes, now)
             if not events:
-                return
+                return []
         seqs = [r[0] for r in await conn.fetch(NEXT_EVENT_SEQS, len(events))]
         await conn.execute(
             INSERT_EVENTS, seqs, [e.topic for e in events], [e.id for e in events], [e.type for e in events],
             [e.subject for e in events], [e.time for e in events], [now] * len(events),
             [e.body for e in events],
         )
-        if routes:
+        leased = [r for r in routes if r.leased] if lease is not None else []
+        waiting = [r for r in routes if not r.leased] if leased else routes
+        if waiting:
             await conn.execute(
-                INSERT_DELIVERIES, [events[r.event_index].topic for r in routes],
-                [r.subscription for r in routes], [seqs[r.event_index] for r in routes], [now] * len(routes),
-                [r.order_key for r in routes],
+                INSERT_DELIVERIES, [events[r.event_index].topic for r in waiting],
+                [r.subscription for r in waiting], [seqs[r.event_index] for r in waiting], [now] * len(waiting),
+                [r.order_key for r in waiting],
             )
+        if not leased:
+            return []
+        assert lease is not None
+        created = await conn.fetch(
+            INSERT_LEASED_DELIVERIES, [events[r.event_index].topic for r in leased],
+            [r.subscription for r in leased], [seqs[r.event_index] for r in leased], now, lease.owner, lease.until)
+        index = {seq: i for i, seq in enumerate(seqs)}
+        return [rows.leased_delivery(c["id"], c["subscription"], events[index[c["event_seq"]]], c["event_seq"], now)
+                for c in created]
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         found = await self._fetch(LIST_EVENTS, topic, before_seq if before_seq is not None else 2**62, limit)
@@ -615,13 +636,13 @@ class PostgresStore(Store):
         return Document(doc.collection, doc.key, doc.value, version)
 
     async def write_change(
-        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
-    ) -> None:
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+        lease: Lease | None = None,
+    ) -> list[Delivery]:
         async with self._conn(transaction=True) as conn:
             for write in documents:
                 await self._write_document(conn, write)
-            if events:
-                await self._append(conn, events, routes, now)
+            return await self._append(conn, events, routes, now, lease) if events else []
 
     @staticmethod
     async def _write_document(conn: asyncpg.Connection, write: DocumentWrite) -> int:

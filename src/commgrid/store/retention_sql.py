@@ -46,7 +46,7 @@ def apply_dedupe(events: Sequence[NewEvent], routes: Sequence[Route], now: float
         if i not in dropped:
             moved[i] = len(kept)
             kept.append(e)
-    return kept, [Route(moved[r.event_index], r.subscription, r.order_key) for r in routes
+    return kept, [Route(moved[r.event_index], r.subscription, r.order_key, r.leased) for r in routes
                   if r.event_index in moved], remember
 
 

@@ -23,6 +23,7 @@ from commgrid.store.base import (
     Document,
     LockedEvent,
     NamespaceResource,
+    NewEvent,
     StoredEvent,
     Subscription,
     Topic,
@@ -119,6 +120,13 @@ def delivery_from_row(r: Row) -> Delivery:
         next_attempt_at=r["next_attempt_at"], last_outcome=r["last_outcome"], last_status=r["last_status"],
         last_attempt_at=r["last_attempt_at"], event=event_from_row(r), replay_id=r["replay_id"],
     )
+
+
+def leased_delivery(delivery_id: int, subscription: str, event: NewEvent, seq: int, now: float) -> Delivery:
+    """A delivery `append_events` created already leased, as a claim would have read it back."""
+    stored = StoredEvent(seq, event.topic, event.id, event.type, event.subject, event.time, now, event.body)
+    return Delivery(id=delivery_id, topic=event.topic, subscription=subscription, event=stored, attempts=0,
+                    next_attempt_at=now)
 
 
 def dead_letter_from_row(r: Row) -> DeadLetter:

@@ -31,6 +31,7 @@ from commgrid.store.base import (
     Document,
     DocumentWrite,
     EventQuery,
+    Lease,
     LockedEvent,
     Missing,
     NamespaceResource,
@@ -115,6 +116,10 @@ MIGRATIONS: list[list[str]] = [
         """CREATE INDEX deliveries_order_key ON deliveries (topic, subscription, order_key, event_seq)
             WHERE order_key IS NOT NULL""",
     ],
+    [  # 7: one index on event ids, not two: lookups by (topic, id) use events_id, and every index on these
+        # random keys costs each commit a page per event (batch ingest ~2x faster without this one)
+        "DROP INDEX events_topic_id",
+    ],
 ]
 
 
@@ -125,6 +130,9 @@ INSERT_EVENT = (
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at, order_key) VALUES (?, ?, ?, ?, ?)"
 )
+INSERT_LEASED_DELIVERY = """
+    INSERT INTO deliveries (topic, subscription, event_seq, next_attempt_at, lease_owner, lease_until)
+    VALUES (?, ?, ?, ?, ?, ?)"""
 CLAIM_DELIVERIES = """
     UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (
         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.topic = d.topic AND s.name = d.subscription
@@ -265,25 +273,38 @@ def _connect_plain(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _append(conn: sqlite3.Connection, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
+def _append(conn: sqlite3.Connection, events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+            lease: Lease | None = None) -> list[Delivery]:
     """Insert events and their deliveries (on the writer thread, inside its transaction), less the duplicates a
-    topic's publish dedupe drops (the writer lock keeps the check and the insert together)."""
+    topic's publish dedupe drops (the writer lock keeps the check and the insert together); returns the
+    deliveries stored leased (`Store.append_events`)."""
     if any(e.dedupe_seconds for e in events):
         seen = conn.execute(retention_sql.SEEN_SQLITE, retention_sql.seen_args(events, now)).fetchall()
         events, routes, remember = retention_sql.apply_dedupe(events, routes, now, {(r[0], r[1]) for r in seen})
         conn.executemany(retention_sql.REMEMBER_SQLITE, remember)
         if not events:
-            return
+            return []
     first = conn.execute(LAST_SEQ).fetchone()[0] + 1
     conn.executemany(
         INSERT_EVENT,
         [(first + i, e.topic, e.id, e.type, e.subject, e.time, now, e.body) for i, e in enumerate(events)],
     )
-    if routes:
+    leased = [r for r in routes if r.leased] if lease is not None else []
+    waiting = [r for r in routes if not r.leased] if leased else routes
+    if waiting:
         conn.executemany(
             INSERT_DELIVERY,
-            [(events[r.event_index].topic, r.subscription, first + r.event_index, now, r.order_key) for r in routes],
+            [(events[r.event_index].topic, r.subscription, first + r.event_index, now, r.order_key) for r in waiting],
         )
+    claimed = []
+    for r in leased:  # one at a time, for each row's id
+        assert lease is not None
+        event, seq = events[r.event_index], first + r.event_index
+        row_id = conn.execute(INSERT_LEASED_DELIVERY, (event.topic, r.subscription, seq, now, lease.owner,
+                                                       lease.until)).lastrowid
+        assert row_id is not None  # an INSERT into a rowid table
+        claimed.append(rows.leased_delivery(row_id, r.subscription, event, seq, now))
+    return claimed
 
 
 def _write_document(conn: sqlite3.Connection, write: DocumentWrite) -> int:
@@ -521,10 +542,11 @@ class SQLiteStore(Store):
             await self._bump_version(conn)
 
     # events ----------------------------------------------------------------------------------------------
-    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float) -> None:
+    async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+                            lease: Lease | None = None) -> list[Delivery]:
         if not events:
-            return
-        await self._write(lambda conn: _append(conn, events, routes, now))
+            return []
+        return await self._write(lambda conn: _append(conn, events, routes, now, lease))
 
     async def list_events(self, topic: str, limit: int = 50, before_seq: int | None = None) -> list[StoredEvent]:
         found = await self._all(LIST_EVENTS, (topic, before_seq if before_seq is not None else 2**62, limit))
@@ -724,15 +746,15 @@ class SQLiteStore(Store):
         return Document(doc.collection, doc.key, doc.value, version)
 
     async def write_change(
-        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float
-    ) -> None:
-        def change(conn: sqlite3.Connection) -> None:
+        self, documents: Sequence[DocumentWrite], events: Sequence[NewEvent], routes: Sequence[Route], now: float,
+        lease: Lease | None = None,
+    ) -> list[Delivery]:
+        def change(conn: sqlite3.Connection) -> list[Delivery]:
             for write in documents:
                 _write_document(conn, write)
-            if events:
-                _append(conn, events, routes, now)
+            return _append(conn, events, routes, now, lease) if events else []
 
-        await self._write(change)
+        return await self._write(change)
 
     async def get_document(self, collection: str, key: str) -> Document:
         missing = f"Document '{collection}/{key}' was not found."
