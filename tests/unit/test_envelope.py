@@ -72,6 +72,37 @@ def test_structured_cloudevent_body_is_accepted() -> None:
         parse_json_array(b'{"id":"1"}', "application/json")
 
 
+def test_64_bit_integers_are_stored_digit_for_digit() -> None:
+    """A body of integers only skips the exact re-read; the extremes orjson reads exactly still come out as sent."""
+    data = b'{"max":18446744073709551615,"min":-9223372036854775808,"nested":[[0,-1,{"n":12345678901234567}]]}'
+    body = b'[{"id":"1","subject":"/a","eventType":"T","eventTime":"2024-01-01T00:00:00Z","data":' + data + b"}]"
+    events = parse_json_array(body, "application/json")
+    (stored,) = validate_events(events, EVENTGRID, ARM)
+    assert b'"data":' + data in encode_event(stored, 0, events[0])
+
+
+@pytest.mark.parametrize("number", ["18446744073709551616", "-9223372036854775809", "1" + "0" * 40,
+                                    "1.00000000000000000001", "3.14159265358979323846", "1E-400"])
+def test_numbers_a_64_bit_value_cannot_hold_are_refused_among_integers(number: str) -> None:
+    body = b'[{"id":"1","data":{"a":1,"b":[2,3],"n":' + number.encode() + b',"z":4}}]'
+    with pytest.raises(InvalidInput, match="cannot be stored exactly"):
+        parse_json_array(body, "application/json")
+
+
+def test_valid_and_invalid_events_are_stamped_and_reported_as_before() -> None:
+    """The one-pass check of plain Event Grid events agrees with the full one: stamps as it, and leaves every
+    problem (an event time that is not a time, a foreign topic, a CloudEvent) to it."""
+    (stamped,) = validate_events([eg(topic=ARM.upper(), extra=1)], EVENTGRID, ARM)
+    assert list(stamped) == ["id", "subject", "eventType", "eventTime", "data", "dataVersion", "topic", "extra",
+                             "metadataVersion"]
+    assert stamped["topic"] == ARM and stamped["dataVersion"] == "2.0"
+    for broken, wording in ((eg(eventTime="2024-13-01T00:00:00Z"), "EventTime"), (eg(topic="/other"), "Topic"),
+                            (eg(metadataVersion=1), "MetadataVersion"), (eg(eventType=""), "EventType"),
+                            (eg(id=7), "Id"), (eg(specversion="1.0"), "Event Grid schema")):
+        with pytest.raises(InvalidInput, match=wording):
+            validate_events([eg(), broken], EVENTGRID, ARM)
+
+
 def test_event_size_limit() -> None:
     with pytest.raises(PayloadTooLarge):
         encode_event(eg(data="x" * (1024 * 1024)), 0)

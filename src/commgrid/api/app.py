@@ -65,7 +65,7 @@ class PublishFastPath:
             if match is Match.FULL:
                 scope.update(child_scope, app=self.app)  # what Starlette and its router put in the scope
                 try:
-                    await route.handle(scope, receive, send)
+                    await route.app(scope, receive, send)  # what `route.handle` calls once the method matched
                 except Exception as exc:
                     await render_error(scope, receive, send, exc)
                 return

@@ -297,6 +297,7 @@ class DeliveryWorker:
         self._endpoints: dict[str, _Endpoint] = {}
         self._saturated: set[str] = set()
         self._targets: dict[tuple[str, str], Target] = {}
+        self._leasable: set[tuple[str, str]] = set()  # subscriptions whose deliveries a claim would give it
         self._replaying: dict[tuple[str, str], int] = {}  # replay chunks being sent, per subscription
         self._generation = -1
         self._wakeup = asyncio.Event()
@@ -392,8 +393,9 @@ class DeliveryWorker:
 
     # deliveries stored already leased (grid/committer.py) -------------------------------------------------
     def lease_routes(self, events: Sequence[NewEvent], routes: Sequence[Route]) -> Lease | None:
-        """Take, as they are stored, the deliveries a claim would give this worker now: those of known, unordered
-        subscriptions whose endpoint is not skipped, up to the worker's free capacity."""
+        """Take, as they are stored, the deliveries a claim would give this worker now: those of Active, unordered
+        subscriptions whose endpoint is not skipped, up to the worker's free capacity (a namespace's queue
+        subscription, a Disabled one, keeps its deliveries for their own readers)."""
         free = self._max_held - self._held
         if self._stopping or self._session is None or free <= 0 or self.catalog.generation != self._generation:
             return None  # stale targets: the next claim refreshes them first
@@ -402,7 +404,7 @@ class DeliveryWorker:
         taken = 0
         for route in routes:
             key = (events[route.event_index].topic, route.subscription)
-            if route.order_key is None and key in self._targets and key not in skip:
+            if route.order_key is None and key in self._leasable and key not in skip:
                 route.leased = True
                 taken += 1
                 if taken == free:
@@ -485,6 +487,7 @@ class DeliveryWorker:
         self._targets = targets
         self._ordered = sum(1 for t in targets.values() if t.ordered)
         statuses = {(sub.topic, sub.name): sub.status for sub, _ in self.catalog.subscriptions()}
+        self._leasable = {key for key, t in targets.items() if not t.ordered and statuses.get(key) == ACTIVE}
         for key, status in statuses.items():  # enabled again: its endpoint starts afresh
             if status == ACTIVE and self._statuses.get(key) == DISABLED and key in targets:
                 self.health.succeeded(targets[key].endpoint)
