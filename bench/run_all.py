@@ -70,7 +70,7 @@ def plan(args: argparse.Namespace) -> dict[str, Callable[[], list[Row]]]:
         "ingest": lambda: ingest.run(seconds),
         "latency": lambda: delivery.run_latency(500.0, seconds * 2),
         "delivery": lambda: delivery.run_throughput(events),
-        "match": lambda: match.run(100_000, 2_000 if args.quick else 10_000, repeats=3 if args.quick else 7),
+        "match": lambda: match.run(100_000, 2_000 if args.quick else 10_000, repeats=9 if args.quick else 15),
         "multinode": multinode_rows,
     }
 
