@@ -62,8 +62,10 @@ class Metrics:
                                  registry=r)
         self.oldest_age = Gauge("eventgrid_oldest_undelivered_event_age_seconds",
                                 "Age of the oldest event with a pending delivery (0 when none).", registry=r)
-        # topic → its success counter and latency histogram: `labels()` costs more than the update itself
-        self._publishing: dict[str, tuple[Any, Any]] = {}
+        # Children by label values: `labels()` costs more than the update itself, on every publish and delivery.
+        self._publishing: dict[str, tuple[Any, Any]] = {}  # topic → success counter, latency histogram
+        self._matched: dict[tuple[str, str], Any] = {}  # (topic, subscription) → matched counter
+        self._delivering: dict[tuple[str, str], tuple[Any, Any]] = {}  # → success counter, duration histogram
 
     # publishing ------------------------------------------------------------------------------------------
     def published(self, topic: str, count: int, seconds: float, subscriptions: list[str]) -> None:
@@ -75,17 +77,25 @@ class Metrics:
         children[1].observe(seconds * 1000)
         if subscriptions:
             for name, matched in Tally(subscriptions).items():
-                self.matched.labels(topic, name).inc(matched)
+                child = self._matched.get((topic, name))
+                if child is None:
+                    child = self._matched[(topic, name)] = self.matched.labels(topic, name)
+                child.inc(matched)
 
     def publish_failed(self, topic: str, count: int, error: str) -> None:
         self.publish_fail.labels(topic, error).inc(count)
 
     # delivering ------------------------------------------------------------------------------------------
     def attempted(self, topic: str, subscription: str, count: int, outcome: str, seconds: float | None) -> None:
+        children = self._delivering.get((topic, subscription))
+        if children is None:
+            children = self._delivering[(topic, subscription)] = (
+                self.delivery_success.labels(topic, subscription),
+                self.destination_duration.labels(topic, subscription))
         if seconds is not None:
-            self.destination_duration.labels(topic, subscription).observe(seconds * 1000)
+            children[1].observe(seconds * 1000)
         if outcome == "Succeeded":
-            self.delivery_success.labels(topic, subscription).inc(count)
+            children[0].inc(count)
         else:
             self.attempt_fail.labels(topic, subscription, outcome).inc(count)
 

@@ -117,6 +117,7 @@ MIGRATIONS: list[list[str]] = [
     [  # 7: one index on event ids, not two: lookups by (topic, id) use events_id, and every index on these
         # random keys costs each commit a page per event (batch ingest ~2x faster without this one)
         "DROP INDEX events_topic_id",
+        "DROP INDEX deliveries_subscription",  # deliveries_subscription_id (topic, subscription, id) covers it
     ],
 ]
 
