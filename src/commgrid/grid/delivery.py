@@ -412,7 +412,10 @@ class DeliveryWorker:
         return Lease(self.owner, now + self.timing.lease) if taken else None
 
     def take(self, deliveries: list[Delivery], lease: Lease) -> None:
-        """Send deliveries a commit stored leased to this worker."""
+        """Send deliveries a commit stored leased to this worker (once stopped, their lease lapses instead and
+        a claim takes them)."""
+        if self._session is None or self._session.closed:
+            return
         log.debug("deliveries taken as stored", extra={"action": "deliveries_claimed", "count": len(deliveries)})
         self._start(self._dispatch(deliveries, lease.until))
 
