@@ -61,8 +61,7 @@ class GroupCommitter:
         """Store documents with events and their routes in one transaction (`Store.write_change`), then wake the
         listeners as a flush does; a `VersionConflict` writes nothing."""
         routes = [Route(r.event_index, r.subscription, r.order_key) for r in routes]  # ours to mark leased
-        claimer = self.claimer
-        lease = claimer.lease_routes(events, routes) if claimer is not None and routes else None
+        lease = self._lease(events, routes)
         claimed = await self._store.write_change(documents, events, routes, self._clock(), lease)
         self._handed_over(claimed, lease, routes)
 
@@ -89,8 +88,7 @@ class GroupCommitter:
             offset = len(events)
             events.extend(evs)
             routes.extend(Route(r.event_index + offset, r.subscription, r.order_key) for r in rts)
-        claimer = self.claimer
-        lease = claimer.lease_routes(events, routes) if claimer is not None and routes else None
+        lease = self._lease(events, routes)
         try:
             claimed = await self._store.append_events(events, routes, self._clock(), lease)
         except Exception as exc:
@@ -102,6 +100,10 @@ class GroupCommitter:
             if not future.done():
                 future.set_result(None)
         self._handed_over(claimed, lease, routes)
+
+    def _lease(self, events: list[NewEvent], routes: list[Route]) -> Lease | None:
+        """Let the claimer mark the routes it takes as they are stored (see the module docstring)."""
+        return self.claimer.lease_routes(events, routes) if self.claimer is not None and routes else None
 
     def _handed_over(self, claimed: list[Delivery], lease: Lease | None, routes: list[Route]) -> None:
         """After a commit: the claimer takes what was stored leased; listeners hear of rows left for a claim."""

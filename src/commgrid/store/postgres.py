@@ -430,8 +430,7 @@ class PostgresStore(Store):
             [e.subject for e in events], [e.time for e in events], [now] * len(events),
             [e.body for e in events],
         )
-        leased = [r for r in routes if r.leased] if lease is not None else []
-        waiting = [r for r in routes if not r.leased] if leased else routes
+        leased, waiting = rows.split_leased(routes, lease)
         if waiting:
             await conn.execute(
                 INSERT_DELIVERIES, [events[r.event_index].topic for r in waiting],

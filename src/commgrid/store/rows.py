@@ -21,9 +21,11 @@ from commgrid.store.base import (
     DeadLetter,
     Delivery,
     Document,
+    Lease,
     LockedEvent,
     NamespaceResource,
     NewEvent,
+    Route,
     StoredEvent,
     Subscription,
     Topic,
@@ -120,6 +122,12 @@ def delivery_from_row(r: Row) -> Delivery:
         next_attempt_at=r["next_attempt_at"], last_outcome=r["last_outcome"], last_status=r["last_status"],
         last_attempt_at=r["last_attempt_at"], event=event_from_row(r), replay_id=r["replay_id"],
     )
+
+
+def split_leased(routes: Sequence[Route], lease: Lease | None) -> tuple[list[Route], Sequence[Route]]:
+    """`append_events`' routes as (stored leased, left for a claim): without a lease, none are leased."""
+    leased = [r for r in routes if r.leased] if lease is not None else []
+    return leased, ([r for r in routes if not r.leased] if leased else routes)
 
 
 def leased_delivery(delivery_id: int, subscription: str, event: NewEvent, seq: int, now: float) -> Delivery:

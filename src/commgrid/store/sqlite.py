@@ -289,8 +289,7 @@ def _append(conn: sqlite3.Connection, events: Sequence[NewEvent], routes: Sequen
         INSERT_EVENT,
         [(first + i, e.topic, e.id, e.type, e.subject, e.time, now, e.body) for i, e in enumerate(events)],
     )
-    leased = [r for r in routes if r.leased] if lease is not None else []
-    waiting = [r for r in routes if not r.leased] if leased else routes
+    leased, waiting = rows.split_leased(routes, lease)
     if waiting:
         conn.executemany(
             INSERT_DELIVERY,
