@@ -25,8 +25,11 @@ from commgrid.events.envelope import (
     CLOUDEVENTS,
     EVENTGRID,
     _exact_as_parsed,
+    _plain_eventgrid,
     check_numbers,
     encode_event,
+    eventgrid_problems,
+    looks_like_cloudevent,
     parse_json_array,
     validate_events,
 )
@@ -124,6 +127,18 @@ def test_a_body_read_without_floats_needs_no_exact_reread(text: str) -> None:
     if _exact_as_parsed([parsed]):
         check_numbers(body)  # raises nothing
         assert parse_json_array(body, "application/json") == parsed
+
+
+PLAIN = {"id": "1", "subject": "/a", "eventType": "T", "eventTime": "2024-01-01T00:00:00Z", "data": {}}
+
+
+@given(st.one_of(envelopes, envelopes.map(lambda changes: PLAIN | changes),
+                 st.sampled_from(list(PLAIN)).map(lambda gone: {k: v for k, v in PLAIN.items() if k != gone})))
+def test_the_one_pass_check_passes_only_what_the_full_check_passes(event: dict[str, Any]) -> None:
+    """`validate_events` takes plain Event Grid events through a one-pass check: whatever that passes, the full
+    check must find nothing wrong with."""
+    if _plain_eventgrid(event, ARM):
+        assert eventgrid_problems(event, 0, ARM) == [] and not looks_like_cloudevent(event)
 
 
 @given(st.integers(min_value=1, max_value=2000))
