@@ -237,37 +237,6 @@ def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[
 # The worker
 
 
-class _BulkWriter:
-    """Calls `write(items)` with everything added while the previous write ran (group commit)."""
-
-    def __init__(self, write: Callable[[list[int]], Awaitable[None]], what: str) -> None:
-        self._write = write
-        self._what = what
-        self._items: list[int] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, items: Sequence[int]) -> None:
-        self._items.extend(items)
-        if self._task is None:
-            self._task = asyncio.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        try:
-            while self._items:
-                items, self._items = self._items, []
-                try:
-                    await self._write(items)
-                except Exception:  # the leases expire and the deliveries are tried again: at-least-once
-                    log.exception("could not record deliveries", extra={"action": f"{self._what}_failed",
-                                                                         "count": len(items)})
-        finally:
-            self._task = None
-
-    async def drain(self) -> None:
-        while self._task is not None:
-            await asyncio.shield(self._task)
-
-
 class _Endpoint:
     __slots__ = ("held", "semaphore")
 
@@ -284,6 +253,7 @@ class DeliveryWorker:
                  attempts: AttemptLog | None = None, announce: Announce | None = None) -> None:
         self.store = store
         self.attempts = attempts or AttemptLog(store)
+        self.attempts.written = self._completed
         self.catalog = catalog or Catalog(store, clock=clock)
         self.timing = Timing(settings.time_scale, settings.delivery_lease)
         self.owner = settings.node_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -303,7 +273,6 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._completed = _BulkWriter(self._complete, "complete")
         self._in_hand: set[int] = set()  # ids of the deliveries this worker holds (leases renewed)
         self._renewed_until = 0.0  # every delivery in hand at the last renewal is leased until then
         self._renewer: asyncio.Task[None] | None = None
@@ -348,7 +317,6 @@ class DeliveryWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self._completed.drain()
         await self.attempts.drain()
         if self._session is not None:
             await self._session.close()
@@ -436,11 +404,9 @@ class DeliveryWorker:
                 continue
             self._renewed_until = until
 
-    async def _complete(self, ids: list[int]) -> None:
-        try:
-            await self.store.complete_deliveries(ids)
-        finally:
-            self._in_hand.difference_update(ids)  # held (and renewed) until the store forgot them
+    def _completed(self, ids: list[int]) -> None:
+        """Completions written (or failed: their leases lapse): held and renewed until then."""
+        self._in_hand.difference_update(ids)
         if self._ordered:  # the next event of each completed key is claimable now
             self.wake()
 
@@ -587,7 +553,7 @@ class DeliveryWorker:
             if outcome.succeeded:
                 self.health.succeeded(target.endpoint)
                 self._failures.succeeded(target.key)
-                self._completed.add([d.id for d in live])
+                self.attempts.completed([d.id for d in live])
                 completed = {d.id for d in live}
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("delivered", extra={"action": "delivery_succeeded", "subscription": target.name,
