@@ -2,10 +2,10 @@
 
 For A/B comparisons of the delivery path: each `--src LABEL=DIR` names a commgrid source tree (`DIR/src` goes
 first on the server's PYTHONPATH); the drains alternate between them `--rounds` times and the medians are
-printed. The server runs on core 0, the receiver (`bench.delivery`'s) on core 1. A thread's figure is its
-on-CPU time (`/proc/PID/task/TID/schedstat`, ns) between 10 % and 90 % of the deliveries, per delivery:
-`loop` is the main thread (the event loop), `busiest` the busiest other thread (the SQLite writer), `rest`
-all other threads.
+printed, and the minima (other work on the machine only adds time). The server runs on core 0, the receiver
+(`bench.delivery`'s) on core 1. A thread's figure is its on-CPU time
+(`/proc/PID/task/TID/schedstat`, ns) between 10 % and 90 % of the deliveries, per delivery: `loop` is the main
+thread (the event loop), `busiest` the busiest other thread (the SQLite writer), `rest` all other threads.
 
     python -m bench.drain_cpu --src main=/tmp/main --src new=. [--events 30000] [--rounds 3]
 """
@@ -51,7 +51,8 @@ def per_thread(pid: int, before: dict[int, int], after: dict[int, int], count: i
             (("loop", loop), ("busiest", busiest), ("rest", rest), ("total", loop + busiest + rest))}
 
 
-def drain_once(src: Path, receiver: Receiver, events: int, profile: str | None = None) -> dict[str, float]:
+def drain_once(src: Path, receiver: Receiver, events: int, profile: str | None = None,
+               spy_args: str = "--gil") -> dict[str, float]:
     os.environ["PYTHONPATH"] = str(src / "src")
     data_dir = temp_dir()
     server = Server(data_dir).start()
@@ -66,8 +67,8 @@ def drain_once(src: Path, receiver: Receiver, events: int, profile: str | None =
             wait_until(lambda s=share: receiver.stats()["count"] >= events * s, f"{share:.0%}", timeout=600)
             marks.append((receiver.stats()["count"], thread_ns(server.pid), time.monotonic()))
             if profile and spy is None:  # py-spy's own sampling shares core 1 with the receiver
-                spy = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), "py-spy", "record", "--gil", "-r", "500",
-                                        "-f", "raw", "-o", profile, "-p", str(server.pid)])
+                spy = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), "py-spy", "record", *spy_args.split(),
+                                        "-r", "500", "-f", "raw", "-o", profile, "-p", str(server.pid)])
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -86,7 +87,8 @@ def main() -> None:
     parser.add_argument("--src", action="append", required=True, help="LABEL=DIR, a commgrid checkout")
     parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--profile", help="py-spy raw output (--gil) over the middle 80 %% of the first drain")
+    parser.add_argument("--profile", help="py-spy raw output over the middle 80 %% of the first drain")
+    parser.add_argument("--spy-args", default="--gil", help="py-spy record's options (default: --gil)")
     args = parser.parse_args()
     trees = [(label, Path(path).resolve()) for label, path in (s.split("=", 1) for s in args.src)]
     pin_self(LOAD_CPU)
@@ -95,15 +97,16 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             for label, src in trees:
-                result = drain_once(src, receiver, args.events, args.profile)
+                result = drain_once(src, receiver, args.events, args.profile, args.spy_args)
                 args.profile = None
                 results[label].append(result)
                 print(label, orjson.dumps({k: round(v, 1) for k, v in result.items()}).decode(), flush=True)
     finally:
         receiver.stop()
     for label, runs in results.items():
-        medians = {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
-        print("median", label, orjson.dumps(medians).decode(), flush=True)
+        for name, pick in (("median", statistics.median), ("min", min)):  # other load only adds time: min too
+            picked = {key: round(pick(r[key] for r in runs), 1) for key in runs[0] if key != "rate"}
+            print(name, label, orjson.dumps(picked).decode(), flush=True)
     sys.stdout.flush()
 
 

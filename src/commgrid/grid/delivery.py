@@ -477,8 +477,8 @@ class DeliveryWorker:
             self._busy += endpoint.held == 0
             endpoint.held += len(group)
             self._held += len(group)
-            batches = plan_batches(group, [len(d.event.body) for d in group], target.max_events,
-                                   target.preferred_bytes)
+            batches = [[d] for d in group] if target.max_events == 1 else plan_batches(
+                group, [len(d.event.body) for d in group], target.max_events, target.preferred_bytes)
             if replay_id is not None:
                 self._start(self._deliver_in_order(target, batches, lease_until))
                 continue

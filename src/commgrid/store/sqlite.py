@@ -675,7 +675,9 @@ class SQLiteStore(Store):
             if not claimed:
                 return []
             ids = orjson.dumps([row[0] for row in claimed]).decode()  # this claim's rows, not older ones
-            return conn.execute(SELECT_CLAIMED, (ids,)).fetchall()
+            cursor = conn.cursor()
+            cursor.row_factory = None  # tuples: `delivery_from_row` reads by position
+            return cursor.execute(SELECT_CLAIMED, (ids,)).fetchall()
 
         return [rows.delivery_from_row(r) for r in await self._write(claim)]
 
