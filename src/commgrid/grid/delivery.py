@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import orjson
 
 from commgrid import __version__
@@ -55,7 +54,6 @@ from commgrid.events.envelope import CLOUDEVENT_BATCH_JSON, CLOUDEVENT_JSON, CLO
 from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.autodisable import FailureClock, disable
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
-from commgrid.grid.excerpt import read_excerpt
 from commgrid.grid.properties import ACTIVE, DISABLED
 from commgrid.grid.ratelimit import Pacers
 from commgrid.grid.retry import (
@@ -71,6 +69,7 @@ from commgrid.grid.routing import Catalog
 from commgrid.grid.signing import secret_key, signature_headers
 from commgrid.grid.timing import Timing
 from commgrid.grid.unusable import mark_unusable
+from commgrid.grid.webhook_client import WebhookClient
 from commgrid.store import Store
 from commgrid.store.base import Attempt, Delivery, Lease, NewEvent, Route, Subscription, Topic
 
@@ -276,7 +275,7 @@ class DeliveryWorker:
         self._in_hand: set[int] = set()  # ids of the deliveries this worker holds (leases renewed)
         self._renewed_until = 0.0  # every delivery in hand at the last renewal is leased until then
         self._renewer: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: WebhookClient | None = None  # None until started; closed once stopped
         self._loop: asyncio.Task[None] | None = None
         self._pacers = Pacers()
         self._statuses: dict[tuple[str, str], str] = {}
@@ -289,11 +288,8 @@ class DeliveryWorker:
 
     # life cycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # per-endpoint semaphores limit instead
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timing.response_timeout),
-            headers={"User-Agent": f"commgrid/{__version__} (Event Grid delivery)"},
-        )
+        # connections are not limited: the per-endpoint semaphores are
+        self._client = WebhookClient(f"commgrid/{__version__} (Event Grid delivery)", self.timing.response_timeout)
         self._loop = asyncio.create_task(self._run())
         self._renewer = asyncio.create_task(self._renew())
         log.info("delivery worker started", extra={"action": "delivery_worker_started", "owner": self.owner,
@@ -318,8 +314,8 @@ class DeliveryWorker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.attempts.drain()
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            self._client.close()
         log.info("delivery worker stopped", extra={"action": "delivery_worker_stopped", "owner": self.owner})
 
     # the loop --------------------------------------------------------------------------------------------
@@ -365,7 +361,7 @@ class DeliveryWorker:
         subscriptions whose endpoint is not skipped, up to the worker's free capacity (a namespace's queue
         subscription, a Disabled one, keeps its deliveries for their own readers)."""
         free = self._max_held - self._held
-        if self._stopping or self._session is None or free <= 0 or self.catalog.generation != self._generation:
+        if self._stopping or self._client is None or free <= 0 or self.catalog.generation != self._generation:
             return None  # stale targets: the next claim refreshes them first
         now = self._clock()
         skip = self._skipped(now)
@@ -382,7 +378,7 @@ class DeliveryWorker:
     def take(self, deliveries: list[Delivery], lease: Lease) -> None:
         """Send deliveries a commit stored leased to this worker (once stopped, their lease lapses instead and
         a claim takes them)."""
-        if self._session is None or self._session.closed:
+        if self._client is None or self._client.closed:
             return
         log.debug("deliveries taken as stored", extra={"action": "deliveries_claimed", "count": len(deliveries)})
         self._start(self._dispatch(deliveries, lease.until))
@@ -570,13 +566,12 @@ class DeliveryWorker:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[Outcome, bytes]:
         """The outcome and the response body (for the attempt log)."""
-        assert self._session is not None
+        assert self._client is not None
         try:
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                answer = await read_excerpt(response, DELIVERY_RESPONSE_EXCERPT)  # for the attempt log
-                return outcome_of_status(response.status), answer
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            status, answer = await self._client.post(url, body, headers, DELIVERY_RESPONSE_EXCERPT)
+        except (TimeoutError, OSError) as exc:
             return outcome_of_error(exc), b""
+        return outcome_of_status(status), answer
 
     async def _failed(self, target: Target, batch: list[Delivery], outcome: Outcome, not_before: float | None) -> None:
         now = self._clock()

@@ -113,7 +113,9 @@ def outcome_of_error(exc: BaseException) -> Outcome:
         if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(exc.os_error, socket.gaierror):
             return Outcome("ResolutionError", None, detail)
         return Outcome("SocketError", None, detail)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+    if isinstance(exc, socket.gaierror):
+        return Outcome("ResolutionError", None, detail)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | OSError):  # TLS failures too
         return Outcome("SocketError", None, detail)
     return Outcome("Aborted", None, detail)
 
