@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import uvloop
 
 from commgrid.grid.retry import outcome_of_error
 from commgrid.grid.webhook_client import WebhookClient
+from commgrid.tls import ensure_certificates
 
 UA = "commgrid/test"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -211,3 +214,25 @@ def test_credentials_in_the_url_go_as_basic_authorization() -> None:
     asyncio.run(main())
     head = script.requests[0].split(b"\r\n")
     assert head[0] == b"POST /h HTTP/1.1" and b"Authorization: Basic dXNlcjpwQHNz" in head  # user:p@ss
+
+
+@LOOPS
+def test_https_verifies_the_endpoint_certificate(loop_kind: str, tmp_path: Path) -> None:
+    files = ensure_certificates(tmp_path)  # a CA and a certificate for localhost and 127.0.0.1
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(files.cert, files.key)
+    script = Script([OK])
+
+    async def main() -> None:
+        server = await asyncio.start_server(script.handle, "127.0.0.1", 0, ssl=served)
+        url = f"https://localhost:{server.sockets[0].getsockname()[1]}/hook"
+        with pytest.raises(OSError) as untrusted:  # the default context does not know the CA
+            await WebhookClient(UA, 5.0).post(url, b"{}", {}, 4096)
+        assert outcome_of_error(untrusted.value).name == "SocketError"
+        client = WebhookClient(UA, 5.0, ssl_context=ssl.create_default_context(cafile=str(files.ca_cert)))
+        assert await client.post(url, b"{}", {}, 4096) == (200, b"ok")
+        client.close()
+        server.close()
+
+    run(loop_kind, main)
+    assert script.requests[0].startswith(b"POST /hook HTTP/1.1\r\nHost: localhost:")

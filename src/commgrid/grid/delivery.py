@@ -19,13 +19,14 @@ How one delivery flows:
    `maxEventsPerBatch` and `preferredBatchSizeInKilobytes` (measured on the stored events; an event larger
    than the preferred size goes alone). A batch succeeds or fails as a whole.
 4. A delivery whose TTL has passed is dead-lettered without a try (the TTL is checked when an attempt is
-   due). The rest is converted to the delivery schema and POSTed through one shared `ClientSession`, at most
-   `ENDPOINT_CONCURRENCY` requests at once per endpoint, each given the (scaled) 30 s timeout. A batch whose
-   lease lapsed before it could start (renewals failing) is left for another claim, never sent twice at once.
-5. 200-204 completes the deliveries (written in bulk); anything else goes through `retry.decide`: rescheduled
-   on the ladder or dead-lettered (store record, plus a file for a LocalDirectory destination). Ten failures
-   in a row put an endpoint on probation (`retry.EndpointHealth`); deliveries claimed for it meanwhile count
-   a `Probation` attempt and wait for the probation to end.
+   due). The rest is converted to the delivery schema and POSTed through one shared `WebhookClient`
+   (kept-alive HTTP/1.1 connections, grid/webhook_client.py), at most `ENDPOINT_CONCURRENCY` requests at once
+   per endpoint, each given the (scaled) 30 s timeout. A batch whose lease lapsed before it could start
+   (renewals failing) is left for another claim, never sent twice at once.
+5. 200-204 completes the deliveries (written in bulk with the attempt records, grid/attempts.py); anything
+   else goes through `retry.decide`: rescheduled on the ladder or dead-lettered (store record, plus a file for
+   a LocalDirectory destination). Ten failures in a row put an endpoint on probation (`retry.EndpointHealth`);
+   deliveries claimed for it meanwhile count a `Probation` attempt and wait for the probation to end.
 
 A crash loses nothing: unfinished deliveries stay in the store and are claimed again once their lease
 expires (at-least-once; a receiver may see an event twice).
@@ -569,7 +570,7 @@ class DeliveryWorker:
         assert self._client is not None
         try:
             status, answer = await self._client.post(url, body, headers, DELIVERY_RESPONSE_EXCERPT)
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, ValueError) as exc:  # ValueError: a URL or header that cannot be sent
             return outcome_of_error(exc), b""
         return outcome_of_status(status), answer
 

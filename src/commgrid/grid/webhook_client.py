@@ -11,7 +11,8 @@ answer), no proxy, at most `limit` bytes of a response body read (a longer one c
 uncompressed.
 
 Failures raise `TimeoutError`, `socket.gaierror` (the name did not resolve) or another `OSError`
-(`ConnectionError` for a connection lost or an answer that is not HTTP), as `retry.outcome_of_error` expects.
+(`ConnectionError` for a connection lost or an answer that is not HTTP), as `retry.outcome_of_error` expects;
+`ValueError` for a URL or a header that cannot be sent (a line break in a header value), before anything is.
 Timeouts share one timer: requests are noted in one dict, oldest first, and the timer fires when the oldest is
 due (`read_timeouts.BodyReadTimeout` does the same for request bodies).
 """
