@@ -25,6 +25,7 @@ reference does not list (500 → Busy, 3xx → Aborted) is commgrid's choice.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import socket
@@ -79,6 +80,7 @@ class Outcome:
         return MINIMUM_DELAY.get(self.status or 0, DEFAULT_MINIMUM_DELAY)
 
 
+@functools.lru_cache(maxsize=1024)  # statuses have three digits; an Outcome is immutable, so one serves all
 def outcome_of_status(status: int) -> Outcome:
     """Classify an HTTP response status (the table above)."""
     if status in SUCCESS_STATUSES:
