@@ -3,6 +3,7 @@ dead-lettering and redelivery. The Runtime runs at time scale 600 (the 10 s firs
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import Sequence
@@ -173,3 +174,30 @@ async def test_a_success_and_its_attempt_are_written_together(runtime: Runtime, 
     assert [a.outcome for a in first_attempts + second_attempts] == ["Succeeded", "Succeeded"]
     seq = first_attempts[0].event_seq
     assert [a.outcome for a in await runtime.store.list_attempts(seq)] == ["Succeeded"]  # the written one
+
+
+async def test_an_endpoint_gets_as_many_tasks_as_it_takes_requests_at_once(
+        runtime: Runtime, client: httpx.AsyncClient, webhook: Receiver, orders: dict,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches beyond the endpoint's concurrency wait in its queue (not as tasks) and all go out, in order."""
+    rx = webhook
+    await subscribe(runtime, "slow", rx.endpoint("slow", delay=0.05), "slow")
+    assert runtime.delivery is not None
+    monkeypatch.setattr(runtime.delivery, "_per_endpoint", 2)  # before the endpoint's first delivery
+    most = 0
+
+    async def count_tasks() -> None:
+        nonlocal most
+        while True:
+            most = max(most, len(runtime.delivery._tasks))  # type: ignore[union-attr]
+            await asyncio.sleep(0.005)
+
+    counting = asyncio.create_task(count_tasks())
+    await publish(client, orders, [eg("slow", n) for n in range(12)])
+    await rx.until(lambda: len(rx.events("slow")) == 12, what="12 events at /slow")
+    await settled(runtime)
+    counting.cancel()
+    assert 2 <= most <= 3  # two senders (and the hand-over's dispatch)
+    arrivals = [r.events()[0]["data"]["n"] for r in rx.received("slow")]
+    assert sorted(arrivals) == list(range(12)) and arrivals[:2] in ([0, 1], [1, 0])
+    assert rx.received("slow")[-1].at - rx.received("slow")[0].at >= 0.05 * 5 * 0.9  # two at a time

@@ -35,6 +35,7 @@ expires (at-least-once; a receiver may see an event twice).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -238,11 +239,13 @@ def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[
 
 
 class _Endpoint:
-    __slots__ = ("held", "semaphore")
+    __slots__ = ("held", "queued", "semaphore", "senders")
 
     def __init__(self, concurrency: int) -> None:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.held = 0
+        self.senders = 0  # tasks sending its batches (`DeliveryWorker._send`)
+        self.queued: collections.deque[tuple[Target, list[Delivery], float]] = collections.deque()
 
 
 class DeliveryWorker:
@@ -480,7 +483,31 @@ class DeliveryWorker:
                 self._start(self._deliver_in_order(target, batches, lease_until))
                 continue
             for batch in batches:
-                self._start(self._deliver(target, batch, lease_until))
+                self._send(endpoint, target, batch, lease_until)
+
+    def _send(self, endpoint: _Endpoint, target: Target, batch: list[Delivery], lease_until: float) -> None:
+        """Send `batch` in a task of its own while the endpoint has fewer than its concurrency, else queue it for
+        the next of those tasks to finish: a claim of hundreds of batches for one endpoint starts as many tasks
+        as can send at once, not one per batch waiting for the semaphore. A paced subscription's batches get a
+        task each, as their wait for the pace must not hold up the endpoint's other subscriptions."""
+        if target.rate is not None:
+            self._start(self._deliver(target, batch, lease_until))
+        elif endpoint.senders < self._per_endpoint:
+            endpoint.senders += 1
+            self._start(self._sender(endpoint, target, batch, lease_until))
+        else:
+            endpoint.queued.append((target, batch, lease_until))
+
+    async def _sender(self, endpoint: _Endpoint, target: Target, batch: list[Delivery], lease_until: float) -> None:
+        """Deliver `batch`, then the endpoint's queued batches until none is left."""
+        try:
+            while True:
+                await self._deliver(target, batch, lease_until)
+                if not endpoint.queued:
+                    return
+                target, batch, lease_until = endpoint.queued.popleft()
+        finally:
+            endpoint.senders -= 1
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
