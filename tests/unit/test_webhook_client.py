@@ -140,6 +140,22 @@ def test_a_connection_the_endpoint_closed_is_not_reused(loop_kind: str) -> None:
 
 
 @LOOPS
+def test_a_connection_out_of_step_is_not_reused(loop_kind: str) -> None:
+    script = Script([OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", OK, OK])
+
+    async def main() -> None:
+        server, base = await serving(script)
+        client = WebhookClient(UA, 5.0)
+        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # and an answer nobody asked for
+        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # on a new connection
+        client.close()
+        server.close()
+
+    run(loop_kind, main)
+    assert script.connections == 2
+
+
+@LOOPS
 def test_no_answer_within_the_timeout_is_a_timeout(loop_kind: str) -> None:
     script = Script([None, OK])
 

@@ -96,6 +96,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
 
     def data_received(self, data: bytes) -> None:
+        if self.waiter is None:  # bytes nobody asked for, on an idle connection: it is out of step
+            self.close()
+            return
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -128,6 +131,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.status < 200:  # an interim answer (100 Continue): the final one follows
             self.status = 0
+            return
+        if self.waiter is None:  # a second answer to one request: the connection is out of step
+            self.close()
             return
         self.reusable = self.parser.should_keep_alive()
         self._answer()
