@@ -326,6 +326,9 @@ class Row:
         return [self.figure, self.value, self.reference, ratio, self.goal, met]
 
 
-def ratio_row(figure: str, value: float, unit: str, ref_label: str, ref: float, goal: float) -> Row:
-    ratio = value / ref if ref else 0.0
+def ratio_row(figure: str, value: float, unit: str, ref_label: str, ref: float, goal: float,
+              ratio: float | None = None) -> Row:
+    """`value` beside `ref`; the ratio is theirs unless given (a median of rounds' ratios)."""
+    if ratio is None:
+        ratio = value / ref if ref else 0.0
     return Row(figure, f"{value:,.0f} {unit}", f"{ref_label} {ref:,.0f} {unit}", ratio, f"≥ {goal}", ratio >= goal)

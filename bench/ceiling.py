@@ -24,7 +24,7 @@ SHAPED = (
     "CREATE TABLE events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,"
     " subject TEXT NOT NULL, time TEXT NOT NULL, published_at REAL NOT NULL, body BLOB NOT NULL)",
     "CREATE INDEX events_topic_seq ON events (topic, seq)",
-    "CREATE INDEX events_id ON events (id)",
+    "CREATE INDEX events_id_block ON events (seq >> 11, id)",
 )
 SHAPED_INSERT = "INSERT INTO events (topic, id, type, subject, time, published_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
 

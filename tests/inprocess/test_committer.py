@@ -54,6 +54,20 @@ async def test_concurrent_commits_share_one_transaction(store: Store, monkeypatc
     assert await store.count_pending_deliveries("orders", "sub") == 50
 
 
+async def test_a_commit_made_in_the_turn_after_the_first_shares_its_transaction(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request whose body was read in the event loop's next turn still joins the flush the first started."""
+    transactions = Transactions(store, monkeypatch)
+    committer = GroupCommitter(store)
+
+    async def later() -> None:
+        await asyncio.sleep(0)
+        await committer.commit([event(1)], [])
+
+    await asyncio.gather(committer.commit([event(0)], []), later())
+    assert transactions.batches == [["id-0", "id-1"]]
+
+
 async def test_a_batch_is_cut_at_max_events(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     transactions = Transactions(store, monkeypatch)
     committer = GroupCommitter(store, max_events=4)

@@ -130,3 +130,18 @@ async def test_key_in_query_string_is_accepted(http, topic) -> None:
     r = await http.post(topic["endpoint"], params={"aeg-sas-key": topic["key1"]},
                   content=json.dumps([good_event(id="q")]).encode())
     assert r.status_code == 200
+
+
+async def test_an_event_delivered_back_to_the_topic_that_published_it_is_refused(http, topic, runtime) -> None:
+    """A subscription whose webhook is its own topic's endpoint would loop: the delivery (it carries
+    `aeg-event-type`) is refused with 400 when the topic already holds its first event's id, however old."""
+    assert (await post(http, topic, [good_event(id="first")])).status_code == 200
+    later = [good_event(id=f"later-{i}") for i in range(100)]
+    for _ in range(25):  # over 2,048 events after it, so the lookup reaches back past the newest block
+        assert (await post(http, topic, later)).status_code == 200
+    looped = await post(http, topic, [good_event(id="first")], **{"aeg-event-type": "Notification"})
+    assert looped.status_code == 400
+    assert error_of(looped)["code"] == "DeliveryLoopDetected"
+    fresh = await post(http, topic, [good_event(id="new")], **{"aeg-event-type": "Notification"})
+    assert fresh.status_code == 200
+    assert await runtime.store.count_events(topic["name"]) == 2502

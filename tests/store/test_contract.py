@@ -17,6 +17,7 @@ from commgrid.store.base import (
     Delivery,
     Document,
     DocumentWrite,
+    EventQuery,
     Lease,
     Missing,
     NewEvent,
@@ -139,6 +140,25 @@ async def test_append_and_list_events(store: Store) -> None:
     assert await store.count_events() == 6
     with pytest.raises(Missing):
         await store.get_event("orders", "nope")
+
+
+async def test_an_event_is_found_by_id_among_thousands_the_newest_when_repeated(store: Store) -> None:
+    """Lookups by id reach every stored event, oldest to newest, and the newest of a repeated id (SQLite indexes
+    ids per block of 2,048 events, so these span several blocks)."""
+    await store.create_topic(topic())
+    await store.create_topic(topic("other"))
+    for start in range(0, 5000, 500):
+        await store.append_events([event(i) for i in range(start, start + 500)], [], NOW)
+    await store.append_events([replace(event(7), subject="/again"), event(3, "other")], [], NOW + 1)
+    for i in (0, 2047, 2048, 4999):
+        assert (await store.get_event("orders", f"id-{i}")).subject == f"/orders/{i}"
+    again = await store.get_event("orders", "id-7")
+    assert again.subject == "/again"
+    assert [e.subject for e in await store.search_events(EventQuery(id="id-7"))] == ["/again", "/orders/7"]
+    assert (await store.get_event("other", "id-3")).seq == again.seq + 1
+    assert [e.topic for e in await store.search_events(EventQuery(id="id-3", topic="orders"))] == ["orders"]
+    with pytest.raises(Missing):
+        await store.get_event("other", "id-4")
 
 
 async def test_concurrent_appends_all_land_with_distinct_seqs(store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from commgrid.store import rows
@@ -24,8 +25,14 @@ def attempt_from_row(r: rows.Row) -> AttemptRecord:
 _ATTEMPT_FIELDS = ATTEMPT_COLS.split(", ")
 
 
-def search_sql(query: EventQuery, limit: int, mark: str) -> tuple[str, tuple]:
-    """A newest-first select of the events matching `query`; `mark` is "?" (SQLite) or "$" (PostgreSQL)."""
+def _id_equals(placeholder: str) -> str:
+    return f"e.id = {placeholder}"
+
+
+def search_sql(query: EventQuery, limit: int, mark: str,
+               id_clause: Callable[[str], str] = _id_equals) -> tuple[str, tuple]:
+    """A newest-first select of the events matching `query`; `mark` is "?" (SQLite) or "$" (PostgreSQL);
+    `id_clause` words the match on an event id (SQLite's needs its `ID_BLOCKS` before the select)."""
     clauses: list[str] = []
     args: list[Any] = []
 
@@ -38,7 +45,7 @@ def search_sql(query: EventQuery, limit: int, mark: str) -> tuple[str, tuple]:
     if query.type:
         clauses.append(f"e.type = {placeholder(query.type)}")
     if query.id:
-        clauses.append(f"e.id = {placeholder(query.id)}")
+        clauses.append(id_clause(placeholder(query.id)))
     if query.subject:
         clauses.append(f"substr(e.subject, 1, {len(query.subject)}) = {placeholder(query.subject)}")
     if query.before_seq is not None:

@@ -49,6 +49,12 @@ from commgrid.store.base import (
     VersionConflict,
 )
 
+# Event ids are random: a plain index on them costs each commit about one random leaf page per event, written
+# to the WAL and fsynced (most of a batch's write cost). Keyed by (seq >> ID_BLOCK_BITS, id) instead, a commit's
+# new entries share the few leaf pages of the newest block, and a lookup by id probes each block newest first
+# (`id_clause`): ~2 µs a block, 2 ms among 2 million stored events.
+ID_BLOCK_BITS = 11
+
 # Numbered by position (1, 2, ...): each is a list of statements, applied in one transaction.
 MIGRATIONS: list[list[str]] = [
     [
@@ -119,6 +125,10 @@ MIGRATIONS: list[list[str]] = [
     [  # 7: one index on event ids, not two: lookups by (topic, id) use events_id, and every index on these
         # random keys costs each commit a page per event (batch ingest ~2x faster without this one)
         "DROP INDEX events_topic_id",
+    ],
+    [  # 8: event ids indexed within blocks of 2,048 sequence numbers (see `ID_BLOCKS`)
+        "DROP INDEX events_id",
+        f"CREATE INDEX events_id_block ON events (seq >> {ID_BLOCK_BITS}, id)",
     ],
 ]
 
@@ -193,7 +203,19 @@ DELETE_TOPIC = [
 ]
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events"
 LIST_EVENTS = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?"
-GET_EVENT = f"SELECT {rows.EVENT_COLS} FROM events e WHERE e.topic = ? AND e.id = ? ORDER BY e.seq DESC LIMIT 1"
+ID_BLOCKS = f"""WITH RECURSIVE id_blocks(n) AS (
+    SELECT max(seq) >> {ID_BLOCK_BITS} FROM events
+    UNION ALL SELECT n - 1 FROM id_blocks WHERE n > (SELECT min(seq) >> {ID_BLOCK_BITS} FROM events)) """
+
+
+def id_clause(placeholder: str) -> str:
+    """`e.id = placeholder` as one probe of `events_id_block` per block (a query using it starts `ID_BLOCKS`)."""
+    return (f"e.seq IN (SELECT i.seq FROM id_blocks b CROSS JOIN events i INDEXED BY events_id_block"
+            f" ON (i.seq >> {ID_BLOCK_BITS}) = b.n AND i.id = {placeholder})")
+
+
+GET_EVENT = f"{ID_BLOCKS}SELECT {rows.EVENT_COLS} FROM events e WHERE {id_clause('?')} AND e.topic = ?" \
+    " ORDER BY e.seq DESC LIMIT 1"
 COUNT_EVENTS = "SELECT count(*) FROM events"
 COUNT_TOPIC_EVENTS = "SELECT count(*) FROM events WHERE topic = ?"
 # subscriptions
@@ -553,7 +575,7 @@ class SQLiteStore(Store):
 
     async def get_event(self, topic: str, event_id: str) -> StoredEvent:
         missing = f"Event '{event_id}' was not found in topic '{topic}'."
-        return rows.event_from_row(await self._required(missing, GET_EVENT, (topic, event_id)))
+        return rows.event_from_row(await self._required(missing, GET_EVENT, (event_id, topic)))
 
     async def count_events(self, topic: str | None = None) -> int:
         row = await (self._one(COUNT_EVENTS) if topic is None else self._one(COUNT_TOPIC_EVENTS, (topic,)))
@@ -876,7 +898,9 @@ class SQLiteStore(Store):
         return rows.event_from_row(await self._required(f"Event {seq} was not found.", EVENT_BY_SEQ, (seq,)))
 
     async def search_events(self, query: EventQuery, limit: int = 50) -> list[StoredEvent]:
-        sql, args = console_sql.search_sql(query, limit, "?")
+        sql, args = console_sql.search_sql(query, limit, "?", id_clause=id_clause)
+        if query.id:
+            sql = ID_BLOCKS + sql
         return [rows.event_from_row(r) for r in await self._all(sql, args)]
 
     async def events_after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
