@@ -3,15 +3,18 @@ dead-lettering and redelivery. The Runtime runs at time scale 600 (the 10 s firs
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import pytest
 
+from commgrid.grid.timing import MIN_LEASE, Timing
 from commgrid.runtime import Runtime
-from commgrid.store.base import DeadLetter
+from commgrid.store.base import AttemptRecord, DeadLetter, StoreError
 from tests.acceptance.receiver import Receiver
 from tests.inprocess.conftest import create_topic, eventually
 
@@ -143,3 +146,58 @@ async def test_a_publish_goes_out_without_a_claim(runtime: Runtime, client: http
     await settled(runtime)
     assert sorted(e["data"]["n"] for e in rx.events("direct")) == [0, 1, 2, 3]
     assert claimed == []  # stored leased to the worker, handed over by the commit
+
+
+async def test_a_success_and_its_attempt_are_written_together(runtime: Runtime, client: httpx.AsyncClient,
+                                                              webhook: Receiver, orders: dict,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One write per batch of outcomes; when it fails, the delivery's lease lapses and it is sent again."""
+    rx = webhook
+    await subscribe(runtime, "twice", rx.endpoint("twice"), "twice")
+    assert runtime.delivery is not None
+    monkeypatch.setattr(runtime.delivery, "timing", Timing(runtime.settings.time_scale, MIN_LEASE))
+    writes: list[tuple[list[int], list[AttemptRecord]]] = []
+    record = runtime.store.record_outcomes
+
+    async def failing_once(completed: Sequence[int], attempts: Sequence[AttemptRecord], keep: int) -> None:
+        writes.append((list(completed), list(attempts)))
+        if len(writes) == 1:
+            raise StoreError("disk full")
+        await record(completed, attempts, keep)
+
+    monkeypatch.setattr(runtime.store, "record_outcomes", failing_once)
+    await publish(client, orders, [eg("twice", 1)])
+    await rx.until(lambda: len(rx.received("twice")) == 2, timeout=10, what="the delivery sent again")
+    await settled(runtime)
+    (first_ids, first_attempts), (second_ids, second_attempts) = writes
+    assert first_ids == second_ids and len(first_ids) == 1  # the same stored delivery, claimed again
+    assert [a.outcome for a in first_attempts + second_attempts] == ["Succeeded", "Succeeded"]
+    seq = first_attempts[0].event_seq
+    assert [a.outcome for a in await runtime.store.list_attempts(seq)] == ["Succeeded"]  # the written one
+
+
+async def test_an_endpoint_gets_as_many_tasks_as_it_takes_requests_at_once(
+        runtime: Runtime, client: httpx.AsyncClient, webhook: Receiver, orders: dict,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches beyond the endpoint's concurrency wait in its queue (not as tasks) and all go out, in order."""
+    rx = webhook
+    await subscribe(runtime, "slow", rx.endpoint("slow", delay=0.05), "slow")
+    assert runtime.delivery is not None
+    monkeypatch.setattr(runtime.delivery, "_per_endpoint", 2)  # before the endpoint's first delivery
+    most = 0
+
+    async def count_tasks() -> None:
+        nonlocal most
+        while True:
+            most = max(most, len(runtime.delivery._tasks))  # type: ignore[union-attr]
+            await asyncio.sleep(0.005)
+
+    counting = asyncio.create_task(count_tasks())
+    await publish(client, orders, [eg("slow", n) for n in range(12)])
+    await rx.until(lambda: len(rx.events("slow")) == 12, what="12 events at /slow")
+    await settled(runtime)
+    counting.cancel()
+    assert 2 <= most <= 3  # two senders (and the hand-over's dispatch)
+    arrivals = [r.events()[0]["data"]["n"] for r in rx.received("slow")]
+    assert sorted(arrivals) == list(range(12)) and arrivals[:2] in ([0, 1], [1, 0])
+    assert rx.received("slow")[-1].at - rx.received("slow")[0].at >= 0.05 * 5 * 0.9  # two at a time

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from commgrid.store import Store
-from commgrid.store.base import Attempt, AttemptRecord, EventQuery, Missing, Route
-from tests.store.test_contract import NOW, event, topic, with_subscription
+from commgrid.store.base import Attempt, AttemptRecord, EventQuery, Missing, Route, StoreError
+from tests.store.test_contract import NOW, event, one_claimed_delivery, open_nodes, topic, with_subscription
 
 
 def attempt(seq: int, n: int, *, sub: str = "sub", outcome: str = "Succeeded", status: int | None = 200,
@@ -39,6 +41,20 @@ async def test_attempts_beyond_the_retention_limit_are_forgotten(store: Store) -
         await store.record_attempts([attempt(seq, batch * 5 + i + 1) for i in range(5)], keep=6)
     kept = [a.attempt for a in await store.list_attempts(seq)]
     assert kept == list(range(15, 21))  # the newest `keep`
+
+
+async def test_a_completion_and_its_attempt_are_recorded_together(store: Store, store_url: str) -> None:
+    delivery = await one_claimed_delivery(store)
+    seq = delivery.event.seq
+    # an attempt the store refuses (no outcome) takes the completion with it: the delivery stays, to be sent again
+    with pytest.raises(StoreError):
+        await store.record_outcomes([delivery.id], [replace(attempt(seq, 1), outcome=None)], keep=1000)
+    assert await store.count_pending_deliveries() == 1 and await store.list_attempts(seq) == []
+    await store.record_outcomes([delivery.id], [attempt(seq, 1)], keep=1000)
+    async with open_nodes(store_url, 1) as (other,):  # committed: another connection sees both
+        assert await other.count_pending_deliveries() == 0
+        assert [(a.attempt, a.outcome) for a in await other.list_attempts(seq)] == [(1, "Succeeded")]
+    await store.record_outcomes([], [], keep=1000)  # nothing to write
 
 
 async def test_search_events_by_topic_type_subject_and_id_with_paging(store: Store) -> None:

@@ -19,13 +19,14 @@ How one delivery flows:
    `maxEventsPerBatch` and `preferredBatchSizeInKilobytes` (measured on the stored events; an event larger
    than the preferred size goes alone). A batch succeeds or fails as a whole.
 4. A delivery whose TTL has passed is dead-lettered without a try (the TTL is checked when an attempt is
-   due). The rest is converted to the delivery schema and POSTed through one shared `ClientSession`, at most
-   `ENDPOINT_CONCURRENCY` requests at once per endpoint, each given the (scaled) 30 s timeout. A batch whose
-   lease lapsed before it could start (renewals failing) is left for another claim, never sent twice at once.
-5. 200-204 completes the deliveries (written in bulk); anything else goes through `retry.decide`: rescheduled
-   on the ladder or dead-lettered (store record, plus a file for a LocalDirectory destination). Ten failures
-   in a row put an endpoint on probation (`retry.EndpointHealth`); deliveries claimed for it meanwhile count
-   a `Probation` attempt and wait for the probation to end.
+   due). The rest is converted to the delivery schema and POSTed through one shared `WebhookClient`
+   (kept-alive HTTP/1.1 connections, grid/webhook_client.py), at most `ENDPOINT_CONCURRENCY` requests at once
+   per endpoint, each given the (scaled) 30 s timeout. A batch whose lease lapsed before it could start
+   (renewals failing) is left for another claim, never sent twice at once.
+5. 200-204 completes the deliveries (written in bulk with the attempt records, grid/attempts.py); anything
+   else goes through `retry.decide`: rescheduled on the ladder or dead-lettered (store record, plus a file for
+   a LocalDirectory destination). Ten failures in a row put an endpoint on probation (`retry.EndpointHealth`);
+   deliveries claimed for it meanwhile count a `Probation` attempt and wait for the probation to end.
 
 A crash loses nothing: unfinished deliveries stay in the store and are claimed again once their lease
 expires (at-least-once; a receiver may see an event twice).
@@ -34,6 +35,7 @@ expires (at-least-once; a receiver may see an event twice).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -46,7 +48,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import orjson
 
 from commgrid import __version__
@@ -55,7 +56,6 @@ from commgrid.events.envelope import CLOUDEVENT_BATCH_JSON, CLOUDEVENT_JSON, CLO
 from commgrid.grid.attempts import AttemptLog
 from commgrid.grid.autodisable import FailureClock, disable
 from commgrid.grid.deadletter import dead_letter_event, local_directory, write_file
-from commgrid.grid.excerpt import read_excerpt
 from commgrid.grid.properties import ACTIVE, DISABLED
 from commgrid.grid.ratelimit import Pacers
 from commgrid.grid.retry import (
@@ -71,6 +71,7 @@ from commgrid.grid.routing import Catalog
 from commgrid.grid.signing import secret_key, signature_headers
 from commgrid.grid.timing import Timing
 from commgrid.grid.unusable import mark_unusable
+from commgrid.grid.webhook_client import WebhookClient
 from commgrid.store import Store
 from commgrid.store.base import Attempt, Delivery, Lease, NewEvent, Route, Subscription, Topic
 
@@ -237,43 +238,14 @@ def render(target: Target, deliveries: Sequence[Delivery]) -> tuple[bytes, dict[
 # The worker
 
 
-class _BulkWriter:
-    """Calls `write(items)` with everything added while the previous write ran (group commit)."""
-
-    def __init__(self, write: Callable[[list[int]], Awaitable[None]], what: str) -> None:
-        self._write = write
-        self._what = what
-        self._items: list[int] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, items: Sequence[int]) -> None:
-        self._items.extend(items)
-        if self._task is None:
-            self._task = asyncio.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        try:
-            while self._items:
-                items, self._items = self._items, []
-                try:
-                    await self._write(items)
-                except Exception:  # the leases expire and the deliveries are tried again: at-least-once
-                    log.exception("could not record deliveries", extra={"action": f"{self._what}_failed",
-                                                                         "count": len(items)})
-        finally:
-            self._task = None
-
-    async def drain(self) -> None:
-        while self._task is not None:
-            await asyncio.shield(self._task)
-
-
 class _Endpoint:
-    __slots__ = ("held", "semaphore")
+    __slots__ = ("held", "queued", "semaphore", "senders")
 
     def __init__(self, concurrency: int) -> None:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.held = 0
+        self.senders = 0  # tasks sending its batches (`DeliveryWorker._send`)
+        self.queued: collections.deque[tuple[Target, list[Delivery], float]] = collections.deque()
 
 
 class DeliveryWorker:
@@ -284,6 +256,7 @@ class DeliveryWorker:
                  attempts: AttemptLog | None = None, announce: Announce | None = None) -> None:
         self.store = store
         self.attempts = attempts or AttemptLog(store)
+        self.attempts.written = self._completed
         self.catalog = catalog or Catalog(store, clock=clock)
         self.timing = Timing(settings.time_scale, settings.delivery_lease)
         self.owner = settings.node_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -303,11 +276,10 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._completed = _BulkWriter(self._complete, "complete")
         self._in_hand: set[int] = set()  # ids of the deliveries this worker holds (leases renewed)
         self._renewed_until = 0.0  # every delivery in hand at the last renewal is leased until then
         self._renewer: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: WebhookClient | None = None  # None until started; closed once stopped
         self._loop: asyncio.Task[None] | None = None
         self._pacers = Pacers()
         self._statuses: dict[tuple[str, str], str] = {}
@@ -320,11 +292,8 @@ class DeliveryWorker:
 
     # life cycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # per-endpoint semaphores limit instead
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timing.response_timeout),
-            headers={"User-Agent": f"commgrid/{__version__} (Event Grid delivery)"},
-        )
+        # connections are not limited: the per-endpoint semaphores are
+        self._client = WebhookClient(f"commgrid/{__version__} (Event Grid delivery)", self.timing.response_timeout)
         self._loop = asyncio.create_task(self._run())
         self._renewer = asyncio.create_task(self._renew())
         log.info("delivery worker started", extra={"action": "delivery_worker_started", "owner": self.owner,
@@ -348,10 +317,9 @@ class DeliveryWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self._completed.drain()
         await self.attempts.drain()
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            self._client.close()
         log.info("delivery worker stopped", extra={"action": "delivery_worker_stopped", "owner": self.owner})
 
     # the loop --------------------------------------------------------------------------------------------
@@ -397,7 +365,7 @@ class DeliveryWorker:
         subscriptions whose endpoint is not skipped, up to the worker's free capacity (a namespace's queue
         subscription, a Disabled one, keeps its deliveries for their own readers)."""
         free = self._max_held - self._held
-        if self._stopping or self._session is None or free <= 0 or self.catalog.generation != self._generation:
+        if self._stopping or self._client is None or free <= 0 or self.catalog.generation != self._generation:
             return None  # stale targets: the next claim refreshes them first
         now = self._clock()
         skip = self._skipped(now)
@@ -414,7 +382,7 @@ class DeliveryWorker:
     def take(self, deliveries: list[Delivery], lease: Lease) -> None:
         """Send deliveries a commit stored leased to this worker (once stopped, their lease lapses instead and
         a claim takes them)."""
-        if self._session is None or self._session.closed:
+        if self._client is None or self._client.closed:
             return
         log.debug("deliveries taken as stored", extra={"action": "deliveries_claimed", "count": len(deliveries)})
         self._start(self._dispatch(deliveries, lease.until))
@@ -436,11 +404,9 @@ class DeliveryWorker:
                 continue
             self._renewed_until = until
 
-    async def _complete(self, ids: list[int]) -> None:
-        try:
-            await self.store.complete_deliveries(ids)
-        finally:
-            self._in_hand.difference_update(ids)  # held (and renewed) until the store forgot them
+    def _completed(self, ids: list[int]) -> None:
+        """Completions written (or failed: their leases lapse): held and renewed until then."""
+        self._in_hand.difference_update(ids)
         if self._ordered:  # the next event of each completed key is claimable now
             self.wake()
 
@@ -511,13 +477,37 @@ class DeliveryWorker:
             self._busy += endpoint.held == 0
             endpoint.held += len(group)
             self._held += len(group)
-            batches = plan_batches(group, [len(d.event.body) for d in group], target.max_events,
-                                   target.preferred_bytes)
+            batches = [[d] for d in group] if target.max_events == 1 else plan_batches(
+                group, [len(d.event.body) for d in group], target.max_events, target.preferred_bytes)
             if replay_id is not None:
                 self._start(self._deliver_in_order(target, batches, lease_until))
                 continue
             for batch in batches:
-                self._start(self._deliver(target, batch, lease_until))
+                self._send(endpoint, target, batch, lease_until)
+
+    def _send(self, endpoint: _Endpoint, target: Target, batch: list[Delivery], lease_until: float) -> None:
+        """Send `batch` in a task of its own while the endpoint has fewer than its concurrency, else queue it for
+        the next of those tasks to finish: a claim of hundreds of batches for one endpoint starts as many tasks
+        as can send at once, not one per batch waiting for the semaphore. A paced subscription's batches get a
+        task each, as their wait for the pace must not hold up the endpoint's other subscriptions."""
+        if target.rate is not None:
+            self._start(self._deliver(target, batch, lease_until))
+        elif endpoint.senders < self._per_endpoint:
+            endpoint.senders += 1
+            self._start(self._sender(endpoint, target, batch, lease_until))
+        else:
+            endpoint.queued.append((target, batch, lease_until))
+
+    async def _sender(self, endpoint: _Endpoint, target: Target, batch: list[Delivery], lease_until: float) -> None:
+        """Deliver `batch`, then the endpoint's queued batches until none is left."""
+        try:
+            while True:
+                await self._deliver(target, batch, lease_until)
+                if not endpoint.queued:
+                    return
+                target, batch, lease_until = endpoint.queued.popleft()
+        finally:
+            endpoint.senders -= 1
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -587,7 +577,7 @@ class DeliveryWorker:
             if outcome.succeeded:
                 self.health.succeeded(target.endpoint)
                 self._failures.succeeded(target.key)
-                self._completed.add([d.id for d in live])
+                self.attempts.completed([d.id for d in live])
                 completed = {d.id for d in live}
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("delivered", extra={"action": "delivery_succeeded", "subscription": target.name,
@@ -604,13 +594,12 @@ class DeliveryWorker:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[Outcome, bytes]:
         """The outcome and the response body (for the attempt log)."""
-        assert self._session is not None
+        assert self._client is not None
         try:
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                answer = await read_excerpt(response, DELIVERY_RESPONSE_EXCERPT)  # for the attempt log
-                return outcome_of_status(response.status), answer
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            status, answer = await self._client.post(url, body, headers, DELIVERY_RESPONSE_EXCERPT)
+        except (TimeoutError, OSError, ValueError) as exc:  # ValueError: a URL or header that cannot be sent
             return outcome_of_error(exc), b""
+        return outcome_of_status(status), answer
 
     async def _failed(self, target: Target, batch: list[Delivery], outcome: Outcome, not_before: float | None) -> None:
         now = self._clock()

@@ -25,6 +25,7 @@ reference does not list (500 → Busy, 3xx → Aborted) is commgrid's choice.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import socket
@@ -79,6 +80,7 @@ class Outcome:
         return MINIMUM_DELAY.get(self.status or 0, DEFAULT_MINIMUM_DELAY)
 
 
+@functools.lru_cache(maxsize=1024)  # statuses have three digits; an Outcome is immutable, so one serves all
 def outcome_of_status(status: int) -> Outcome:
     """Classify an HTTP response status (the table above)."""
     if status in SUCCESS_STATUSES:
@@ -113,7 +115,9 @@ def outcome_of_error(exc: BaseException) -> Outcome:
         if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(exc.os_error, socket.gaierror):
             return Outcome("ResolutionError", None, detail)
         return Outcome("SocketError", None, detail)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+    if isinstance(exc, socket.gaierror):
+        return Outcome("ResolutionError", None, detail)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | OSError):  # TLS failures too
         return Outcome("SocketError", None, detail)
     return Outcome("Aborted", None, detail)
 

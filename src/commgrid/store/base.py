@@ -427,6 +427,11 @@ class Store(abc.ABC):
         """Forget deliveries that succeeded."""
 
     @abc.abstractmethod
+    async def record_outcomes(self, completed: Sequence[int], attempts: Sequence[AttemptRecord], keep: int) -> None:
+        """`complete_deliveries(completed)` and `record_attempts(attempts, keep)` in one transaction: both or
+        neither."""
+
+    @abc.abstractmethod
     async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
         """Record a failed attempt on each delivery and release it until `next_attempt_at`."""
 

@@ -585,8 +585,18 @@ class PostgresStore(Store):
         return int(status.rsplit(" ", 1)[-1])
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
-        async with self._conn() as conn:
-            await conn.execute(DELETE_DELIVERIES, list(ids))
+        await self.record_outcomes(ids, (), 0)
+
+    async def record_outcomes(self, completed: Sequence[int], attempts: Sequence[AttemptRecord], keep: int) -> None:
+        if not completed and not attempts:
+            return
+        async with self._conn(transaction=bool(attempts)) as conn:  # more than one statement
+            if completed:
+                await conn.execute(DELETE_DELIVERIES, list(completed))
+            if attempts:  # one statement for the whole batch: a column per array
+                columns = zip(*(console_sql.attempt_values(r) for r in attempts), strict=True)
+                await conn.execute(INSERT_ATTEMPTS, *[list(c) for c in columns])
+                await conn.execute(TRIM_ATTEMPTS, keep)
 
     async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
         async with self._conn() as conn:
@@ -754,12 +764,7 @@ class PostgresStore(Store):
 
     # delivery attempts and the console's reads ----------------------------------------------------------
     async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
-        if not records:
-            return
-        columns = list(zip(*(console_sql.attempt_values(r) for r in records), strict=True))
-        async with self._conn(transaction=True) as conn:
-            await conn.execute(INSERT_ATTEMPTS, *[list(c) for c in columns])
-            await conn.execute(TRIM_ATTEMPTS, keep)
+        await self.record_outcomes((), records, keep)
 
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
         found = await self._fetch(LIST_ATTEMPTS, event_seq)

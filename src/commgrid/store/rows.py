@@ -39,7 +39,7 @@ EVENT_COLS = (
     "e.seq AS event_seq, e.topic AS event_topic, e.id AS event_id, e.type AS event_type,"
     " e.subject AS event_subject, e.time AS event_time, e.published_at AS event_published_at, e.body AS event_body"
 )
-DELIVERY_COLS = (
+DELIVERY_COLS = (  # read by position in `delivery_from_row`
     "d.id, d.topic, d.subscription, d.attempts, d.next_attempt_at, d.last_outcome, d.last_status,"
     " d.last_attempt_at, d.replay_id, " + EVENT_COLS
 )
@@ -116,11 +116,13 @@ def event_from_row(r: Row) -> StoredEvent:
 
 
 def delivery_from_row(r: Row) -> Delivery:
-    """From `DELIVERY_COLS`."""
+    """From `DELIVERY_COLS`, by position: a claim reads hundreds of rows (a look-up by name walks the columns),
+    and a SQLite claim reads plain tuples."""
     return Delivery(
-        id=r["id"], topic=r["topic"], subscription=r["subscription"], attempts=r["attempts"],
-        next_attempt_at=r["next_attempt_at"], last_outcome=r["last_outcome"], last_status=r["last_status"],
-        last_attempt_at=r["last_attempt_at"], event=event_from_row(r), replay_id=r["replay_id"],
+        id=r[0], topic=r[1], subscription=r[2], attempts=r[3], next_attempt_at=r[4], last_outcome=r[5],
+        last_status=r[6], last_attempt_at=r[7], replay_id=r[8],
+        event=StoredEvent(seq=r[9], topic=r[10], id=r[11], type=r[12], subject=r[13], time=r[14],
+                          published_at=r[15], body=bytes(r[16])),
     )
 
 

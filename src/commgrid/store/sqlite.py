@@ -697,7 +697,9 @@ class SQLiteStore(Store):
             if not claimed:
                 return []
             ids = orjson.dumps([row[0] for row in claimed]).decode()  # this claim's rows, not older ones
-            return conn.execute(SELECT_CLAIMED, (ids,)).fetchall()
+            cursor = conn.cursor()
+            cursor.row_factory = None  # tuples: `delivery_from_row` reads by position
+            return cursor.execute(SELECT_CLAIMED, (ids,)).fetchall()
 
         return [rows.delivery_from_row(r) for r in await self._write(claim)]
 
@@ -706,7 +708,21 @@ class SQLiteStore(Store):
         return await self._write(lambda conn: conn.execute(RENEW_LEASES, args).rowcount)
 
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
-        await self._write(lambda conn: conn.executemany(DELETE_DELIVERY, [(i,) for i in ids]), background=True)
+        await self.record_outcomes(ids, (), 0)
+
+    async def record_outcomes(self, completed: Sequence[int], attempts: Sequence[AttemptRecord], keep: int) -> None:
+        if not completed and not attempts:
+            return
+        done = [(i,) for i in completed]
+        values = [console_sql.attempt_values(r) for r in attempts]
+
+        def record(conn: sqlite3.Connection) -> None:
+            conn.executemany(DELETE_DELIVERY, done)
+            if values:
+                conn.executemany(INSERT_ATTEMPT, values)
+                conn.execute(TRIM_ATTEMPTS, (keep,))
+
+        await self._write(record, background=True)
 
     async def reschedule_deliveries(self, ids: Sequence[int], attempt: Attempt, next_attempt_at: float) -> None:
         values = [(next_attempt_at, attempt.outcome, attempt.status, attempt.at, i) for i in ids]
@@ -868,15 +884,7 @@ class SQLiteStore(Store):
 
     # delivery attempts and the console's reads ----------------------------------------------------------
     async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
-        if not records:
-            return
-        values = [console_sql.attempt_values(r) for r in records]
-
-        def record(conn: sqlite3.Connection) -> None:
-            conn.executemany(INSERT_ATTEMPT, values)
-            conn.execute(TRIM_ATTEMPTS, (keep,))
-
-        await self._write(record, background=True)
+        await self.record_outcomes((), records, keep)
 
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
         found = await self._all(LIST_ATTEMPTS, (event_seq,))
