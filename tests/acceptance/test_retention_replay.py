@@ -266,10 +266,14 @@ def test_store_size_stays_flat_under_constant_load(tmp_path) -> None:
                     samples.append((now - started, shown["events"], shown["sizeBytes"]))
                     next_sample = now + 3
         published = n
-        early = max(size for at, _, size in samples if at < 12)
+        # The events held swing with the retention sweeps (here from ~9,000 to ~24,000), and the file keeps the
+        # pages its largest window needed: it must stay within what that window takes at the first sample's
+        # bytes per held event, not grow with what was published.
+        _, first_count, first_size = samples[0]
+        peak = max(count for _, count, _ in samples)
         late = max(size for at, _, size in samples if at > 20)
         assert published > 3000
-        assert max(count for _, count, _ in samples) < published / 3, samples
-        assert late <= early * 1.25 + 4_500_000, samples  # allowing for the WAL's checkpoint cycle
+        assert peak < published / 3, samples
+        assert late <= first_size / first_count * peak * 1.25 + 4_500_000, samples  # and the WAL's checkpoint cycle
     finally:
         server.stop()
