@@ -4,9 +4,10 @@ what goes on the wire, keep-alive, bounded answers, timeouts, and how failures a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,18 @@ async def serving(script: Script) -> tuple[asyncio.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+@contextlib.asynccontextmanager
+async def talking_to(script: Script, timeout: float = 5.0) -> AsyncIterator[tuple[WebhookClient, str]]:
+    """A client, and the base URL of `script` served on loopback; both closed after."""
+    server, base = await serving(script)
+    client = WebhookClient(UA, timeout)
+    try:
+        yield client, base
+    finally:
+        client.close()
+        server.close()
+
+
 LOOPS = pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
 
 
@@ -73,13 +86,10 @@ def test_requests_share_a_kept_alive_connection_and_say_what_aiohttp_said(loop_k
     script = Script([OK, b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"])
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 5.0)
-        headers = {"aeg-event-type": "Notification", "Content-Type": "application/json; charset=utf-8"}
-        assert await client.post(f"{base}/hook?code=s%20x", b"[1]", headers, 4096) == (200, b"ok")
-        assert await client.post(f"{base}/hook?code=s%20x", b"[22]", headers, 4096) == (201, b"abc")
-        client.close()
-        server.close()
+        async with talking_to(script) as (client, base):
+            headers = {"aeg-event-type": "Notification", "Content-Type": "application/json; charset=utf-8"}
+            assert await client.post(f"{base}/hook?code=s%20x", b"[1]", headers, 4096) == (200, b"ok")
+            assert await client.post(f"{base}/hook?code=s%20x", b"[22]", headers, 4096) == (201, b"abc")
 
     run(loop_kind, main)
     assert script.connections == 1
@@ -96,12 +106,9 @@ def test_a_long_answer_is_cut_and_its_connection_closed(loop_kind: str) -> None:
     script = Script([b"HTTP/1.1 400 Bad\r\nContent-Length: 10000\r\n\r\n" + b"x" * 10000, OK])
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 5.0)
-        assert await client.post(base, b"{}", {}, 4096) == (400, b"x" * 4096)
-        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")
-        client.close()
-        server.close()
+        async with talking_to(script) as (client, base):
+            assert await client.post(base, b"{}", {}, 4096) == (400, b"x" * 4096)
+            assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")
 
     run(loop_kind, main)
     assert script.connections == 2
@@ -113,11 +120,8 @@ def test_interim_answers_and_bodies_ending_with_the_connection(loop_kind: str) -
                     close_after=True)
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 5.0)
-        assert await client.post(base, b"{}", {}, 4096) == (202, b"until the end")
-        client.close()
-        server.close()
+        async with talking_to(script) as (client, base):
+            assert await client.post(base, b"{}", {}, 4096) == (202, b"until the end")
 
     run(loop_kind, main)
 
@@ -127,13 +131,10 @@ def test_a_connection_the_endpoint_closed_is_not_reused(loop_kind: str) -> None:
     script = Script([OK, OK], close_after=True)
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 5.0)
-        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")
-        await asyncio.sleep(0.05)  # the close arrives
-        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")
-        client.close()
-        server.close()
+        async with talking_to(script) as (client, base):
+            assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")
+            await asyncio.sleep(0.05)  # the close arrives
+            assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")
 
     run(loop_kind, main)
     assert script.connections == 2
@@ -144,12 +145,9 @@ def test_a_connection_out_of_step_is_not_reused(loop_kind: str) -> None:
     script = Script([OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", OK, OK])
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 5.0)
-        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # and an answer nobody asked for
-        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # on a new connection
-        client.close()
-        server.close()
+        async with talking_to(script) as (client, base):
+            assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # and an answer nobody asked for
+            assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # on a new connection
 
     run(loop_kind, main)
     assert script.connections == 2
@@ -160,16 +158,13 @@ def test_no_answer_within_the_timeout_is_a_timeout(loop_kind: str) -> None:
     script = Script([None, OK])
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 0.2)
-        started = asyncio.get_running_loop().time()
-        with pytest.raises(TimeoutError) as caught:
-            await client.post(base, b"{}", {}, 4096)
-        assert 0.15 < asyncio.get_running_loop().time() - started < 1.0
-        assert outcome_of_error(caught.value).name == "TimedOut"
-        assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # on a new connection
-        client.close()
-        server.close()
+        async with talking_to(script, 0.2) as (client, base):
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(TimeoutError) as caught:
+                await client.post(base, b"{}", {}, 4096)
+            assert 0.15 < asyncio.get_running_loop().time() - started < 1.0
+            assert outcome_of_error(caught.value).name == "TimedOut"
+            assert await client.post(base, b"{}", {}, 4096) == (200, b"ok")  # on a new connection
 
     run(loop_kind, main)
     assert script.connections == 2
@@ -204,13 +199,10 @@ def test_headers_with_line_breaks_are_refused_before_anything_is_sent() -> None:
     script = Script([OK])
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 5.0)
-        for headers in ({"x-tenant": "a\r\nx-admin: yes"}, {"x-bad\n": "v"}, {"x": "\0"}):
-            with pytest.raises(ValueError):
-                await client.post(base, b"{}", headers, 4096)
-        client.close()
-        server.close()
+        async with talking_to(script) as (client, base):
+            for headers in ({"x-tenant": "a\r\nx-admin: yes"}, {"x-bad\n": "v"}, {"x": "\0"}):
+                with pytest.raises(ValueError):
+                    await client.post(base, b"{}", headers, 4096)
 
     asyncio.run(main())
     assert script.requests == []
@@ -220,12 +212,9 @@ def test_credentials_in_the_url_go_as_basic_authorization() -> None:
     script = Script([OK])
 
     async def main() -> None:
-        server, base = await serving(script)
-        client = WebhookClient(UA, 5.0)
-        authority = base.removeprefix("http://")
-        assert await client.post(f"http://user:p%40ss@{authority}/h", b"{}", {}, 4096) == (200, b"ok")
-        client.close()
-        server.close()
+        async with talking_to(script) as (client, base):
+            authority = base.removeprefix("http://")
+            assert await client.post(f"http://user:p%40ss@{authority}/h", b"{}", {}, 4096) == (200, b"ok")
 
     asyncio.run(main())
     head = script.requests[0].split(b"\r\n")
