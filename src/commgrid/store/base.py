@@ -422,9 +422,9 @@ class Store(abc.ABC):
     async def renew_leases(self, owner: str, ids: Sequence[int], until: float) -> int:
         """Extend to `until` the leases `owner` still holds on deliveries `ids`; returns how many it renewed."""
 
-    @abc.abstractmethod
     async def complete_deliveries(self, ids: Sequence[int]) -> None:
         """Forget deliveries that succeeded."""
+        await self.record_outcomes(ids, (), 0)
 
     @abc.abstractmethod
     async def record_outcomes(self, completed: Sequence[int], attempts: Sequence[AttemptRecord], keep: int) -> None:
@@ -563,9 +563,9 @@ class Store(abc.ABC):
         """
 
     # delivery attempts and the console's reads ----------------------------------------------------------
-    @abc.abstractmethod
     async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
         """Append delivery attempts, then forget all but about the newest `keep` (the retention limit)."""
+        await self.record_outcomes((), records, keep)
 
     @abc.abstractmethod
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:

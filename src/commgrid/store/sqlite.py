@@ -707,9 +707,6 @@ class SQLiteStore(Store):
         args = (until, owner, orjson.dumps(list(ids)).decode())
         return await self._write(lambda conn: conn.execute(RENEW_LEASES, args).rowcount)
 
-    async def complete_deliveries(self, ids: Sequence[int]) -> None:
-        await self.record_outcomes(ids, (), 0)
-
     async def record_outcomes(self, completed: Sequence[int], attempts: Sequence[AttemptRecord], keep: int) -> None:
         if not completed and not attempts:
             return
@@ -883,9 +880,6 @@ class SQLiteStore(Store):
             raise ValueError(f"unknown settle action {action!r}")
 
     # delivery attempts and the console's reads ----------------------------------------------------------
-    async def record_attempts(self, records: Sequence[AttemptRecord], keep: int) -> None:
-        await self.record_outcomes((), records, keep)
-
     async def list_attempts(self, event_seq: int) -> list[AttemptRecord]:
         found = await self._all(LIST_ATTEMPTS, (event_seq,))
         return [console_sql.attempt_from_row(r) for r in found]
