@@ -118,6 +118,9 @@ def serve(
     read_timeout: Annotated[float, typer.Option(
         envvar="COMMGRID_READ_TIMEOUT", min=0.1,
         help="Seconds a client may take to send its request headers, and each chunk of its body.")] = 30.0,
+    workers: Annotated[int, typer.Option(
+        envvar="COMMGRID_WORKERS", min=1,
+        help="Serving processes sharing the ports and the store: one per core uses every core.")] = 1,
 ) -> None:
     """Start commgrid: HTTP and HTTPS listeners, the store, and delivery."""
     from commgrid import faults
@@ -144,7 +147,7 @@ def serve(
                         access_key=access_key or None, ca_cert=ca_cert, ca_key=ca_key,
                         recording_host=recording_host, read_timeout=read_timeout)
     faults.arm(os.environ.get("COMMGRID_FAULT"))  # test-only crash point; see commgrid.faults
-    _serve(settings)
+    _serve(settings, workers, log_level)
 
 
 def _check_pins(access_key: str | None, ca_cert: Path | None, ca_key: Path | None) -> None:
@@ -160,7 +163,8 @@ def _check_pins(access_key: str | None, ca_cert: Path | None, ca_key: Path | Non
             raise ValueError(f"{path} does not exist.")
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, workers: int = 1, log_level: str = "warning") -> None:
+    from commgrid.server import event_loop_runner
     from commgrid.server import serve as run_server
 
     def announce(runtime: Runtime, tls: Any) -> None:
@@ -176,26 +180,22 @@ def _serve(settings: Settings) -> None:
                  ("management", f"{settings.https_base}  token {d.management_token}  "
                                 f"(subscription {d.subscription_id}, resource group {d.resource_group})"),
                  ("dashboard", f"{settings.http_base}/dashboard"), ("metrics", f"{settings.http_base}/metrics")]
+        if workers > 1:
+            shown.append(("workers", f"{workers} processes sharing the ports and the store"))
         console.print(f"commgrid {__version__} ready", highlight=False)
         for label, value in shown:
             console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)
         sys.stdout.flush()  # a pipe or a container log sees the banner now, not at exit
 
     try:
-        _event_loop_runner()(run_server(settings, announce))
+        if workers > 1:
+            from commgrid import workers as pool
+
+            pool.run(settings, workers, log_level, announce, event_loop_runner())
+        else:
+            event_loop_runner()(run_server(settings, announce))
     except (CommgridError, StoreError) as exc:
         raise fail(exc) from None
-
-
-def _event_loop_runner() -> Any:
-    """uvloop where it installs (as uvicorn would pick it), asyncio's own loop elsewhere."""
-    try:
-        import uvloop
-    except ImportError:
-        import asyncio
-
-        return asyncio.run
-    return uvloop.run
 
 
 # info ----------------------------------------------------------------------------------------------------

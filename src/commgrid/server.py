@@ -8,7 +8,8 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -42,19 +43,36 @@ def _uvicorn_config(app: object, settings: Settings, port: int, tls: TlsFiles | 
     )
 
 
-async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests and commits finish before the store closes."""
-    private_dir(settings.data_dir)  # before anything is written into it: it holds keys
+def prepare_data_dir(settings: Settings) -> TlsFiles:
+    """The data dir (private: it holds keys) and its certificates, made on first start."""
+    private_dir(settings.data_dir)  # before anything is written into it
     pinned_ca = (settings.ca_cert, settings.ca_key) if settings.ca_cert and settings.ca_key else None
     hosts = (settings.host, *filter(None, [settings.recording_host]))
-    tls = ensure_certificates(settings.data_dir, extra_hosts=hosts, ca=pinned_ca)
-    # Bind first: a port in use is a clear error before the store is opened or any worker starts.
+    return ensure_certificates(settings.data_dir, extra_hosts=hosts, ca=pinned_ca)
+
+
+def listening_ports(settings: Settings) -> list[int]:
+    """The HTTP port, then the HTTPS one if any; the same port twice is refused."""
     if settings.port == settings.tls_port:
         raise ServiceUnavailable(f"--port and --tls-port are both {settings.port}; give them different ports.",
                                  code="PortUnavailable")
-    listeners = [(settings.port, None), *([(settings.tls_port, tls)] if settings.tls_port else [])]
-    sockets = [bind(settings.host, port) for port, _ in listeners]
-    settings.write_runtime_file()
+    return [settings.port, *([settings.tls_port] if settings.tls_port else [])]
+
+
+async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None] | None = None, *,
+                worker: bool = False) -> None:
+    """Run until SIGINT/SIGTERM; in-flight requests and commits finish before the store closes.
+
+    A `worker` (of `commgrid serve --workers N`, see `commgrid.workers`) shares its ports with its siblings and
+    leaves the runtime file to its supervisor.
+    """
+    tls = prepare_data_dir(settings)
+    # Bind first: a port in use is a clear error before the store is opened or any worker starts.
+    ports = listening_ports(settings)
+    listeners = list(zip(ports, [None, tls], strict=False))
+    sockets = [bind(settings.host, port, reuse_port=worker) for port in ports]
+    if not worker:
+        settings.write_runtime_file()
     runtime = Runtime(settings)
     try:
         await runtime.open(workers=True)
@@ -84,12 +102,15 @@ async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None
             sock.close()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on `host:port`, or `ServiceUnavailable` saying why not."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on `host:port`, or `ServiceUnavailable` saying why not; with `reuse_port`, one
+    of several processes' sockets on that port, among which the kernel spreads new connections."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError as exc:
         raise ServiceUnavailable(
@@ -97,6 +118,15 @@ def bind(host: str, port: int) -> socket.socket:
             " stop it or choose other --port / --tls-port values.", code="PortUnavailable") from None
     sock.set_inheritable(True)
     return sock
+
+
+def event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop where it installs (as uvicorn would pick it), asyncio's own loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 def _stop(servers: list[_Server]) -> None:

@@ -2,9 +2,12 @@
 
 `catalogVersion` is the store's change counter as this node's catalog (topics, subscriptions, keys) reflects
 it, `storeVersion` the counter now: a change is live on the node once the first reaches what the second said.
+`process` is the serving process's id (of several with `serve --workers N`).
 """
 
 from __future__ import annotations
+
+import os
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,7 +22,7 @@ async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "version": __version__, "resource": runtime.deployment.resource_name,
                           "immutableResourceId": runtime.deployment.immutable_id,
                           "catalogVersion": runtime.grid.catalog.version,
-                          "storeVersion": await runtime.store.subscriptions_version()})
+                          "storeVersion": await runtime.store.subscriptions_version(), "process": os.getpid()})
 
 
 routes = [Route("/healthz", healthz, methods=["GET"])]
