@@ -29,11 +29,13 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPU, LOAD_CPU = 0, 1
+BOTH_CPUS = f"{SERVER_CPU},{LOAD_CPU}"  # what a process may use when it is to share both cores
 POSTGRES_ADMIN = os.environ.get("COMMGRID_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def pinned(cpu: int | None, args: list[str]) -> list[str]:
-    """`args` run under `taskset -c cpu` (unpinned when `cpu` is None or the machine has one core)."""
+def pinned(cpu: int | str | None, args: list[str]) -> list[str]:
+    """`args` run under `taskset -c cpu` (a core, or a list such as `BOTH_CPUS`; unpinned when `cpu` is None or
+    the machine has one core)."""
     if cpu is None or (os.cpu_count() or 1) < 2:
         return args
     return ["taskset", "-c", str(cpu), *args]
@@ -87,9 +89,10 @@ class Server:
 
     data_dir: Path
     store: str | None = None
-    cpu: int | None = SERVER_CPU
+    cpu: int | str | None = SERVER_CPU
     port: int = 0
     process: subprocess.Popen | None = None
+    workers: int = 1  # `serve --workers`
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port()
@@ -106,7 +109,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / f"server-{self.port}.log").open("ab")
         args = [sys.executable, "-m", "commgrid.cli", "serve", "--port", str(self.port), "--tls-port", "0",
-                *self._store_args()]
+                "--workers", str(self.workers), *self._store_args()]
         self.process = subprocess.Popen(pinned(self.cpu, args), stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_until(lambda: get_json(f"{self.url}/healthz") is not None, "commgrid serve")
         return self
@@ -227,7 +230,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wrk(url: str, body: bytes, key: str = "", *, seconds: float, connections: int = 32,
-        cpu: int | None = LOAD_CPU, pid: int | None = None) -> WrkResult:
+        cpu: int | str | None = LOAD_CPU, pid: int | None = None) -> WrkResult:
     """`wrk` posting `body` to `url` for `seconds` with `connections` keep-alive connections on one thread."""
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk (see bench/README.md)")
@@ -247,7 +250,7 @@ def wrk(url: str, body: bytes, key: str = "", *, seconds: float, connections: in
     return result
 
 
-def start_wrk(url: str, body: bytes, key: str, *, seconds: float, connections: int, cpu: int | None
+def start_wrk(url: str, body: bytes, key: str, *, seconds: float, connections: int, cpu: int | str | None
               ) -> tuple[subprocess.Popen, Path]:
     """`wrk` started in the background (for several loads at once); finish with `finish_wrk`."""
     directory = Path(tempfile.mkdtemp(prefix="commgrid-wrk-"))

@@ -82,15 +82,25 @@ def drain_once(src: Path, receiver: Receiver, events: int, profile: str | None =
         remove(data_dir)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def ab_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options of an A/B run over source trees: `--src LABEL=DIR` (repeated) and `--rounds`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", action="append", required=True, help="LABEL=DIR, a commgrid checkout")
-    parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--rounds", type=int, default=3)
+    return parser
+
+
+def source_trees(specs: list[str]) -> list[tuple[str, Path]]:
+    return [(label, Path(path).resolve()) for label, path in (s.split("=", 1) for s in specs)]
+
+
+def main() -> None:
+    parser = ab_parser(__doc__)
+    parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--profile", help="py-spy raw output over the middle 80 %% of the first drain")
     parser.add_argument("--spy-args", default="--gil", help="py-spy record's options (default: --gil)")
     args = parser.parse_args()
-    trees = [(label, Path(path).resolve()) for label, path in (s.split("=", 1) for s in args.src)]
+    trees = source_trees(args.src)
     pin_self(LOAD_CPU)
     receiver = Receiver()
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}

@@ -2,7 +2,7 @@
 
     python -m bench                      # everything, full length (about 10 minutes)
     python -m bench --quick              # shorter runs, for a first look (about 4 minutes)
-    python -m bench --only ingest,match  # a subset: ingest, latency, delivery, match, multinode
+    python -m bench --only ingest,match  # a subset: ingest, latency, delivery, match, workers, multinode
     python -m bench --no-write           # print the table only
 
 Each figure stands beside its reference measured in the same run (see bench/README.md for what each is).
@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import delivery, ingest, match, multinode
+from bench import delivery, ingest, match, multinode, workers
 from bench._harness import LOAD_CPU, PostgresDatabase, Row, machine, pin_self, postgres_available
 
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
-PARTS = ("ingest", "latency", "delivery", "match", "multinode")
+PARTS = ("ingest", "latency", "delivery", "match", "workers", "multinode")
 HEADER = ["figure", "commgrid", "reference (same run)", "ratio", "goal", "met"]
 
 
@@ -71,6 +71,7 @@ def plan(args: argparse.Namespace) -> dict[str, Callable[[], list[Row]]]:
         "latency": lambda: delivery.run_latency(500.0, seconds * 2),
         "delivery": lambda: delivery.run_throughput(events),
         "match": lambda: match.run(100_000, 2_000 if args.quick else 10_000, repeats=9 if args.quick else 15),
+        "workers": lambda: workers.run(seconds),
         "multinode": multinode_rows,
     }
 
