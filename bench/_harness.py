@@ -109,7 +109,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / f"server-{self.port}.log").open("ab")
         args = [sys.executable, "-m", "commgrid.cli", "serve", "--port", str(self.port), "--tls-port", "0",
-                "--workers", str(self.workers), *self._store_args()]
+                *(["--workers", str(self.workers)] if self.workers != 1 else []), *self._store_args()]
         self.process = subprocess.Popen(pinned(self.cpu, args), stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_until(lambda: get_json(f"{self.url}/healthz") is not None, "commgrid serve")
         return self
