@@ -252,6 +252,6 @@ def test_manual_validation_window_expires(server: ServerProcess, rx: Receiver) -
     assert late.value.code == 400
 
 
-def test_closed_port_fails_the_handshake(server: ServerProcess) -> None:
+def test_closed_port_fails_the_handshake(server: ServerProcess, orders: dict) -> None:
     done = subscribe(server, "orders", "nobody", f"http://127.0.0.1:{free_port()}/x", check=False, settle=False)
     assert done.returncode == 1 and "response code Unknown (SocketError)" in done.stderr
