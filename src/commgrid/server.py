@@ -68,9 +68,8 @@ async def serve(settings: Settings, announce: Callable[[Runtime, TlsFiles], None
     """
     tls = prepare_data_dir(settings)
     # Bind first: a port in use is a clear error before the store is opened or any worker starts.
-    ports = listening_ports(settings)
-    listeners = list(zip(ports, [None, tls], strict=False))
-    sockets = [bind(settings.host, port, reuse_port=worker) for port in ports]
+    listeners = [(port, tls if port == settings.tls_port else None) for port in listening_ports(settings)]
+    sockets = [bind(settings.host, port, reuse_port=worker) for port, _ in listeners]
     if not worker:
         settings.write_runtime_file()
     runtime = Runtime(settings)
