@@ -12,7 +12,8 @@ from commgrid.private_files import private_dir, without_password, write_private
 DEFAULT_PORT = 7070
 DEFAULT_TLS_PORT = 7443
 RUNTIME_FILE = "commgrid.json"
-_NOT_RECORDED = ("data_dir", "management_token", "access_key", "ca_cert", "ca_key")  # secrets stay out of the file
+# Secrets stay out of the file, and so does what only a worker of `serve --workers N` has.
+_NOT_RECORDED = ("data_dir", "management_token", "access_key", "ca_cert", "ca_key", "metrics_dir")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Settings:
     recording_host: str | None = None
     #: Longest wait for a request's headers, and for each chunk of its body (`--read-timeout`).
     read_timeout: float = 30.0
+    #: A worker of `serve --workers N`: the directory where all of them keep their Prometheus metrics.
+    metrics_dir: Path | None = None
 
     @property
     def effective_store_url(self) -> str:

@@ -17,24 +17,49 @@ histograms labelled by topic (and subscription where Azure splits by it), expose
 
 plus two gauges read from the store when scraped: `eventgrid_delivery_queue_depth` and
 `eventgrid_oldest_undelivered_event_age_seconds`.
+
+Under `serve --workers N` every worker keeps its counters and histograms in files of one directory
+(prometheus_client's multiprocess mode, which its supervisor turns on with `PROMETHEUS_MULTIPROC_DIR`), and a
+scrape, whichever worker answers it, reports their sums.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter as Tally
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Metrics:
-    """One process's metrics; every method is cheap enough for the publish and delivery paths."""
+class _Backlog:
+    """The two gauges read from the store, as of the scrape being rendered."""
 
     def __init__(self) -> None:
+        self.depth, self.age = 0, 0.0
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("eventgrid_delivery_queue_depth", "Deliveries not yet completed or dead-lettered.",
+                                value=self.depth)
+        yield GaugeMetricFamily("eventgrid_oldest_undelivered_event_age_seconds",
+                                "Age of the oldest event with a pending delivery (0 when none).", value=self.age)
+
+
+class Metrics:
+    """One process's metrics; every method is cheap enough for the publish and delivery paths.
+
+    `shared_dir`: where the workers of `serve --workers N` keep theirs (see the module docstring).
+    """
+
+    def __init__(self, shared_dir: Path | None = None) -> None:
+        self.shared_dir = shared_dir
         self.registry = CollectorRegistry()
         r = self.registry
         self.publish_success = Counter("eventgrid_publish_success_count", "Events published successfully.",
@@ -58,10 +83,8 @@ class Metrics:
         self.destination_duration = Histogram("eventgrid_destination_processing_duration_ms",
                                               "Time the destination took to answer a delivery, in milliseconds.",
                                               ["topic", "subscription"], buckets=LATENCY_BUCKETS_MS, registry=r)
-        self.queue_depth = Gauge("eventgrid_delivery_queue_depth", "Deliveries not yet completed or dead-lettered.",
-                                 registry=r)
-        self.oldest_age = Gauge("eventgrid_oldest_undelivered_event_age_seconds",
-                                "Age of the oldest event with a pending delivery (0 when none).", registry=r)
+        self._backlog = _Backlog()
+        r.register(self._backlog)
         # Children by label values: `labels()` costs more than the update itself, on every publish and delivery.
         self._publishing: dict[str, tuple[Any, Any]] = {}  # topic → success counter, latency histogram
         self._matched: dict[tuple[str, str], Any] = {}  # (topic, subscription) → matched counter
@@ -106,6 +129,11 @@ class Metrics:
     # exposition ------------------------------------------------------------------------------------------
     def render(self, backlog: tuple[int, float | None], now: float | None = None) -> bytes:
         depth, oldest = backlog
-        self.queue_depth.set(depth)
-        self.oldest_age.set(0.0 if oldest is None else max((now or time.time()) - oldest, 0.0))
-        return generate_latest(self.registry)
+        self._backlog.depth = depth
+        self._backlog.age = 0.0 if oldest is None else max((now or time.time()) - oldest, 0.0)
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, str(self.shared_dir))
+        every_worker.register(self._backlog)
+        return generate_latest(every_worker)

@@ -52,7 +52,7 @@ class Runtime:
         self.sms: SmsService
         self.chat: ChatService
         self.calling: CallingService
-        self.metrics = Metrics()  # filled by a serving node's publish and delivery paths
+        self.metrics = Metrics(settings.metrics_dir)  # filled by a serving node's publish and delivery paths
         self.feed: EventFeed
 
     async def open(self, *, workers: bool = False) -> None:

@@ -5,7 +5,9 @@ several on one PostgreSQL database is: the store serializes their writes, leases
 each catalog follows the store's change counter. They share the listening ports (`SO_REUSEPORT`), and the kernel
 spreads new connections across them. The supervisor prepares the data dir and the store once, starts the
 workers, announces when every one is ready, stops them on SIGINT/SIGTERM, and replaces one that dies (one that
-dies during its first seconds stops them all: it would only die again).
+dies during its first seconds stops them all: it would only die again). The workers keep their Prometheus metrics
+in files of one directory (`metrics/` in the data dir, emptied at each start), so that a scrape, whichever worker
+answers it, reports them all (`commgrid.metrics`).
 
 A worker is `python -m commgrid.workers`: it reads its settings from its standard input (they may hold keys) and
 writes a line to the file descriptor in `COMMGRID_WORKER_FD` once it serves.
@@ -20,12 +22,13 @@ import ctypes.util
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,7 @@ WORKER_FD = "COMMGRID_WORKER_FD"
 READY_TIMEOUT = 120.0  # seconds a worker may take to start serving
 SETTLED = 10.0  # a worker that dies sooner after its start is not replaced: everything stops
 STOP_TIMEOUT = 30.0  # seconds a worker has to finish after SIGTERM before it is killed
-_PATHS = ("data_dir", "ca_cert", "ca_key")
+_PATHS = ("data_dir", "ca_cert", "ca_key", "metrics_dir")
 
 
 def run(settings: Settings, count: int, log_level: str, announce: Callable[[Runtime, TlsFiles], None],
@@ -54,7 +57,10 @@ def run(settings: Settings, count: int, log_level: str, announce: Callable[[Runt
     for port in listening_ports(settings):
         bind(settings.host, port).close()  # free, and not taken by another group sharing it
     settings.write_runtime_file()
-    runner(_supervise(Pool(settings, count, log_level), tls, announce))
+    metrics_dir = settings.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters start from zero, as a single process's do
+    metrics_dir.mkdir(mode=0o700)
+    runner(_supervise(Pool(replace(settings, metrics_dir=metrics_dir), count, log_level), tls, announce))
 
 
 async def _supervise(pool: Pool, tls: TlsFiles, announce: Callable[[Runtime, TlsFiles], None]) -> None:
@@ -115,8 +121,9 @@ class Pool:
         spec = json.dumps({"settings": asdict(self.settings), "log_level": self.log_level,
                            "supervisor": os.getpid()}, default=str)
         try:
+            env = {**os.environ, WORKER_FD: str(write_fd), "PROMETHEUS_MULTIPROC_DIR": str(self.settings.metrics_dir)}
             process = subprocess.Popen([sys.executable, "-m", "commgrid.workers"], stdin=subprocess.PIPE,
-                                       pass_fds=(write_fd,), env={**os.environ, WORKER_FD: str(write_fd)})
+                                       pass_fds=(write_fd,), env=env)
         finally:
             os.close(write_fd)
         assert process.stdin is not None

@@ -48,6 +48,13 @@ def request(server: ServerProcess, method: str, path: str, body: str | None = No
         connection.close()
 
 
+def sample(exposition: str, name: str, label: str) -> float:
+    """The value of the one sample of `name` with `label` in a Prometheus text exposition."""
+    [value] = [float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines()
+               if line.startswith(name + "{") and label in line]
+    return value
+
+
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -82,6 +89,10 @@ def test_two_workers_share_the_port_and_deliver_every_event_once(tmp_path: Path,
         rx.wait_events("w", len(ids), timeout=20)
         server.wait_settled()  # a duplicate, had two workers taken one delivery, has arrived by now
         assert sorted(e["id"] for e in rx.events("w")) == sorted(ids)
+        for _ in range(6):  # whichever worker answers, it reports every worker's counts
+            text = request(server, "GET", "/metrics")[1].decode()
+            assert sample(text, "eventgrid_publish_success_count_total", 'topic="shared"') == len(ids)
+            assert sample(text, "eventgrid_delivery_success_count_total", 'subscription="hook"') == len(ids)
         assert server.stop() == 0
         wait_gone(workers)
 
