@@ -1,4 +1,4 @@
-"""`commgrid serve --workers N`: several serving processes on one SQLite store share the ports and the work."""
+"""`commgrid serve --workers N`: several serving processes on one store share the ports and the work."""
 
 from __future__ import annotations
 
@@ -70,14 +70,16 @@ def wait_gone(pids: set[int], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_two_workers_share_the_port_and_deliver_every_event_once(tmp_path: Path, rx: Receiver) -> None:
-    with ServerProcess(tmp_path / "data", extra_args=("--workers", "2")) as server:
+def test_two_workers_share_the_port_and_deliver_every_event_once(tmp_path: Path, store_url: str,
+                                                                 rx: Receiver) -> None:
+    with ServerProcess(tmp_path / "data", store=store_url, extra_args=("--workers", "2")) as server:
         assert server.process is not None
         workers = workers_of(server.process.pid)
         assert len(workers) == 2
         assert answering(server, 2) == workers
         topic = server.create_topic("shared")
-        server.cli("subscription", "create", "--topic", "shared", "--name", "hook", "--endpoint", rx.endpoint("w"))
+        path = f"workers-{uuid.uuid4().hex[:8]}"  # the receiver outlives this test
+        server.cli("subscription", "create", "--topic", "shared", "--name", "hook", "--endpoint", rx.endpoint(path))
         assert answering(server, 2) == workers
         ids = [str(uuid.uuid4()) for _ in range(200)]
         for event_id in ids:  # a connection each: both workers take publishes
@@ -86,9 +88,9 @@ def test_two_workers_share_the_port_and_deliver_every_event_once(tmp_path: Path,
             status, body = request(server, "POST", "/topics/shared/api/events", json.dumps([event]),
                                    {"aeg-sas-key": topic["key1"], "Content-Type": "application/json"})
             assert status == 200, body
-        rx.wait_events("w", len(ids), timeout=20)
+        rx.wait_events(path, len(ids), timeout=20)
         server.wait_settled()  # a duplicate, had two workers taken one delivery, has arrived by now
-        assert sorted(e["id"] for e in rx.events("w")) == sorted(ids)
+        assert sorted(e["id"] for e in rx.events(path)) == sorted(ids)
         for _ in range(6):  # whichever worker answers, it reports every worker's counts
             text = request(server, "GET", "/metrics")[1].decode()
             assert sample(text, "eventgrid_publish_success_count_total", 'topic="shared"') == len(ids)
