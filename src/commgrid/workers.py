@@ -68,20 +68,18 @@ async def _supervise(pool: Pool, tls: TlsFiles, announce: Callable[[Runtime, Tls
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    runtime = Runtime(pool.settings)
     try:
-        await runtime.open()  # migrations, keys and the system topic, once, before the workers race for them
-        pool.start()
-        await pool.wait_ready(stopping)
-        if not stopping.is_set():
-            announce(runtime, tls)
-        await runtime.close()
+        # Migrations, keys and the system topic, once, before the workers race for them; the store is theirs after.
+        async with Runtime(pool.settings) as runtime:
+            pool.start()
+            await pool.wait_ready(stopping)
+            if not stopping.is_set():
+                announce(runtime, tls)
         while not stopping.is_set():
             pool.replace_exited()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), 0.2)
     finally:
-        await runtime.close()
         await pool.stop()
 
 
