@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from commgrid.grid.committer import GroupCommitter
 from commgrid.store import sqlite, store_from_url
 from commgrid.store.base import StoreError
 from tests.store.test_contract import NOW, event, topic
@@ -46,6 +47,31 @@ async def test_a_write_waits_for_the_turn_and_gives_up_as_sqlite_would(sqlite_ur
         fcntl.flock(held, fcntl.LOCK_UN)  # its commit ends: the next turn is ours
         await waiting
         assert [e.id for e in await store.list_events("orders")] == ["id-2"]
+    finally:
+        os.close(held)
+        await store.close()
+
+
+async def test_a_group_commit_waits_out_another_process_and_takes_what_arrived_meanwhile(sqlite_url: str) -> None:
+    """Without the wait, the first publish would hold its own commit and the rest would make a second one."""
+    store = store_from_url(sqlite_url)
+    await store.open()
+    held = os.open(sqlite_url.removeprefix("sqlite:///") + "-writer", os.O_RDWR)
+    try:
+        await store.create_topic(topic())
+        committer = GroupCommitter(store)
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process in the middle of its transaction
+        first = asyncio.create_task(committer.commit([event(0)], []))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(committer.commit([event(i)], [])) for i in range(1, 10)]
+        await asyncio.sleep(0.05)
+        assert not any(t.done() for t in (first, *rest))
+        fcntl.flock(held, fcntl.LOCK_UN)
+        await asyncio.gather(first, *rest)
+        stored = await store.list_events("orders")
+        assert len(stored) == 10 and len({e.published_at for e in stored}) == 1  # one flush stamps one time
+        await store.wait_for_other_writers()  # free: returns at once, and keeps no turn
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(held)
         await store.close()

@@ -1,7 +1,8 @@
 """Group commit: concurrent publishes share one store transaction, and each is acknowledged after it.
 
 One flush runs at a time; requests that arrive during a flush go into the next one. Under load this turns
-thousands of small commits into a few large ones; when idle a request commits alone, at once.
+thousands of small commits into a few large ones; when idle a request commits alone, at once. While another
+process writes to the store (`serve --workers` on SQLite), a flush waits for it before it takes its group.
 A change that also writes documents (`commit_change`) commits alone: its version checks may fail it, and
 that must not fail anyone else's events.
 
@@ -71,6 +72,7 @@ class GroupCommitter:
                 # One turn of the event loop first: requests whose bodies were read in this turn reach
                 # `commit` and share the flush (under load, ~3 µs less writer CPU per single-event publish).
                 await asyncio.sleep(0)
+                await self._store.wait_for_other_writers()  # what arrives meanwhile joins this group
                 await self._flush(self._take())
         finally:
             self._flushing = None

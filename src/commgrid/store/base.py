@@ -297,6 +297,11 @@ class Store(abc.ABC):
         """Remove a topic with its subscriptions, events and deliveries; `Missing` if absent."""
 
     # events ----------------------------------------------------------------------------------------------
+    async def wait_for_other_writers(self) -> None:
+        """Return once a write of another process in progress, if any, has ended: a group commit waits here
+        before it takes its group, so that what arrives meanwhile joins it. By default at once."""
+        return
+
     @abc.abstractmethod
     async def append_events(self, events: Sequence[NewEvent], routes: Sequence[Route], now: float,
                             lease: Lease | None = None) -> list[Delivery]:
