@@ -2,8 +2,10 @@
 
 One process: `commgrid serve` (SQLite) on core 0, `wrk` on core 1, as in bench/ingest.py. Two workers:
 `commgrid serve --workers 2` on the same kind of data dir, its workers and `wrk` free to use both cores. The same
-loads as bench/ingest.py (one ~1 KB event per request, and 100), in alternating rounds (two workers first every
-other round); each figure is the median over the rounds and each ratio the median of the rounds' ratios.
+loads as bench/ingest.py (one ~1 KB event per request, and 100, over 32 connections), and single events over 128
+connections as well: the workers' commits still go one at a time, so what they gain at single events grows with
+the requests in flight. Alternating rounds (two workers first every other round); each figure is the median over
+the rounds and each ratio the median of the rounds' ratios.
 
     python -m bench.workers [--seconds 10]
 """
@@ -18,9 +20,11 @@ import orjson
 from bench._harness import BOTH_CPUS, LOAD_CPU, SERVER_CPU, Row, Server, make_events, pin_self, remove, temp_dir, wrk
 
 ROUNDS = 3
+LOADS = ((1, 32, "single-event publishes/s"), (1, 128, "single-event publishes/s, 128 connections"),
+         (100, 32, "batch-100 ingest events/s"))
 
 
-def rate(workers: int, body: bytes, batch: int, seconds: float) -> float:
+def rate(workers: int, body: bytes, batch: int, connections: int, seconds: float) -> float:
     """Events/s of a fresh `serve --workers N` under `wrk`."""
     data_dir = temp_dir()
     server = Server(data_dir, cpu=SERVER_CPU if workers == 1 else BOTH_CPUS, workers=workers).start()
@@ -28,8 +32,8 @@ def rate(workers: int, body: bytes, batch: int, seconds: float) -> float:
     try:
         topic = server.create_topic("bench")
         url, key = topic["httpEndpoint"], topic["key1"]
-        wrk(url, body, key, seconds=1, cpu=load_cpu)  # warm-up
-        return wrk(url, body, key, seconds=seconds, cpu=load_cpu).events_per_s(batch)
+        wrk(url, body, key, seconds=1, cpu=load_cpu, connections=connections)  # warm-up
+        return wrk(url, body, key, seconds=seconds, cpu=load_cpu, connections=connections).events_per_s(batch)
     finally:
         server.stop()
         remove(data_dir)
@@ -38,12 +42,12 @@ def rate(workers: int, body: bytes, batch: int, seconds: float) -> float:
 def run(seconds: float) -> list[Row]:
     each = max(2.0, round(seconds / ROUNDS))
     rows = []
-    for batch, label in ((1, "single-event publishes/s"), (100, "batch-100 ingest events/s")):
+    for batch, connections, label in LOADS:
         body = orjson.dumps(make_events(batch))
         one, two = [], []
         for n in range(ROUNDS):
             order = (1, 2) if n % 2 == 0 else (2, 1)
-            measured = {workers: rate(workers, body, batch, each) for workers in order}
+            measured = {workers: rate(workers, body, batch, connections, each) for workers in order}
             one.append(measured[1])
             two.append(measured[2])
         ratio = statistics.median(b / a for a, b in zip(one, two, strict=True))
