@@ -657,7 +657,8 @@ class SQLiteStore(Store):
     # events ----------------------------------------------------------------------------------------------
     async def wait_for_other_writers(self) -> None:
         """With `serve --workers`: while another process writes, what arrives meanwhile joins our next group
-        (each worker committed twice as often without this). One system call when the turn is free."""
+        (without this, two workers made more and smaller commits than one process). One system call when the
+        turn is free."""
         if self._turn_probe is None or self._turn is None or self._thread is None or _turn_is_free(self._turn_probe):
             return
         # On the writer thread, after any write of ours queued there: it holds the turn while it runs.
