@@ -64,7 +64,7 @@ def plan(args: argparse.Namespace) -> dict[str, Callable[[], list[Row]]]:
         if not postgres_available():
             return [Row("PostgreSQL two nodes", "not measured: no PostgreSQL at COMMGRID_BENCH_POSTGRES")]
         with PostgresDatabase() as url:
-            return multinode.run(seconds, events, url)
+            return multinode.run(seconds, multinode.BACKLOG_FACTOR * events, url)
 
     return {
         "ingest": lambda: ingest.run(seconds),
