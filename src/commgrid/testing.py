@@ -275,6 +275,16 @@ class Server(Loopback):
 # A webhook that records what it receives
 
 
+async def _shut_down(runner: Any) -> None:
+    """Clean up an aiohttp runner, then end the handlers still waiting (a webhook told to hang): left pending,
+    each would be reported as "Task was destroyed but it is pending!" once its loop is gone."""
+    await runner.cleanup()
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
 @dataclass
 class LoopbackApp:
     """An aiohttp handler for every path and method, served on 127.0.0.1 from a background thread of its own."""
@@ -302,7 +312,7 @@ class LoopbackApp:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             started.set()
             loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
+            loop.run_until_complete(_shut_down(runner))
             loop.close()
 
         self._thread = threading.Thread(target=main, daemon=True, name=self.name)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import socket
+import threading
+import time
+
 import pytest
 from azure.communication.sms import SmsClient
 from azure.core.credentials import AzureKeyCredential
 from azure.eventgrid import EventGridPublisherClient
 from cloudevents.http import CloudEvent
 
-from commgrid.testing import EventSink, ManagementError, Server
+from commgrid.testing import EventSink, LoopbackApp, ManagementError, Server
 
 SENDER = "+14255550100"
 
@@ -41,3 +47,25 @@ def test_cloudevents_subscriptions_and_wait_for_timeouts() -> None:
         with pytest.raises(ManagementError) as refused:
             cg.subscribe("ce-orders", "bad", "ftp://nowhere")
         assert refused.value.status == 400
+
+
+def test_a_loopback_app_ends_the_handlers_of_connections_already_gone(caplog: pytest.LogCaptureFixture) -> None:
+    """A webhook told to hang keeps its handler waiting after the client hangs up (aiohttp does not cancel it),
+    and the runner's cleanup no longer sees that connection: stopping must still end the handler, rather than
+    leave it to be reported as destroyed."""
+    arrived = threading.Event()
+
+    async def hang(_request: object) -> None:
+        arrived.set()
+        await asyncio.sleep(3600)
+
+    app = LoopbackApp(hang).start()
+    with socket.create_connection(("127.0.0.1", app.port)) as client:
+        client.sendall(b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert arrived.wait(5)
+    time.sleep(0.1)  # the server sees the connection go
+    app.stop()
+    assert app._thread is not None and not app._thread.is_alive()
+    del app  # it keeps its loop, and the loop the tasks
+    gc.collect()  # a task left pending is reported when it is collected
+    assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
