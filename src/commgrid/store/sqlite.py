@@ -320,13 +320,12 @@ def _wal_backlog(shm: int) -> int:
     return int.from_bytes(header[16:20], sys.byteorder) - int.from_bytes(header[96:100], sys.byteorder)
 
 
-def _checkpoint(conn: sqlite3.Connection, shm: int) -> None:
-    """Checkpoint the WAL if it holds `CHECKPOINT_PAGES` pages not yet in the database (on the writer thread,
-    between transactions); a failure is logged, SQLite's backstop remains."""
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database (on the writer thread, between transactions); a failure is logged, SQLite's
+    backstop remains."""
     try:
-        if _wal_backlog(shm) >= CHECKPOINT_PAGES:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except (OSError, sqlite3.Error) as exc:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as exc:
         log.warning("SQLite checkpoint failed (SQLite checkpoints at %d pages instead): %s", BACKSTOP_PAGES, exc)
 
 
@@ -385,19 +384,23 @@ async def _pragma(conn: aiosqlite.Connection, name: str) -> int:
     return row[0]
 
 
+def _try_turn(turn: int) -> bool:
+    """Lock `turn` if no one holds it; True if locked."""
+    try:
+        fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def _poll_turn(turn: int) -> bool:
     """Lock `turn`, trying every ~0.1 ms; like SQLite's own wait, give up (False) after `BUSY_TIMEOUT` seconds."""
-    deadline = None
-    while True:
-        try:
-            fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            now = time.monotonic()
-            deadline = deadline or now + BUSY_TIMEOUT
-            if now > deadline:
-                return False
-            time.sleep(0.0001)
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while not _try_turn(turn):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.0001)
+    return True
 
 
 def _take_turn(turn: int) -> None:
@@ -407,9 +410,7 @@ def _take_turn(turn: int) -> None:
 
 def _turn_is_free(turn: int) -> bool:
     """True if no one holds `turn` now (without waiting, nor keeping it)."""
-    try:
-        fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _try_turn(turn):
         return False
     fcntl.flock(turn, fcntl.LOCK_UN)
     return True
@@ -562,10 +563,22 @@ class SQLiteStore(Store):
             with _wrap_errors():
                 result = await asyncio.get_running_loop().run_in_executor(
                     self._thread, _run_transaction, self._plain, work, self._turn)
-            self._thread.submit(_checkpoint, self._plain, self._shm)  # before the next write, after this answer
+            if self._checkpoint_due(self._shm):  # queued before the next write, run after this answer
+                self._thread.submit(_checkpoint, self._plain)
             return result
         finally:
             self._write_lock.release()
+
+    @staticmethod
+    def _checkpoint_due(shm: int) -> bool:
+        """The WAL holds `CHECKPOINT_PAGES` pages not yet in the database (one `pread`, on the event loop: the
+        writer thread is woken only for a checkpoint)."""
+        try:
+            return _wal_backlog(shm) >= CHECKPOINT_PAGES
+        except OSError as exc:  # the write itself is committed: only its checkpoint is left to SQLite's backstop
+            log.warning("SQLite's WAL size could not be read (SQLite checkpoints at %d pages instead): %s",
+                        BACKSTOP_PAGES, exc)
+            return False
 
     async def _background_turn(self) -> None:
         """Wait while other writes are queued (at most `BACKGROUND_YIELDS` times)."""
