@@ -558,3 +558,26 @@ async def test_parallel_ordered_claimers_never_hold_two_events_of_one_key(store_
                                         for i, s in enumerate(stores)))
         held = [d.event.id for claim in claims for d in claim]
         assert sorted(held) == ["id-0", "id-1", "id-2", "id-3"]
+
+
+async def test_a_write_is_read_back_while_other_reads_run(store: Store) -> None:
+    """Read-your-writes under concurrent reads: a read must not share the snapshot of another read in progress."""
+    await store.create_topic(topic())
+    await store.append_events([event(i) for i in range(200)], [], NOW)
+    await with_subscription(store, status="Creating")
+    stop = asyncio.Event()
+
+    async def reading() -> None:
+        while not stop.is_set():
+            await store.list_events("orders", limit=200)
+
+    readers = [asyncio.create_task(reading()) for _ in range(3)]
+    try:
+        for i in range(100):
+            current = await store.get_subscription("orders", "sub")
+            current.status, current.updated_at = f"state-{i}", NOW + i
+            await store.update_subscription(current)
+            assert (await store.get_subscription("orders", "sub")).status == f"state-{i}"
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)

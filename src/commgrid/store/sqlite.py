@@ -451,6 +451,7 @@ class SQLiteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()  # one statement at a time on the reader (see `_one`)
         self._foreground = 0  # writes waiting for the lock that someone waits for (see `_write`)
         self._plain: sqlite3.Connection | None = None  # the writer thread's connection
         self._thread: ThreadPoolExecutor | None = None
@@ -589,11 +590,12 @@ class SQLiteStore(Store):
             self._write_lock.release()
             await asyncio.sleep(0)
 
-    # Reads close their cursor at once: a statement left open keeps the reader's snapshot, and later reads on it
-    # would miss what the writer has committed since (a regenerated key, a new subscription).
+    # Reads close their cursor at once, and take turns on the reader: a statement still open keeps the reader's
+    # snapshot, and another read run meanwhile on it would miss what the writer has committed since (a
+    # subscription just validated read back as still Creating, a regenerated key).
     async def _one(self, sql: str, args: Sequence = ()) -> sqlite3.Row | tuple | None:
         with _wrap_errors():
-            async with self._r.execute(sql, args) as cursor:
+            async with self._read_lock, self._r.execute(sql, args) as cursor:
                 return await cursor.fetchone()
 
     async def _pragma(self, name: str) -> int:
@@ -603,7 +605,7 @@ class SQLiteStore(Store):
 
     async def _all(self, sql: str, args: Sequence = ()) -> list:
         with _wrap_errors():
-            async with self._r.execute(sql, args) as cursor:
+            async with self._read_lock, self._r.execute(sql, args) as cursor:
                 return list(await cursor.fetchall())
 
     async def _required(self, missing: str, sql: str, args: Sequence = ()) -> rows.Row:
